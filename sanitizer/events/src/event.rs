@@ -1,0 +1,346 @@
+//! The events a backend records.
+
+use crate::device::{CoreRange, Geometry, MeshDesc, Space, Unit};
+use crate::layout::Layout;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Which chips an event applies to: `None` means every chip of the mesh (a mesh buffer, which
+/// tt-metal places at the same address on every chip), `Some(d)` one device id.
+pub type DeviceSel = Option<u32>;
+
+/// What a buffer is for. Guards, colours and report wording depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Model weights and other long-lived constants (attention sinks, norms).
+    Weight,
+    /// Intermediate tensors.
+    Activation,
+    /// Key/value cache.
+    KvCache,
+    /// A circular buffer of a program.
+    CircularBuffer,
+    /// Scratch owned by a collective (intermediate buffers, persistent outputs).
+    CclScratch,
+    /// Global semaphores.
+    Semaphore,
+    /// Trace region buffers.
+    Trace,
+    /// Anything else.
+    Other,
+}
+
+impl Role {
+    /// Every role, in a fixed order.
+    pub const ALL: [Role; 8] = [
+        Role::Weight,
+        Role::Activation,
+        Role::KvCache,
+        Role::CircularBuffer,
+        Role::CclScratch,
+        Role::Semaphore,
+        Role::Trace,
+        Role::Other,
+    ];
+
+    /// The name used in reports and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Weight => "weight",
+            Role::Activation => "activation",
+            Role::KvCache => "kv-cache",
+            Role::CircularBuffer => "circular-buffer",
+            Role::CclScratch => "ccl-scratch",
+            Role::Semaphore => "semaphore",
+            Role::Trace => "trace",
+            Role::Other => "other",
+        }
+    }
+
+    /// Parses the name [`Role::as_str`] gives.
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The first record of every trace: what was captured, on what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureStart {
+    /// The producer, e.g. `ttsan-sim 0.1.0` or `ttsan-preload 0.1.0 (ttnn 0.81.1)`.
+    pub producer: String,
+    /// Memory geometry of every chip (all chips of a mesh are alike).
+    pub geometry: Geometry,
+    /// The mesh.
+    pub mesh: MeshDesc,
+    /// The command or scenario captured, for reports.
+    pub command: String,
+}
+
+/// A buffer allocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BufferAlloc {
+    /// Unique buffer id within the trace.
+    pub id: u64,
+    /// The chip, or `None` for a mesh buffer present on every chip at the same address.
+    pub device: DeviceSel,
+    /// Memory space.
+    pub space: Space,
+    /// Bank-local address (the same in every bank or shard core).
+    pub address: u64,
+    /// Total size in bytes over all banks.
+    pub size: u64,
+    /// Page size in bytes.
+    pub page_size: u64,
+    /// Page layout.
+    pub layout: Layout,
+    /// Human name (`layer1.attn.sinks`), may be empty.
+    pub name: String,
+    /// What the buffer is for.
+    pub role: Role,
+    /// Index of the op during which it was allocated, if any.
+    pub op: Option<u64>,
+    /// Allocation stack, if the backend captured one.
+    pub stack: Option<String>,
+}
+
+/// A buffer deallocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BufferFree {
+    /// The id given at allocation.
+    pub id: u64,
+    /// Index of the op during which it was freed, if any.
+    pub op: Option<u64>,
+    /// Deallocation stack, if captured.
+    pub stack: Option<String>,
+}
+
+/// A circular buffer placed in L1 by a program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CbAlloc {
+    /// Unique id (shares the id space of buffers).
+    pub id: u64,
+    /// The chip, or `None` for every chip of the mesh.
+    pub device: DeviceSel,
+    /// Cores the circular buffer lives on.
+    pub cores: Vec<CoreRange>,
+    /// L1 address.
+    pub address: u64,
+    /// Bytes per core.
+    pub size: u64,
+    /// Whether it aliases an existing L1 buffer (a "globally allocated" CB) rather than
+    /// occupying the program's CB region.
+    pub globally_allocated: bool,
+    /// Name (`cb_in0`), may be empty.
+    pub name: String,
+    /// Index of the op whose program owns it.
+    pub op: Option<u64>,
+}
+
+/// How an op relates to a buffer it declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Declared {
+    /// The op reads it.
+    Input,
+    /// The op writes it.
+    Output,
+    /// The op uses it as scratch (reads and writes).
+    Scratch,
+}
+
+impl Declared {
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Declared::Input => "input",
+            Declared::Output => "output",
+            Declared::Scratch => "scratch",
+        }
+    }
+}
+
+/// The start of an op.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpBegin {
+    /// Sequence index, unique and increasing within the trace.
+    pub index: u64,
+    /// Op name as ttnn spells it (`ttnn.experimental.all_gather_async`).
+    pub name: String,
+    /// Chips the op runs on (empty: every chip).
+    pub devices: Vec<u32>,
+    /// Arguments, as text.
+    pub args: String,
+    /// Buffers the op reads.
+    pub inputs: Vec<u64>,
+    /// Buffers the op writes that exist before it starts (outputs it allocates are declared by
+    /// being allocated during the op).
+    pub outputs: Vec<u64>,
+    /// Scratch buffers it uses that exist before it starts (e.g. cached CCL intermediates).
+    pub scratch: Vec<u64>,
+    /// The enclosing op, for nested ops (graph capture's function_start nesting).
+    pub parent: Option<u64>,
+}
+
+/// A write a backend observed (the simulated mesh sees every write; real hardware sees none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Write {
+    /// The chip written.
+    pub device: u32,
+    /// Memory space.
+    pub space: Space,
+    /// DRAM bank or core written.
+    pub unit: Unit,
+    /// Bank-local start address.
+    pub address: u64,
+    /// Bytes written.
+    pub len: u64,
+    /// The op that wrote, or `None` for a host write.
+    pub op: Option<u64>,
+}
+
+/// A per-page digest (the first 16 bytes of a blake3 hash).
+pub type Digest = [u8; 16];
+
+/// Per-page digests of a guarded buffer on one chip, taken after an op.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardDigest {
+    /// The guarded buffer.
+    pub buffer: u64,
+    /// The chip whose copy was hashed.
+    pub device: u32,
+    /// The op after which the digest was taken (`None`: at registration, before any op).
+    pub after_op: Option<u64>,
+    /// One digest per host page; empty when the backend could not read the buffer.
+    pub pages: Vec<Digest>,
+    /// Whether the backend could read the bytes at all (mock chips cannot). An unreadable
+    /// digest is never treated as a match.
+    pub readable: bool,
+}
+
+/// One record of a trace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// First record: geometry and mesh.
+    CaptureStart(CaptureStart),
+    /// A buffer was allocated.
+    BufferAlloc(BufferAlloc),
+    /// A buffer was freed.
+    BufferFree(BufferFree),
+    /// A circular buffer was placed.
+    CbAlloc(CbAlloc),
+    /// All circular buffers of the current program on a chip were released.
+    CbDeallocAll {
+        /// The chip, or `None` for every chip.
+        device: DeviceSel,
+    },
+    /// An op started.
+    OpBegin(OpBegin),
+    /// An op finished.
+    OpEnd {
+        /// The index given at [`Event::OpBegin`].
+        index: u64,
+    },
+    /// An op declares more buffers after it started (persistent scratch from an op cache).
+    OpDeclare {
+        /// The op.
+        index: u64,
+        /// The buffers.
+        buffers: Vec<u64>,
+        /// How it uses them.
+        relation: Declared,
+    },
+    /// A device write.
+    Write(Write),
+    /// A buffer becomes guarded: its digests are checked across ops that do not write it.
+    GuardRegister {
+        /// The buffer.
+        buffer: u64,
+        /// Why it is guarded (the glob or role that selected it).
+        reason: String,
+    },
+    /// A buffer stops being guarded.
+    GuardUnregister {
+        /// The buffer.
+        buffer: u64,
+    },
+    /// Digests of a guarded buffer.
+    GuardDigest(GuardDigest),
+    /// A free-form note (phase markers, module boundaries, backend warnings).
+    Mark {
+        /// The text.
+        text: String,
+    },
+    /// The last record of a capture that ended in an orderly way.
+    CaptureEnd {
+        /// Events the producer had to drop (e.g. a full buffer); 0 normally.
+        dropped: u64,
+    },
+}
+
+impl Event {
+    /// The snake_case type name used as the `event` field of `ttsan trace dump`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::CaptureStart(_) => "capture_start",
+            Event::BufferAlloc(_) => "buffer_alloc",
+            Event::BufferFree(_) => "buffer_free",
+            Event::CbAlloc(_) => "cb_alloc",
+            Event::CbDeallocAll { .. } => "cb_dealloc_all",
+            Event::OpBegin(_) => "op_begin",
+            Event::OpEnd { .. } => "op_end",
+            Event::OpDeclare { .. } => "op_declare",
+            Event::Write(_) => "write",
+            Event::GuardRegister { .. } => "guard_register",
+            Event::GuardUnregister { .. } => "guard_unregister",
+            Event::GuardDigest(_) => "guard_digest",
+            Event::Mark { .. } => "mark",
+            Event::CaptureEnd { .. } => "capture_end",
+        }
+    }
+
+    /// The event as one flat JSON object with an `event` field naming its type.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        // Externally tagged: {"buffer_alloc": {...}}; flatten it so consumers filter on one field.
+        let inner = match &mut value {
+            serde_json::Value::Object(map) => map.values_mut().next().map(std::mem::take),
+            _ => None,
+        };
+        let mut out = serde_json::Map::new();
+        out.insert("event".into(), self.kind().into());
+        if let Some(serde_json::Value::Object(fields)) = inner {
+            for (k, v) in fields {
+                out.insert(k, v);
+            }
+        }
+        if let Event::BufferAlloc(b) = self {
+            out.insert("layout".into(), b.layout.name().into());
+            if let Layout::Sharded(spec) = &b.layout {
+                out.insert("shard".into(), serde_json::to_value(spec).unwrap_or_default());
+            }
+        }
+        serde_json::Value::Object(out)
+    }
+
+    /// The op index this event belongs to, if any.
+    pub fn op(&self) -> Option<u64> {
+        match self {
+            Event::BufferAlloc(b) => b.op,
+            Event::BufferFree(b) => b.op,
+            Event::CbAlloc(c) => c.op,
+            Event::OpBegin(o) => Some(o.index),
+            Event::OpEnd { index } | Event::OpDeclare { index, .. } => Some(*index),
+            Event::Write(w) => w.op,
+            Event::GuardDigest(g) => g.after_op,
+            _ => None,
+        }
+    }
+}

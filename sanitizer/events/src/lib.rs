@@ -1,0 +1,21 @@
+//! The event vocabulary of ttsan and the trace file that carries it.
+//!
+//! Every backend (the simulated mesh, the LD_PRELOAD shim over the real `libtt_metal.so`,
+//! the graph-capture importer) describes what happened on the device as a stream of
+//! [`Event`]s. The stream is written with [`trace::TraceWriter`] and read back, even when the
+//! producer crashed mid-record, with [`trace::TraceReader`].
+//!
+//! This crate is deliberately small: the capture shim links it and nothing of the analysis.
+#![deny(missing_docs)]
+
+mod device;
+mod event;
+mod layout;
+pub mod trace;
+
+pub use device::{Arch, CoreCoord, CoreRange, Geometry, MeshDesc, Space, Unit};
+pub use event::{
+    BufferAlloc, BufferFree, CaptureStart, CbAlloc, Declared, DeviceSel, Digest, Event, GuardDigest, OpBegin,
+    Role, Write,
+};
+pub use layout::{Layout, ShardScheme, ShardSpec};

@@ -1,0 +1,44 @@
+//! Exit codes and the error type that carries them to `main`.
+
+use std::fmt;
+
+/// Nothing found.
+pub const CLEAN: i32 = 0;
+/// Findings reported (overridable with `--error-exitcode`).
+pub const FINDINGS: i32 = 1;
+/// Bad usage or unreadable input.
+pub const USAGE: i32 = 2;
+/// ttsan itself failed.
+pub const INTERNAL: i32 = 3;
+
+/// An error that ends the command with a specific exit code and a one-line reason.
+#[derive(Debug)]
+pub struct Failure {
+    /// Exit code.
+    pub code: i32,
+    /// The reason, printed as `ttsan: <reason>`.
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    /// Bad usage or unreadable input (exit 2).
+    pub fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Failure { code: USAGE, error: error.into() }
+    }
+
+    /// An internal error (exit 3).
+    pub fn internal(error: impl Into<anyhow::Error>) -> Self {
+        Failure { code: INTERNAL, error: error.into() }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // One line: the chain joined, so users never get a multi-line backtrace for bad input.
+        write!(f, "{:#}", self.error)
+    }
+}
+
+/// What a command returns: the exit code on success paths (0 clean, 1 findings, or the wrapped
+/// command's own code), or a [`Failure`].
+pub type Outcome = Result<i32, Failure>;

@@ -1,0 +1,6 @@
+//! The `ttsan` command line: option parsing and dispatch. Each subcommand lives in its own module
+//! and does little more than call into the library crates.
+
+pub mod exit;
+pub mod import;
+pub mod tt_metal;

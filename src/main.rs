@@ -1,0 +1,67 @@
+//! `ttsan`: a device-memory sanitizer and allocation tracer for Tenstorrent tt-metal.
+//!
+//! The binary is a thin layer over the library crates: it parses options, calls them, and turns
+//! their results into output and exit codes (see [`cli::exit`]).
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use cli::exit::{self, Outcome};
+
+/// Device-memory sanitizer and allocation tracer for Tenstorrent tt-metal.
+#[derive(Debug, Parser)]
+#[command(name = "ttsan", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Work with tt-metal's real allocator in mock mode (no hardware needed).
+    #[command(name = "tt-metal", subcommand)]
+    TtMetal(TtMetalCommand),
+    /// Convert other tools' captures into ttsan traces.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TtMetalCommand {
+    /// Replay allocate/free requests through the real allocator (or our model with --model).
+    Replay(cli::tt_metal::ReplayArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// Import a ttnn graph-capture JSON file.
+    #[command(name = "graph-capture")]
+    GraphCapture(cli::import::GraphCaptureArgs),
+}
+
+fn dispatch(cli: Cli) -> Outcome {
+    match cli.command {
+        Command::TtMetal(TtMetalCommand::Replay(args)) => cli::tt_metal::replay(&args),
+        Command::Import(ImportCommand::GraphCapture(args)) => cli::import::graph_capture(&args),
+    }
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors; everything else is bad usage (exit 2).
+            let code = if e.use_stderr() { exit::USAGE } else { exit::CLEAN };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let code = match dispatch(cli) {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("ttsan: {failure}");
+            failure.code
+        }
+    };
+    std::process::exit(code);
+}
