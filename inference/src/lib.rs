@@ -1,1 +1,4 @@
-//! Placeholder.
+//! The embedded simulated Tenstorrent mesh and the GPT-OSS inference path that runs on it.
+#![deny(missing_docs)]
+
+pub mod alloc;
