@@ -10,6 +10,7 @@
 
 mod device;
 mod event;
+mod facts;
 mod layout;
 pub mod trace;
 
@@ -18,4 +19,5 @@ pub use event::{
     BufferAlloc, BufferFree, CaptureStart, CbAlloc, Declared, DeviceSel, Digest, Event, GuardDigest, OpBegin,
     Role, Write,
 };
+pub use facts::{l1_bank_cores, UnknownMesh};
 pub use layout::{Layout, ShardScheme, ShardSpec};
