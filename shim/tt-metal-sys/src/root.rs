@@ -1,0 +1,147 @@
+//! The runtime root: where the unpacked ttnn wheel lives, and which version it is.
+
+use crate::error::TtError;
+use std::path::{Path, PathBuf};
+
+/// The only ttnn version whose C++ layouts `cpp/glue.cpp` declares.
+pub const SUPPORTED_VERSION: &str = "0.81.1";
+
+/// Environment variable naming the runtime root (the directory holding `ttnn/` and `ttnn.libs/`).
+pub const ROOT_ENV: &str = "TTSAN_TTNN_ROOT";
+
+/// The unpacked wheel: `<root>/ttnn/build/lib/libtt_metal.so` and friends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeRoot {
+    root: PathBuf,
+}
+
+impl RuntimeRoot {
+    /// Where `scripts/fetch-ttnn` puts the wheel by default: `<repo>/target/ttnn/root`.
+    pub fn default_path() -> PathBuf {
+        // The workspace root is two levels above this crate; the default does not follow
+        // CARGO_TARGET_DIR because fetch-ttnn never does either.
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/ttnn/root")
+    }
+
+    /// The root to use: `explicit` if given, else `$TTSAN_TTNN_ROOT`, else [`Self::default_path`].
+    pub fn locate(explicit: Option<&Path>) -> RuntimeRoot {
+        let root = match explicit {
+            Some(p) => p.to_path_buf(),
+            None => match std::env::var_os(ROOT_ENV) {
+                Some(v) if !v.is_empty() => PathBuf::from(v),
+                _ => Self::default_path(),
+            },
+        };
+        // Absolute so that later chdirs (tt-metal writes into the cwd) cannot change its meaning.
+        let root = std::path::absolute(&root).unwrap_or(root);
+        RuntimeRoot { root }
+    }
+
+    /// The root directory.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<root>/ttnn`, which tt-metal calls `TT_METAL_RUNTIME_ROOT`.
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.root.join("ttnn")
+    }
+
+    /// `libtt_metal.so`.
+    pub fn metal_lib(&self) -> PathBuf {
+        self.root.join("ttnn/build/lib/libtt_metal.so")
+    }
+
+    /// `_ttnncpp.so` (mesh opening and graph capture live there).
+    pub fn ttnn_lib(&self) -> PathBuf {
+        self.root.join("ttnn/build/lib/_ttnncpp.so")
+    }
+
+    /// Whether the libraries are present at all (a cheap probe for "skip or run").
+    pub fn is_present(&self) -> bool {
+        self.metal_lib().is_file() && self.ttnn_lib().is_file()
+    }
+
+    /// The ttnn version recorded in the wheel's dist-info.
+    pub fn version(&self) -> Result<String, TtError> {
+        let entries =
+            std::fs::read_dir(&self.root).map_err(|_| TtError::NotFound(self.metal_lib()))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !(name.starts_with("ttnn-") && name.ends_with(".dist-info")) {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(entry.path().join("METADATA")) else {
+                continue;
+            };
+            if let Some(v) = metadata_version(&text) {
+                return Ok(v);
+            }
+        }
+        Err(TtError::UnknownVersion(self.root.clone()))
+    }
+
+    /// Checks that the libraries exist and are the supported version.
+    pub fn check(&self) -> Result<(), TtError> {
+        if !self.is_present() {
+            return Err(TtError::NotFound(self.root.clone()));
+        }
+        let found = self.version()?;
+        if found != SUPPORTED_VERSION {
+            return Err(TtError::WrongVersion {
+                root: self.root.clone(),
+                found,
+                expected: SUPPORTED_VERSION,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The `Version:` field of a wheel METADATA file.
+pub fn metadata_version(metadata: &str) -> Option<String> {
+    metadata
+        .lines()
+        // Headers end at the first blank line; the description below may quote anything.
+        .take_while(|l| !l.trim().is_empty())
+        .find_map(|l| l.strip_prefix("Version:"))
+        .map(|v| v.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_version_from_headers_only() {
+        let md = "Metadata-Version: 2.4\nName: ttnn\nVersion: 0.81.1\n\nVersion: 9.9.9\n";
+        assert_eq!(metadata_version(md).as_deref(), Some("0.81.1"));
+        assert_eq!(metadata_version("Name: ttnn\n\nVersion: 1\n"), None);
+    }
+
+    #[test]
+    fn refuses_missing_and_wrong_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = RuntimeRoot::locate(Some(dir.path()));
+        assert!(matches!(root.check(), Err(TtError::NotFound(_))));
+
+        let lib = dir.path().join("ttnn/build/lib");
+        std::fs::create_dir_all(&lib).unwrap();
+        std::fs::write(lib.join("libtt_metal.so"), b"").unwrap();
+        std::fs::write(lib.join("_ttnncpp.so"), b"").unwrap();
+        assert!(matches!(root.check(), Err(TtError::UnknownVersion(_))));
+
+        let info = dir.path().join("ttnn-0.80.0.dist-info");
+        std::fs::create_dir_all(&info).unwrap();
+        std::fs::write(info.join("METADATA"), "Name: ttnn\nVersion: 0.80.0\n").unwrap();
+        let err = root.check().unwrap_err();
+        assert!(
+            matches!(&err, TtError::WrongVersion { found, .. } if found == "0.80.0"),
+            "{err}"
+        );
+
+        std::fs::write(info.join("METADATA"), "Name: ttnn\nVersion: 0.81.1\n").unwrap();
+        root.check().unwrap();
+    }
+}
