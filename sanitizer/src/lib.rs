@@ -1,1 +1,32 @@
-//! Placeholder.
+//! The analysis core of ttsan.
+//!
+//! A trace of [`ttsan_events::Event`]s goes in; a [`report::Report`] of findings comes out.
+//! The pieces, in the order an event flows through them:
+//!
+//! - [`model`]: where a buffer's bytes are, per DRAM bank or L1 core ("footprints"), and which
+//!   bank and address hold each page.
+//! - [`registry`]: the live allocations of every chip and space as interval maps, and a bounded
+//!   quarantine of recent frees.
+//! - [`ops`]: what each op declared it reads, writes and uses as scratch.
+//! - [`detect`]: the detectors, each producing one [`finding::FindingKind`].
+//! - [`attribution`]: which op is the culprit and how its buffers relate to the damaged bytes.
+//! - [`report`]: ASan-style text and JSON.
+//!
+//! [`analyzer::Analyzer`] wires them together over a stream of events.
+#![deny(missing_docs)]
+
+pub mod analyzer;
+pub mod attribution;
+pub mod buffer;
+pub mod detect;
+pub mod finding;
+pub mod model;
+pub mod ops;
+pub mod options;
+pub mod registry;
+pub mod report;
+
+pub use analyzer::{Analysis, Analyzer};
+pub use finding::{Finding, FindingKind};
+pub use options::AnalysisOptions;
+pub use ttsan_events as events;

@@ -67,16 +67,8 @@ impl Geometry {
             (Arch::WormholeB0, 32) => Ok(Self::wormhole_with_grid(CoreCoord::new(8, 9))),
             (Arch::Blackhole, 1 | 2 | 4) => Ok(Self::blackhole()),
             (Arch::Blackhole, 8) => Ok(Self::blackhole_with_grid(CoreCoord::new(12, 10))),
-            (Arch::WormholeB0, _) => Err(UnknownMesh {
-                arch,
-                chips,
-                known: "1, 2, 4, 8, 32",
-            }),
-            (Arch::Blackhole, _) => Err(UnknownMesh {
-                arch,
-                chips,
-                known: "1, 2, 4, 8",
-            }),
+            (Arch::WormholeB0, _) => Err(UnknownMesh { arch, chips, known: "1, 2, 4, 8, 32" }),
+            (Arch::Blackhole, _) => Err(UnknownMesh { arch, chips, known: "1, 2, 4, 8" }),
         }
     }
 
@@ -123,9 +115,7 @@ impl Geometry {
 /// row and gives the i-th one bank id `shuffled[i]`, where `shuffled` is `0..n` passed through
 /// `std::shuffle` with `std::default_random_engine(0)`.
 pub fn l1_bank_cores(grid: CoreCoord) -> Vec<CoreCoord> {
-    let cores: Vec<CoreCoord> = (0..grid.y)
-        .flat_map(|y| (0..grid.x).map(move |x| CoreCoord::new(x, y)))
-        .collect();
+    let cores: Vec<CoreCoord> = (0..grid.y).flat_map(|y| (0..grid.x).map(move |x| CoreCoord::new(x, y))).collect();
     let mut shuffled: Vec<usize> = (0..cores.len()).collect();
     libstdcxx_shuffle(&mut shuffled, &mut MinstdRand0::new(0));
     let mut by_bank = cores.clone();
@@ -151,9 +141,7 @@ impl MinstdRand0 {
     fn new(seed: u64) -> Self {
         // A zero state would stick at zero, so libstdc++ seeds it with 1 instead.
         let s = seed % Self::M;
-        MinstdRand0 {
-            state: if s == 0 { 1 } else { s },
-        }
+        MinstdRand0 { state: if s == 0 { 1 } else { s } }
     }
 
     fn next(&mut self) -> u64 {
@@ -248,10 +236,7 @@ mod tests {
     #[test]
     fn bank_to_core_matches_the_real_library() {
         assert_eq!(Geometry::wormhole_b0().l1_bank_cores, cores(WH_N150));
-        assert_eq!(
-            Geometry::mock(Arch::WormholeB0, 8).unwrap().l1_bank_cores,
-            cores(WH_T3K)
-        );
+        assert_eq!(Geometry::mock(Arch::WormholeB0, 8).unwrap().l1_bank_cores, cores(WH_T3K));
         assert_eq!(Geometry::blackhole().l1_bank_cores, cores(BH_P150));
     }
 

@@ -47,7 +47,10 @@ impl ReadStats {
             out.push(format!("{} corrupt record(s) skipped (checksum or framing)", self.corrupt));
         }
         if self.unknown > 0 {
-            out.push(format!("{} record(s) of an unknown event type skipped (written by a newer ttsan?)", self.unknown));
+            out.push(format!(
+                "{} record(s) of an unknown event type skipped (written by a newer ttsan?)",
+                self.unknown
+            ));
         }
         if self.oversized > 0 {
             out.push(format!("{} oversized record(s) skipped", self.oversized));

@@ -1,0 +1,287 @@
+//! The analysis driver: feeds events through the registry, op table and detectors.
+
+use crate::buffer::BufferInfo;
+use crate::detect::{self, guard::GuardState, Context, FindingSet};
+use crate::finding::Finding;
+use crate::model::footprint;
+use crate::ops::OpTable;
+use crate::options::AnalysisOptions;
+use crate::registry::{FreeOutcome, Registry};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use ttsan_events::trace::ReadStats;
+use ttsan_events::{CaptureStart, Declared, Event, Space};
+
+/// Counts over the whole trace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Events read.
+    pub events: u64,
+    /// Ops.
+    pub ops: u64,
+    /// Buffer allocations.
+    pub allocations: u64,
+    /// Circular-buffer allocations.
+    pub circular_buffers: u64,
+    /// Buffer frees.
+    pub frees: u64,
+    /// Write events.
+    pub writes: u64,
+    /// Guarded buffers.
+    pub guards: u64,
+    /// Guard digests compared.
+    pub digests: u64,
+    /// Guard digests the backend could not take.
+    pub unreadable_digests: u64,
+    /// Distinct findings.
+    pub findings: u64,
+    /// Occurrences over all findings (repeats included).
+    pub occurrences: u64,
+    /// Distinct findings per kind.
+    pub by_kind: BTreeMap<String, u64>,
+    /// Occurrences beyond the distinct-finding limit (not stored).
+    pub dropped_findings: u64,
+    /// Peak bytes allocated per space, summed over chips.
+    pub peak_bytes: BTreeMap<String, u64>,
+}
+
+/// The result of analysing a trace.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// The capture's first record, when present.
+    pub capture: Option<CaptureStart>,
+    /// Findings, worst first.
+    pub findings: Vec<Finding>,
+    /// Counts.
+    pub summary: Summary,
+    /// Problems that make the analysis untrustworthy (the status becomes `error`).
+    pub errors: Vec<String>,
+    /// Problems worth saying that do not invalidate the result.
+    pub warnings: Vec<String>,
+}
+
+/// Consumes events one at a time in bounded memory (live state only, not the history).
+pub struct Analyzer {
+    options: AnalysisOptions,
+    capture: Option<CaptureStart>,
+    registry: Option<Registry>,
+    ops: OpTable,
+    guards: GuardState,
+    findings: FindingSet,
+    summary: Summary,
+    errors: Vec<String>,
+    warnings: Vec<String>,
+    ended: bool,
+    orphan_events: u64,
+    in_use: BTreeMap<Space, u64>,
+}
+
+impl Analyzer {
+    /// A fresh analyzer.
+    pub fn new(options: AnalysisOptions) -> Self {
+        Analyzer {
+            findings: FindingSet::new(options.max_findings),
+            options,
+            capture: None,
+            registry: None,
+            ops: OpTable::default(),
+            guards: GuardState::default(),
+            summary: Summary::default(),
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            ended: false,
+            orphan_events: 0,
+            in_use: BTreeMap::new(),
+        }
+    }
+
+    /// The registry, once the capture started.
+    pub fn registry(&self) -> Option<&Registry> {
+        self.registry.as_ref()
+    }
+
+    /// Feeds one event.
+    pub fn feed(&mut self, event: &Event) {
+        self.summary.events += 1;
+        if let Event::CaptureStart(start) = event {
+            if self.capture.is_some() {
+                self.warnings.push("a second capture_start record was ignored".into());
+                return;
+            }
+            self.registry =
+                Some(Registry::new(start.geometry.clone(), start.mesh.device_ids.clone(), self.options.quarantine));
+            self.capture = Some(start.clone());
+            return;
+        }
+        let Some(registry) = self.registry.as_mut() else {
+            self.orphan_events += 1;
+            return;
+        };
+        match event {
+            Event::CaptureStart(_) => {}
+            Event::BufferAlloc(a) => {
+                self.summary.allocations += 1;
+                let info = BufferInfo::from_alloc(a);
+                let bytes = reserved_bytes(&info, registry);
+                let overlaps = registry.insert(info.clone());
+                *self.in_use.entry(info.space).or_default() += bytes;
+                if let Some(op) = a.op {
+                    self.ops.declare(op, &[a.id], Declared::Output);
+                }
+                if !overlaps.is_empty() {
+                    let ctx = Context { registry, ops: &self.ops };
+                    for f in detect::placement::check(&ctx, &info, &overlaps) {
+                        self.findings.push(f);
+                    }
+                }
+                self.track_peak(info.space);
+            }
+            Event::BufferFree(free) => {
+                self.summary.frees += 1;
+                let outcome = registry.free(free.id, free.op, free.stack.as_deref());
+                if let FreeOutcome::Freed(info) = &outcome {
+                    let bytes = reserved_bytes(info, registry);
+                    let e = self.in_use.entry(info.space).or_default();
+                    *e = e.saturating_sub(bytes);
+                    self.guards.unregister(free.id);
+                }
+                let ctx = Context { registry, ops: &self.ops };
+                if let Some(f) = detect::frees::check(&ctx, free, &outcome) {
+                    self.findings.push(f);
+                }
+            }
+            Event::CbAlloc(cb) => {
+                self.summary.circular_buffers += 1;
+                if let Some(op) = cb.op {
+                    self.ops.declare(op, &[cb.id], Declared::Scratch);
+                }
+                if !cb.globally_allocated {
+                    let info = BufferInfo::from_cb(cb);
+                    let overlaps = registry.insert(info.clone());
+                    if !overlaps.is_empty() {
+                        let ctx = Context { registry, ops: &self.ops };
+                        for f in detect::placement::check(&ctx, &info, &overlaps) {
+                            self.findings.push(f);
+                        }
+                    }
+                }
+            }
+            Event::CbDeallocAll { device } => {
+                registry.release_cbs(*device, self.ops.current());
+            }
+            Event::OpBegin(begin) => {
+                self.summary.ops += 1;
+                self.ops.begin(begin);
+            }
+            Event::OpEnd { index } => self.ops.end(*index),
+            Event::OpDeclare { index, buffers, relation } => self.ops.declare(*index, buffers, *relation),
+            Event::Write(w) => {
+                self.summary.writes += 1;
+                let ctx = Context { registry, ops: &self.ops };
+                if let Some(f) = detect::writes::check(&ctx, w) {
+                    self.findings.push(f);
+                }
+            }
+            Event::GuardRegister { buffer, .. } => {
+                self.summary.guards += 1;
+                self.guards.register(*buffer);
+            }
+            Event::GuardUnregister { buffer } => self.guards.unregister(*buffer),
+            Event::GuardDigest(g) => {
+                let ctx = Context { registry, ops: &self.ops };
+                if let Some(f) = self.guards.check(&ctx, g) {
+                    let confirmed = match (&f.culprit, &f.victim) {
+                        (Some(c), Some(v)) => self.findings.confirm_by_digest(c.op_index, v.id),
+                        _ => false,
+                    };
+                    if !confirmed {
+                        self.findings.push(f);
+                    }
+                }
+            }
+            Event::Mark { .. } => {}
+            Event::CaptureEnd { dropped } => {
+                self.ended = true;
+                if *dropped > 0 {
+                    self.errors.push(format!("the producer dropped {dropped} event(s): the trace is incomplete"));
+                }
+            }
+        }
+    }
+
+    fn track_peak(&mut self, space: Space) {
+        let now = self.in_use.get(&space).copied().unwrap_or(0);
+        let peak = self.summary.peak_bytes.entry(space.as_str().to_string()).or_default();
+        *peak = (*peak).max(now);
+    }
+
+    /// Ends the analysis. `stats` are the reader's counts, when the events came from a file.
+    pub fn finish(mut self, stats: Option<ReadStats>) -> Analysis {
+        if let (true, Some(registry)) = (self.options.leaks, self.registry.as_ref()) {
+            let ctx = Context { registry, ops: &self.ops };
+            for f in detect::leak::check(&ctx) {
+                self.findings.push(f);
+            }
+        }
+        if let Some(stats) = stats {
+            self.warnings.extend(stats.warnings());
+        }
+        if self.capture.is_none() {
+            if self.summary.events == 0 {
+                self.errors.push("the trace holds no readable record".into());
+            } else {
+                self.errors.push("the trace has no capture_start record, so addresses cannot be mapped".into());
+            }
+        } else if !self.ended {
+            self.warnings
+                .push("the trace has no capture_end record: the producer did not finish (crashed or killed?)".into());
+        }
+        if self.orphan_events > 0 && self.capture.is_some() {
+            self.warnings.push(format!("{} event(s) before capture_start were ignored", self.orphan_events));
+        }
+        self.summary.guards = self.summary.guards.max(self.guards.guarded() as u64);
+        self.summary.digests = self.guards.checks;
+        self.summary.unreadable_digests = self.guards.unreadable;
+        if self.guards.unreadable > 0 {
+            self.warnings.push(format!(
+                "{} guard digest(s) could not be taken (unreadable device memory): those checks did not happen",
+                self.guards.unreadable
+            ));
+        }
+        self.summary.dropped_findings = self.findings.dropped();
+        let findings = self.findings.into_sorted();
+        self.summary.findings = findings.len() as u64;
+        self.summary.occurrences = findings.iter().map(|f| f.count).sum::<u64>() + self.summary.dropped_findings;
+        for f in &findings {
+            *self.summary.by_kind.entry(f.kind.as_str().to_string()).or_default() += 1;
+        }
+        Analysis {
+            capture: self.capture,
+            findings,
+            summary: self.summary,
+            errors: self.errors,
+            warnings: self.warnings,
+        }
+    }
+}
+
+/// Bytes an allocation reserves over all the chips it is on.
+fn reserved_bytes(info: &BufferInfo, registry: &Registry) -> u64 {
+    let geometry = registry.geometry();
+    let per_chip = footprint(info, geometry).total(u64::from(geometry.banks(info.space)));
+    let chips = if info.device.is_none() { registry.devices().len().max(1) as u64 } else { 1 };
+    per_chip * chips
+}
+
+/// Analyses a whole trace file.
+pub fn analyze_file(
+    path: &std::path::Path,
+    options: AnalysisOptions,
+) -> Result<Analysis, ttsan_events::trace::TraceError> {
+    let mut reader = ttsan_events::trace::TraceReader::open(path)?;
+    let mut analyzer = Analyzer::new(options);
+    while let Some(event) = reader.next_event()? {
+        analyzer.feed(&event);
+    }
+    Ok(analyzer.finish(Some(reader.stats())))
+}

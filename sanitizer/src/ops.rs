@@ -1,0 +1,174 @@
+//! The ops of a trace and the buffers each declares.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use ttsan_events::{Declared, OpBegin};
+
+/// How many buffers per op name are remembered as "declared by an earlier call of this op".
+/// Program caches keep a handful of persistent buffers per op; this bounds memory on long traces.
+const HISTORY_PER_NAME: usize = 64;
+
+/// One op call.
+#[derive(Debug, Clone)]
+pub struct OpInfo {
+    /// Sequence index.
+    pub index: u64,
+    /// Name as ttnn spells it.
+    pub name: Arc<str>,
+    /// Chips it runs on (empty: all).
+    pub devices: Vec<u32>,
+    /// The enclosing op.
+    pub parent: Option<u64>,
+    /// Buffers it declares and how it uses them.
+    pub declared: HashMap<u64, Declared>,
+    /// Whether its end was seen.
+    pub ended: bool,
+    /// The 1-based call number of this op name (the `#N` in `--inject op=NAME#N`).
+    pub call: u64,
+}
+
+impl OpInfo {
+    /// `#index name`, as reports print an op.
+    pub fn label(&self) -> String {
+        format!("#{} {}", self.index, self.name)
+    }
+
+    /// Whether the op may write `buffer` (declares it in any role).
+    pub fn may_write(&self, buffer: u64) -> bool {
+        self.declared.contains_key(&buffer)
+    }
+
+    /// Whether the op declares `buffer` as something it writes (output or scratch).
+    pub fn writes(&self, buffer: u64) -> bool {
+        matches!(self.declared.get(&buffer), Some(Declared::Output | Declared::Scratch))
+    }
+}
+
+/// Every op seen so far.
+#[derive(Debug, Default)]
+pub struct OpTable {
+    ops: HashMap<u64, OpInfo>,
+    names: HashMap<String, Arc<str>>,
+    calls: HashMap<Arc<str>, u64>,
+    history: HashMap<Arc<str>, VecDeque<u64>>,
+    open: Vec<u64>,
+}
+
+impl OpTable {
+    /// Records an op start.
+    pub fn begin(&mut self, begin: &OpBegin) {
+        let name = self.intern(&begin.name);
+        let call = {
+            let n = self.calls.entry(name.clone()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let mut declared = HashMap::new();
+        for &b in &begin.inputs {
+            declared.insert(b, Declared::Input);
+        }
+        for &b in &begin.scratch {
+            declared.insert(b, Declared::Scratch);
+        }
+        for &b in &begin.outputs {
+            declared.insert(b, Declared::Output);
+        }
+        let info = OpInfo {
+            index: begin.index,
+            name,
+            devices: begin.devices.clone(),
+            parent: begin.parent,
+            declared,
+            ended: false,
+            call,
+        };
+        for &b in info.declared.keys() {
+            self.remember(&info.name, b);
+        }
+        self.ops.insert(begin.index, info);
+        self.open.push(begin.index);
+    }
+
+    /// Records an op end.
+    pub fn end(&mut self, index: u64) {
+        if let Some(op) = self.ops.get_mut(&index) {
+            op.ended = true;
+        }
+        self.open.retain(|&i| i != index);
+    }
+
+    /// Adds buffers to what `index` declares. An op's allocations count as its outputs, and as
+    /// declared by its enclosing ops too: a composite op owns what its parts allocate.
+    pub fn declare(&mut self, index: u64, buffers: &[u64], how: Declared) {
+        let mut cursor = Some(index);
+        while let Some(i) = cursor {
+            let Some(op) = self.ops.get_mut(&i) else { break };
+            for &b in buffers {
+                let entry = op.declared.entry(b).or_insert(how);
+                // Output/scratch beat input: the op writes it.
+                if *entry == Declared::Input && how != Declared::Input {
+                    *entry = how;
+                }
+            }
+            cursor = op.parent;
+            let name = op.name.clone();
+            for &b in buffers {
+                self.remember(&name, b);
+            }
+        }
+    }
+
+    fn remember(&mut self, name: &Arc<str>, buffer: u64) {
+        let h = self.history.entry(name.clone()).or_default();
+        if !h.contains(&buffer) {
+            if h.len() >= HISTORY_PER_NAME {
+                h.pop_front();
+            }
+            h.push_back(buffer);
+        }
+    }
+
+    fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(n) = self.names.get(name) {
+            return n.clone();
+        }
+        let n: Arc<str> = Arc::from(name);
+        self.names.insert(name.to_string(), n.clone());
+        n
+    }
+
+    /// An op by index.
+    pub fn get(&self, index: u64) -> Option<&OpInfo> {
+        self.ops.get(&index)
+    }
+
+    /// Buffers declared by earlier calls of ops named `name` (program-cache state lives there).
+    pub fn history(&self, name: &str) -> impl Iterator<Item = u64> + '_ {
+        self.history.get(name).into_iter().flat_map(|h| h.iter().copied())
+    }
+
+    /// Whether `op` or any op enclosing it may write `buffer`.
+    pub fn may_write(&self, op: u64, buffer: u64) -> bool {
+        self.get(op).is_some_and(|o| o.may_write(buffer))
+    }
+
+    /// Whether `op` declares `buffer` as output or scratch.
+    pub fn writes(&self, op: u64, buffer: u64) -> bool {
+        self.get(op).is_some_and(|o| o.writes(buffer))
+    }
+
+    /// Number of ops seen.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether no op was seen.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// The innermost op still running, if any.
+    pub fn current(&self) -> Option<u64> {
+        self.open.last().copied()
+    }
+}
