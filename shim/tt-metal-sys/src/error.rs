@@ -91,9 +91,6 @@ mod tests {
             "TT_FATAL @ allocator.cpp:302: num_cores.has_value() L1_SMALL only supports sharded allocations"
         );
         assert!(!e.is_out_of_memory());
-        assert!(AllocError {
-            message: "Out of Memory: Not enough space".into()
-        }
-        .is_out_of_memory());
+        assert!(AllocError { message: "Out of Memory: Not enough space".into() }.is_out_of_memory());
     }
 }

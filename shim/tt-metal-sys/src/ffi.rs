@@ -59,18 +59,8 @@ pub struct TtBufferInfo {
 }
 
 extern "C" {
-    pub fn ttsan_tt_load(
-        metal: *const c_char,
-        ttnn: *const c_char,
-        err: *mut c_char,
-        err_len: usize,
-    ) -> c_int;
-    pub fn ttsan_tt_configure_mock(
-        arch: c_int,
-        chips: u32,
-        err: *mut c_char,
-        err_len: usize,
-    ) -> c_int;
+    pub fn ttsan_tt_load(metal: *const c_char, ttnn: *const c_char, err: *mut c_char, err_len: usize) -> c_int;
+    pub fn ttsan_tt_configure_mock(arch: c_int, chips: u32, err: *mut c_char, err_len: usize) -> c_int;
     pub fn ttsan_tt_open(
         chips: u32,
         l1_small_size: u64,
@@ -119,19 +109,11 @@ extern "C" {
         err: *mut c_char,
         err_len: usize,
     ) -> c_int;
-    pub fn ttsan_tt_buffer_info(
-        buffer: *mut c_void,
-        out: *mut TtBufferInfo,
-        err: *mut c_char,
-        err_len: usize,
-    ) -> c_int;
+    pub fn ttsan_tt_buffer_info(buffer: *mut c_void, out: *mut TtBufferInfo, err: *mut c_char, err_len: usize)
+        -> c_int;
     pub fn ttsan_tt_free(buffer: *mut c_void, err: *mut c_char, err_len: usize) -> c_int;
     pub fn ttsan_tt_begin_graph_capture(mode: c_int, err: *mut c_char, err_len: usize) -> c_int;
-    pub fn ttsan_tt_end_graph_capture_to_file(
-        path: *const c_char,
-        err: *mut c_char,
-        err_len: usize,
-    ) -> c_int;
+    pub fn ttsan_tt_end_graph_capture_to_file(path: *const c_char, err: *mut c_char, err_len: usize) -> c_int;
 }
 
 /// A zeroed error buffer for one call.
@@ -143,7 +125,5 @@ pub fn err_buf() -> Vec<c_char> {
 pub fn err_text(buf: &[c_char]) -> String {
     // The glue always NUL-terminates (snprintf); a buffer without NUL yields an empty message.
     let bytes: Vec<u8> = buf.iter().map(|&c| c as u8).collect();
-    CStr::from_bytes_until_nul(&bytes)
-        .map(|s| s.to_string_lossy().trim().to_string())
-        .unwrap_or_default()
+    CStr::from_bytes_until_nul(&bytes).map(|s| s.to_string_lossy().trim().to_string()).unwrap_or_default()
 }

@@ -22,11 +22,11 @@ mod ffi;
 mod mesh;
 mod process;
 mod root;
+mod stdout;
 mod types;
 
 pub use error::{AllocError, TtError};
 pub use mesh::{MeshBufferHandle, MockMesh};
 pub use root::{metadata_version, RuntimeRoot, ROOT_ENV, SUPPORTED_VERSION};
-pub use types::{
-    AllocatorFacts, Arch, BufferInfo, BufferKind, MeshInfo, OpenOptions, RunMode, SpaceFacts,
-};
+pub use stdout::divert_library_stdout;
+pub use types::{AllocatorFacts, Arch, BufferInfo, BufferKind, MeshInfo, OpenOptions, RunMode, SpaceFacts};

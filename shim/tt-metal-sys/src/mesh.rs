@@ -4,9 +4,7 @@ use crate::error::{AllocError, TtError};
 use crate::ffi;
 use crate::process;
 use crate::root::RuntimeRoot;
-use crate::types::{
-    AllocatorFacts, Arch, BufferInfo, BufferKind, MeshInfo, OpenOptions, RunMode, SpaceFacts,
-};
+use crate::types::{AllocatorFacts, Arch, BufferInfo, BufferKind, MeshInfo, OpenOptions, RunMode, SpaceFacts};
 use std::collections::HashMap;
 use std::ffi::{c_void, CString};
 use std::path::{Path, PathBuf};
@@ -49,20 +47,14 @@ pub struct MockMesh {
     scratch: Option<tempfile::TempDir>,
 }
 
-fn call(
-    what: &'static str,
-    f: impl FnOnce(*mut std::ffi::c_char, usize) -> i32,
-) -> Result<(), TtError> {
+fn call(what: &'static str, f: impl FnOnce(*mut std::ffi::c_char, usize) -> i32) -> Result<(), TtError> {
     let mut err = ffi::err_buf();
     let rc = f(err.as_mut_ptr(), err.len());
     match rc {
         ffi::OK => Ok(()),
         ffi::LIBRARY => Err(TtError::Load(format!("{what}: library not loaded"))),
         ffi::BAD_ARGUMENT => Err(TtError::Argument(format!("{what}: rejected by the glue"))),
-        _ => Err(TtError::Call {
-            what,
-            message: ffi::err_text(&err),
-        }),
+        _ => Err(TtError::Call { what, message: ffi::err_text(&err) }),
     }
 }
 
@@ -74,64 +66,34 @@ impl MockMesh {
     }
 
     /// Opens a mock mesh with explicit L1_SMALL and trace region sizes.
-    pub fn open_with(
-        root: &RuntimeRoot,
-        arch: Arch,
-        chips: u32,
-        opts: OpenOptions,
-    ) -> Result<MockMesh, TtError> {
+    pub fn open_with(root: &RuntimeRoot, arch: Arch, chips: u32, opts: OpenOptions) -> Result<MockMesh, TtError> {
         if chips == 0 {
             return Err(TtError::Argument("a mesh needs at least one chip".into()));
         }
-        let caller_cwd = std::env::current_dir().map_err(|source| TtError::Io {
-            what: "cannot read the current directory".into(),
-            source,
-        })?;
+        let caller_cwd = std::env::current_dir()
+            .map_err(|source| TtError::Io { what: "cannot read the current directory".into(), source })?;
         let scratch = tempfile::Builder::new()
             .prefix("ttsan-tt-metal-")
             .tempdir()
-            .map_err(|source| TtError::Io {
-                what: "cannot create a temporary directory".into(),
-                source,
-            })?;
+            .map_err(|source| TtError::Io { what: "cannot create a temporary directory".into(), source })?;
         process::acquire(root, arch, chips, scratch.path())?;
         let mut mesh = MockMesh {
             raw: std::ptr::null_mut(),
             buffers: HashMap::new(),
             next_key: 0,
-            info: MeshInfo {
-                num_devices: 0,
-                rows: 0,
-                cols: 0,
-                device_ids: Vec::new(),
-            },
+            info: MeshInfo { num_devices: 0, rows: 0, cols: 0, device_ids: Vec::new() },
             facts: AllocatorFacts::default(),
             caller_cwd,
             scratch: Some(scratch),
         };
         // From here on Drop releases the process slot and restores the cwd, whatever fails.
-        let work = mesh
-            .scratch
-            .as_ref()
-            .map(|s| s.path().to_path_buf())
-            .unwrap_or_default();
-        std::env::set_current_dir(&work).map_err(|source| TtError::Io {
-            what: format!("cannot enter {}", work.display()),
-            source,
-        })?;
+        let work = mesh.scratch.as_ref().map(|s| s.path().to_path_buf()).unwrap_or_default();
+        std::env::set_current_dir(&work)
+            .map_err(|source| TtError::Io { what: format!("cannot enter {}", work.display()), source })?;
         let mut raw = std::ptr::null_mut();
         call("opening the mesh", |e, n| {
             // SAFETY: the library is loaded (process::acquire); out and err point to live memory.
-            unsafe {
-                ffi::ttsan_tt_open(
-                    chips,
-                    opts.l1_small_size,
-                    opts.trace_region_size,
-                    &mut raw,
-                    e,
-                    n,
-                )
-            }
+            unsafe { ffi::ttsan_tt_open(chips, opts.l1_small_size, opts.trace_region_size, &mut raw, e, n) }
         })?;
         mesh.raw = raw;
         mesh.info = mesh.query_info()?;
@@ -144,28 +106,11 @@ impl MockMesh {
         let mut ids = vec![-1i32; 1024];
         call("reading the mesh shape", |e, n| {
             // SAFETY: raw is an open mesh; ids holds ids.len() entries.
-            unsafe {
-                ffi::ttsan_tt_mesh_info(
-                    self.raw,
-                    &mut info,
-                    ids.as_mut_ptr(),
-                    ids.len() as u32,
-                    e,
-                    n,
-                )
-            }
+            unsafe { ffi::ttsan_tt_mesh_info(self.raw, &mut info, ids.as_mut_ptr(), ids.len() as u32, e, n) }
         })?;
         let count = (info.num_devices as usize).min(ids.len());
-        let device_ids = ids[..count]
-            .iter()
-            .map(|&d| u32::try_from(d).unwrap_or(u32::MAX))
-            .collect();
-        Ok(MeshInfo {
-            num_devices: info.num_devices,
-            rows: info.rows,
-            cols: info.cols,
-            device_ids,
-        })
+        let device_ids = ids[..count].iter().map(|&d| u32::try_from(d).unwrap_or(u32::MAX)).collect();
+        Ok(MeshInfo { num_devices: info.num_devices, rows: info.rows, cols: info.cols, device_ids })
     }
 
     fn query_facts(&self) -> Result<AllocatorFacts, TtError> {
@@ -174,11 +119,8 @@ impl MockMesh {
             // SAFETY: raw is an open mesh.
             unsafe { ffi::ttsan_tt_allocator_info(self.raw, &mut a, e, n) }
         })?;
-        let space = |s: ffi::TtSpaceInfo| SpaceFacts {
-            num_banks: s.num_banks,
-            alignment: s.alignment,
-            bank_size: s.bank_size,
-        };
+        let space =
+            |s: ffi::TtSpaceInfo| SpaceFacts { num_banks: s.num_banks, alignment: s.alignment, bank_size: s.bank_size };
         let mut l1_bank_cores = Vec::with_capacity(a.l1.num_banks as usize);
         for bank in 0..a.l1.num_banks {
             let (mut x, mut y) = (0u64, 0u64);
@@ -193,16 +135,7 @@ impl MockMesh {
             let mut off = 0i64;
             call("reading a DRAM bank offset", |e, n| {
                 // SAFETY: raw is an open mesh; bank < num_banks(DRAM).
-                unsafe {
-                    ffi::ttsan_tt_bank_offset(
-                        self.raw,
-                        BufferKind::Dram.raw(),
-                        bank,
-                        &mut off,
-                        e,
-                        n,
-                    )
-                }
+                unsafe { ffi::ttsan_tt_bank_offset(self.raw, BufferKind::Dram.raw(), bank, &mut off, e, n) }
             })?;
             dram_bank_offsets.push(off);
         }
@@ -233,25 +166,12 @@ impl MockMesh {
     ///
     /// Any exception tt-metal throws while allocating (out of memory, a bad page size, a
     /// region of size 0) comes back as an [`AllocError`] carrying its message.
-    pub fn allocate(
-        &mut self,
-        kind: BufferKind,
-        size: u64,
-        page_size: u64,
-    ) -> Result<MeshBufferHandle, AllocError> {
+    pub fn allocate(&mut self, kind: BufferKind, size: u64, page_size: u64) -> Result<MeshBufferHandle, AllocError> {
         let mut raw_buf = std::ptr::null_mut();
         let mut err = ffi::err_buf();
         // SAFETY: raw is an open mesh; out and err point to live memory.
         let rc = unsafe {
-            ffi::ttsan_tt_alloc(
-                self.raw,
-                kind.raw(),
-                size,
-                page_size,
-                &mut raw_buf,
-                err.as_mut_ptr(),
-                err.len(),
-            )
+            ffi::ttsan_tt_alloc(self.raw, kind.raw(), size, page_size, &mut raw_buf, err.as_mut_ptr(), err.len())
         };
         if rc != ffi::OK || raw_buf.is_null() {
             let mut message = ffi::err_text(&err);
@@ -266,9 +186,7 @@ impl MockMesh {
                 let mut err = ffi::err_buf();
                 // SAFETY: raw_buf came from ttsan_tt_alloc and is released exactly once here.
                 unsafe { ffi::ttsan_tt_free(raw_buf, err.as_mut_ptr(), err.len()) };
-                return Err(AllocError {
-                    message: e.to_string(),
-                });
+                return Err(AllocError { message: e.to_string() });
             }
         };
         let key = self.next_key;
@@ -299,9 +217,10 @@ impl MockMesh {
 
     /// Deallocates a buffer.
     pub fn free(&mut self, handle: MeshBufferHandle) -> Result<(), TtError> {
-        let raw_buf = self.buffers.remove(&handle.key).ok_or_else(|| {
-            TtError::Argument("buffer handle is not from this mesh or already freed".into())
-        })?;
+        let raw_buf = self
+            .buffers
+            .remove(&handle.key)
+            .ok_or_else(|| TtError::Argument("buffer handle is not from this mesh or already freed".into()))?;
         call("deallocating a buffer", |e, n| {
             // SAFETY: raw_buf came from ttsan_tt_alloc and was removed from the map, so it is
             // released exactly once.
@@ -325,9 +244,8 @@ impl MockMesh {
     /// relative to the directory that was current when the mesh was opened.
     pub fn end_graph_capture_to_file(&mut self, path: &Path) -> Result<(), TtError> {
         let path = self.caller_cwd.join(path);
-        let c = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| {
-            TtError::Argument(format!("path contains a NUL byte: {}", path.display()))
-        })?;
+        let c = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| TtError::Argument(format!("path contains a NUL byte: {}", path.display())))?;
         call("end_graph_capture_to_file", |e, n| {
             // SAFETY: c is NUL-terminated and outlives the call.
             unsafe { ffi::ttsan_tt_end_graph_capture_to_file(c.as_ptr(), e, n) }

@@ -15,11 +15,7 @@ struct State {
     mesh_open: bool,
 }
 
-static STATE: Mutex<State> = Mutex::new(State {
-    loaded_from: None,
-    configured: None,
-    mesh_open: false,
-});
+static STATE: Mutex<State> = Mutex::new(State { loaded_from: None, configured: None, mesh_open: false });
 
 fn path_cstring(p: &Path) -> Result<CString, TtError> {
     CString::new(p.as_os_str().as_encoded_bytes())
@@ -43,19 +39,10 @@ fn set_mock_env(root: &RuntimeRoot, scratch: &Path) {
 
 /// Loads the library once per process and configures mock mode once per process; marks a mesh
 /// as open. `scratch` receives tt-metal's cache.
-pub(crate) fn acquire(
-    root: &RuntimeRoot,
-    arch: Arch,
-    chips: u32,
-    scratch: &Path,
-) -> Result<(), TtError> {
-    let mut st = STATE
-        .lock()
-        .map_err(|_| TtError::Process("tt-metal process state poisoned".into()))?;
+pub(crate) fn acquire(root: &RuntimeRoot, arch: Arch, chips: u32, scratch: &Path) -> Result<(), TtError> {
+    let mut st = STATE.lock().map_err(|_| TtError::Process("tt-metal process state poisoned".into()))?;
     if st.mesh_open {
-        return Err(TtError::Process(
-            "a tt-metal mesh is already open in this process (tt-metal allows one)".into(),
-        ));
+        return Err(TtError::Process("a tt-metal mesh is already open in this process (tt-metal allows one)".into()));
     }
     match &st.loaded_from {
         Some(prev) if prev != root.path() => {
@@ -73,9 +60,7 @@ pub(crate) fn acquire(
             let ttnn = path_cstring(&root.ttnn_lib())?;
             let mut err = ffi::err_buf();
             // SAFETY: both strings are NUL-terminated and outlive the call; err is ERR_LEN long.
-            let rc = unsafe {
-                ffi::ttsan_tt_load(metal.as_ptr(), ttnn.as_ptr(), err.as_mut_ptr(), err.len())
-            };
+            let rc = unsafe { ffi::ttsan_tt_load(metal.as_ptr(), ttnn.as_ptr(), err.as_mut_ptr(), err.len()) };
             if rc != ffi::OK {
                 return Err(TtError::Load(ffi::err_text(&err)));
             }

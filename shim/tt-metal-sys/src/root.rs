@@ -64,8 +64,7 @@ impl RuntimeRoot {
 
     /// The ttnn version recorded in the wheel's dist-info.
     pub fn version(&self) -> Result<String, TtError> {
-        let entries =
-            std::fs::read_dir(&self.root).map_err(|_| TtError::NotFound(self.metal_lib()))?;
+        let entries = std::fs::read_dir(&self.root).map_err(|_| TtError::NotFound(self.metal_lib()))?;
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
@@ -89,11 +88,7 @@ impl RuntimeRoot {
         }
         let found = self.version()?;
         if found != SUPPORTED_VERSION {
-            return Err(TtError::WrongVersion {
-                root: self.root.clone(),
-                found,
-                expected: SUPPORTED_VERSION,
-            });
+            return Err(TtError::WrongVersion { root: self.root.clone(), found, expected: SUPPORTED_VERSION });
         }
         Ok(())
     }
@@ -136,10 +131,7 @@ mod tests {
         std::fs::create_dir_all(&info).unwrap();
         std::fs::write(info.join("METADATA"), "Name: ttnn\nVersion: 0.80.0\n").unwrap();
         let err = root.check().unwrap_err();
-        assert!(
-            matches!(&err, TtError::WrongVersion { found, .. } if found == "0.80.0"),
-            "{err}"
-        );
+        assert!(matches!(&err, TtError::WrongVersion { found, .. } if found == "0.80.0"), "{err}");
 
         std::fs::write(info.join("METADATA"), "Name: ttnn\nVersion: 0.81.1\n").unwrap();
         root.check().unwrap();
