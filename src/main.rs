@@ -18,12 +18,23 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Analyse a trace and report findings.
+    Analyze(cli::analyze::AnalyzeArgs),
+    /// Inspect trace files.
+    #[command(subcommand)]
+    Trace(TraceCommand),
     /// Work with tt-metal's real allocator in mock mode (no hardware needed).
     #[command(name = "tt-metal", subcommand)]
     TtMetal(TtMetalCommand),
     /// Convert other tools' captures into ttsan traces.
     #[command(subcommand)]
     Import(ImportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TraceCommand {
+    /// Print every record as one JSON object per line (JSON Lines).
+    Dump(cli::trace::DumpArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -41,6 +52,8 @@ enum ImportCommand {
 
 fn dispatch(cli: Cli) -> Outcome {
     match cli.command {
+        Command::Analyze(args) => cli::analyze::run(&args),
+        Command::Trace(TraceCommand::Dump(args)) => cli::trace::dump(&args),
         Command::TtMetal(TtMetalCommand::Replay(args)) => cli::tt_metal::replay(&args),
         Command::Import(ImportCommand::GraphCapture(args)) => cli::import::graph_capture(&args),
     }
@@ -56,12 +69,17 @@ fn main() {
             std::process::exit(code);
         }
     };
-    let code = match dispatch(cli) {
-        Ok(code) => code,
-        Err(failure) => {
+    // A bug in ttsan must never look like a clean run or like bad input: exit 3, always.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("ttsan: internal error: {info}");
+    }));
+    let code = match std::panic::catch_unwind(move || dispatch(cli)) {
+        Ok(Ok(code)) => code,
+        Ok(Err(failure)) => {
             eprintln!("ttsan: {failure}");
             failure.code
         }
+        Err(_) => exit::INTERNAL,
     };
     std::process::exit(code);
 }

@@ -20,6 +20,7 @@ pub mod attribution;
 pub mod buffer;
 pub mod detect;
 pub mod finding;
+pub mod fixtures;
 pub mod model;
 pub mod ops;
 pub mod options;

@@ -1,6 +1,9 @@
 //! The `ttsan` command line: option parsing and dispatch. Each subcommand lives in its own module
 //! and does little more than call into the library crates.
 
+pub mod analyze;
 pub mod exit;
 pub mod import;
+pub mod options;
+pub mod trace;
 pub mod tt_metal;

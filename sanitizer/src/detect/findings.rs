@@ -49,7 +49,13 @@ impl FindingSet {
         let hit = self.findings.iter_mut().find(|f| {
             f.culprit.as_ref().is_some_and(|c| c.op_index == op_index)
                 && f.victim.as_ref().is_some_and(|v| v.id == victim)
-                && f.kind != FindingKind::GuardCorruption
+                && matches!(
+                    f.kind,
+                    FindingKind::OobWrite
+                        | FindingKind::UseAfterFree
+                        | FindingKind::ForeignWrite
+                        | FindingKind::WildWrite
+                )
         });
         match hit {
             Some(f) => {

@@ -69,6 +69,7 @@ pub struct TraceReader<R: Read> {
     frame: Vec<u8>,
     stats: ReadStats,
     done: bool,
+    max_record: usize,
 }
 
 impl TraceReader<File> {
@@ -89,7 +90,14 @@ impl<R: Read> TraceReader<R> {
             frame: Vec::with_capacity(256),
             stats: ReadStats { bytes: super::HEADER_LEN as u64, ..ReadStats::default() },
             done: false,
+            max_record: MAX_RECORD_LEN,
         })
+    }
+
+    /// Lowers (or raises) the longest record accepted; longer ones are skipped as damage.
+    pub fn with_max_record_len(mut self, max: usize) -> Self {
+        self.max_record = max;
+        self
     }
 
     /// The header.
@@ -144,7 +152,7 @@ impl<R: Read> TraceReader<R> {
             };
             let body = if found { &available[..take - 1] } else { available };
             if !oversized {
-                if self.frame.len() + body.len() > MAX_RECORD_LEN {
+                if self.frame.len() + body.len() > self.max_record {
                     oversized = true;
                     self.frame.clear();
                 } else {

@@ -1,0 +1,129 @@
+//! Each attribution relation and its sentence.
+
+use ttsan_events::{CoreCoord, Event, Role, Space};
+use ttsan_sanitizer::finding::Relation;
+use ttsan_sanitizer::fixtures::{TraceBuilder, DRAM_BASE};
+use ttsan_sanitizer::{AnalysisOptions, Analyzer, Finding, FindingKind};
+
+fn findings(events: Vec<Event>) -> Vec<Finding> {
+    let mut a = Analyzer::new(AnalysisOptions::default());
+    for e in &events {
+        a.feed(e);
+    }
+    let analysis = a.finish(None);
+    assert!(analysis.errors.is_empty(), "{:?}", analysis.errors);
+    analysis.findings
+}
+
+#[test]
+fn peer_address_when_the_culprits_buffer_lives_on_another_chip() {
+    let mut b = TraceBuilder::wormhole(1, 2);
+    b.alloc(1, "layer1.attn.sinks", Role::Weight, Space::Dram, DRAM_BASE, 12 * 2048, 2048, None);
+    b.alloc_on(1, 2, "combine.peer_buffer", DRAM_BASE + 0x10000, 12 * 2048);
+    b.alloc_on(0, 3, "combine.local_out", DRAM_BASE + 0x20000, 12 * 2048);
+    let op = b.op("ttnn.all_to_all_combine", &[], &[2, 3], &[]);
+    // Chip 0 writes at an address that is valid only on chip 1, where nothing lives on chip 0.
+    b.write_dram(0, 2, DRAM_BASE + 0x10000, 256, Some(op));
+    b.end(op);
+    let f = findings(b.finish());
+    assert_eq!(f.len(), 1, "{f:#?}");
+    let f = &f[0];
+    assert_eq!(f.kind, FindingKind::WildWrite);
+    let rel = f.related.as_ref().unwrap();
+    assert_eq!(
+        (rel.relation, rel.peer_device, rel.buffer.name.as_str()),
+        (Relation::PeerAddress, Some(1), "combine.peer_buffer")
+    );
+    assert!(
+        f.mechanism
+            .contains("lives at these addresses on device 1: op #0 ttnn.all_to_all_combine wrote to the wrong chip"),
+        "{}",
+        f.mechanism
+    );
+}
+
+#[test]
+fn before_start_for_an_underrun() {
+    let mut b = TraceBuilder::wormhole(1, 1);
+    b.alloc(1, "victim", Role::Activation, Space::Dram, DRAM_BASE, 12 * 2048, 2048, None);
+    b.alloc(2, "gap.filler", Role::Activation, Space::Dram, DRAM_BASE + 2048, 12 * 1024, 1024, None);
+    let op = b.op("ttnn.slice", &[], &[], &[]);
+    b.alloc(3, "out", Role::Activation, Space::Dram, DRAM_BASE + 4096, 12 * 2048, 2048, Some(op));
+    b.write_dram(0, 1, DRAM_BASE + 1024, 512, Some(op));
+    b.end(op);
+    let f = findings(b.finish());
+    let f = &f[0];
+    assert_eq!(f.kind, FindingKind::ForeignWrite);
+    let rel = f.related.as_ref().unwrap();
+    // The damage [1024, 1536) ends 2560 bytes before out's start at 4096.
+    assert_eq!((rel.relation, rel.distance, rel.buffer.name.as_str()), (Relation::BeforeStart, 2560, "out"));
+    assert!(f.mechanism.contains("wrote 2560 bytes before the start of its output buffer 'out'"), "{}", f.mechanism);
+}
+
+#[test]
+fn overlap_relation_when_the_culprits_output_shares_the_victims_bytes() {
+    let mut b = TraceBuilder::wormhole(1, 1);
+    b.alloc(1, "weights.sinks", Role::Weight, Space::Dram, DRAM_BASE, 12 * 2048, 2048, None);
+    b.guard(1);
+    b.digest(1, 0, None, &[0; 12]);
+    let op = b.op("ttnn.concat", &[], &[], &[]);
+    // The allocator (or a bug in it) put the output on top of the sinks.
+    b.alloc(2, "concat.out", Role::Activation, Space::Dram, DRAM_BASE, 12 * 2048, 2048, Some(op));
+    b.end(op);
+    let mut changed = [0u8; 12];
+    changed[0] = 1;
+    b.digest(1, 0, Some(op), &changed);
+    let f = findings(b.finish());
+    let gc = f.iter().find(|f| f.kind == FindingKind::GuardCorruption).unwrap_or_else(|| panic!("{f:#?}"));
+    let rel = gc.related.as_ref().unwrap();
+    assert_eq!((rel.relation, rel.buffer.name.as_str()), (Relation::Overlap, "concat.out"));
+    assert!(
+        gc.mechanism.contains("shares these bytes with 'weights.sinks' (weight): the two allocations overlap"),
+        "{}",
+        gc.mechanism
+    );
+    assert!(f.iter().any(|f| f.kind == FindingKind::Overlap));
+}
+
+#[test]
+fn declared_when_no_buffer_of_the_culprit_is_near() {
+    let mut b = TraceBuilder::wormhole(1, 1);
+    b.alloc(1, "layer0.kv", Role::KvCache, Space::Dram, DRAM_BASE, 12 * 2048, 2048, None);
+    b.alloc_sharded(2, "l1.act", &[CoreCoord::new(0, 0)], 0x10_0000, 2048);
+    let op = b.op("ttnn.softmax", &[2], &[], &[]);
+    b.write_dram(0, 0, DRAM_BASE, 64, Some(op));
+    b.end(op);
+    let f = findings(b.finish());
+    let rel = f[0].related.as_ref().unwrap();
+    assert_eq!((rel.relation, rel.buffer.name.as_str()), (Relation::Declared, "l1.act"));
+    assert!(f[0].mechanism.contains("far from any of its own buffers (nearest: 'l1.act')"), "{}", f[0].mechanism);
+}
+
+#[test]
+fn repeats_on_many_chips_merge_into_one_finding() {
+    let mut b = TraceBuilder::wormhole(1, 8);
+    b.alloc(1, "sinks", Role::Weight, Space::Dram, DRAM_BASE, 12 * 2048, 2048, None);
+    let op = b.op("ttnn.all_gather", &[], &[], &[]);
+    for d in 0..8 {
+        b.write_dram(d, 0, DRAM_BASE, 32, Some(op));
+    }
+    b.end(op);
+    let f = findings(b.finish());
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].count, 8);
+    assert_eq!(f[0].devices, (0..8).collect::<Vec<_>>());
+}
+
+#[test]
+fn host_writes_to_live_buffers_are_fine_but_not_to_freed_ones() {
+    let mut b = TraceBuilder::wormhole(1, 1);
+    b.alloc(1, "w", Role::Weight, Space::Dram, DRAM_BASE, 12 * 2048, 2048, None);
+    b.write_dram(0, 0, DRAM_BASE, 2048, None);
+    b.free(1, None);
+    b.write_dram(0, 0, DRAM_BASE, 16, None);
+    let f = findings(b.finish());
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].kind, FindingKind::UseAfterFree);
+    assert!(f[0].culprit.is_none());
+    assert!(f[0].mechanism.starts_with("the host wrote to the stale address of 'w'"), "{}", f[0].mechanism);
+}

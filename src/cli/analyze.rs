@@ -1,0 +1,144 @@
+//! `ttsan analyze`: read a trace, run the detectors, print the report.
+
+use super::exit::{Failure, Outcome, CLEAN, FINDINGS, USAGE};
+use super::options::EnvOptions;
+use anyhow::{anyhow, Context as _};
+use clap::{Args, ValueEnum};
+use std::path::{Path, PathBuf};
+use ttsan_sanitizer::analyzer::analyze_file;
+use ttsan_sanitizer::report::{render_text, Report, Status, TextOptions};
+use ttsan_sanitizer::AnalysisOptions;
+
+/// How the report is printed on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// ASan-style text.
+    Text,
+    /// The JSON report (docs/report-format.md).
+    Json,
+}
+
+/// Options shared by every command that analyses a trace.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ReportArgs {
+    /// Report format on stdout [TTSAN_OPTIONS: format] [default: text].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Also write the JSON report to FILE [TTSAN_OPTIONS: json].
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Exit code when there are findings [TTSAN_OPTIONS: error_exitcode] [default: 1].
+    #[arg(long, value_name = "N")]
+    pub error_exitcode: Option<i32>,
+    /// Recent frees remembered to name use-after-free victims [TTSAN_OPTIONS: quarantine] [default: 4096].
+    #[arg(long, value_name = "N")]
+    pub quarantine: Option<usize>,
+    /// Report buffers still alive at the end [TTSAN_OPTIONS: leaks].
+    #[arg(long)]
+    pub leaks: bool,
+    /// Findings printed in full at most [TTSAN_OPTIONS: print_limit] [default: 50].
+    #[arg(long, value_name = "N")]
+    pub print_limit: Option<usize>,
+}
+
+/// The effective settings after merging flags over `TTSAN_OPTIONS` over defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Stdout format.
+    pub format: Format,
+    /// JSON report path.
+    pub json: Option<PathBuf>,
+    /// Exit code for findings.
+    pub error_exitcode: i32,
+    /// Analysis options.
+    pub analysis: AnalysisOptions,
+    /// Text options.
+    pub text: TextOptions,
+}
+
+impl ReportArgs {
+    /// Merges flags over `TTSAN_OPTIONS`.
+    pub fn settings(&self) -> Result<Settings, Failure> {
+        let env = EnvOptions::from_env().map_err(Failure::usage)?;
+        let format = match (self.format, env.string("format").as_deref()) {
+            (Some(f), _) => f,
+            (None, Some("json")) => Format::Json,
+            (None, Some("text") | None) => Format::Text,
+            (None, Some(other)) => {
+                return Err(Failure::usage(anyhow!("TTSAN_OPTIONS format={other}: expected text or json")))
+            }
+        };
+        let u = |key: &str| env.u64(key).map_err(Failure::usage);
+        let defaults = AnalysisOptions::default();
+        let error_exitcode = match self.error_exitcode {
+            Some(c) => c,
+            None => u("error_exitcode")?.map(|c| c as i32).unwrap_or(FINDINGS),
+        };
+        Ok(Settings {
+            format,
+            json: self.json.clone().or_else(|| env.string("json").map(PathBuf::from)),
+            error_exitcode,
+            analysis: AnalysisOptions {
+                quarantine: match self.quarantine {
+                    Some(q) => q,
+                    None => u("quarantine")?.map(|q| q as usize).unwrap_or(defaults.quarantine),
+                },
+                leaks: self.leaks || env.bool("leaks").map_err(Failure::usage)?.unwrap_or(false),
+                ..defaults
+            },
+            text: TextOptions {
+                print_limit: match self.print_limit {
+                    Some(p) => p,
+                    None => u("print_limit")?.map(|p| p as usize).unwrap_or(TextOptions::default().print_limit),
+                },
+            },
+        })
+    }
+}
+
+/// Arguments of `ttsan analyze`.
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// The trace file.
+    pub trace: PathBuf,
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+/// Runs `ttsan analyze`.
+pub fn run(args: &AnalyzeArgs) -> Outcome {
+    let settings = args.report.settings()?;
+    let report = analyze_trace(&args.trace, &settings)?;
+    emit(&report, &settings)
+}
+
+/// Analyses a trace file into a report; an unreadable trace is a usage error (exit 2).
+pub fn analyze_trace(trace: &Path, settings: &Settings) -> Result<Report, Failure> {
+    let analysis = analyze_file(trace, settings.analysis.clone())
+        .with_context(|| trace.display().to_string())
+        .map_err(Failure::usage)?;
+    Ok(Report::new(analysis))
+}
+
+/// Prints the report, writes the JSON file, and chooses the exit code.
+pub fn emit(report: &Report, settings: &Settings) -> Outcome {
+    if let Some(path) = &settings.json {
+        std::fs::write(path, report.to_json())
+            .with_context(|| format!("writing JSON report {}", path.display()))
+            .map_err(Failure::usage)?;
+    }
+    for w in &report.warnings {
+        eprintln!("ttsan: warning: {w}");
+    }
+    match settings.format {
+        Format::Text => print!("{}", render_text(report, settings.text)),
+        Format::Json => println!("{}", report.to_json()),
+    }
+    match report.status {
+        Status::Clean => Ok(CLEAN),
+        Status::Findings => Ok(settings.error_exitcode),
+        Status::Error => {
+            Err(Failure { code: USAGE, error: anyhow!("analysis incomplete: {}", report.errors.join("; ")) })
+        }
+    }
+}
