@@ -470,4 +470,68 @@ mod tests {
         // 1393312 B of L1 = 1360 KiB: 11 classes, as tt-metal's dump shows.
         assert_eq!(FreeList::new(1_393_312, 0, 32, 32).classes.len(), 11);
     }
+
+    /// Walks the block chain and checks what tt-metal's list relies on: blocks tile the range
+    /// in order, no two free blocks touch (they would have been merged), and the size-class
+    /// lists hold exactly the free blocks, each list in address order.
+    fn check_invariants(l: &FreeList) {
+        let head = (0..l.blocks.len()).find(|&i| l.blocks[i].live && l.blocks[i].prev.is_none()).unwrap();
+        let (mut cur, mut end, mut prev_free, mut free_blocks) = (Some(head), 0, false, Vec::new());
+        while let Some(i) = cur {
+            let b = &l.blocks[i];
+            assert!(b.live && b.address == end && b.size > 0, "block {i} breaks the chain: {b:?}");
+            assert!(!(prev_free && !b.allocated), "adjacent free blocks at {}", b.address);
+            if !b.allocated {
+                free_blocks.push(i);
+            }
+            prev_free = !b.allocated;
+            end += b.size;
+            cur = b.next;
+        }
+        assert_eq!(end, l.max_size);
+        let mut listed: Vec<usize> = Vec::new();
+        for (c, list) in l.classes.iter().enumerate() {
+            assert!(list.windows(2).all(|w| l.blocks[w[0]].address < l.blocks[w[1]].address));
+            assert!(list.iter().all(|&i| l.class_of(l.blocks[i].size) == c));
+            listed.extend(list);
+        }
+        listed.sort_unstable();
+        free_blocks.sort_unstable();
+        assert_eq!(listed, free_blocks);
+        assert_eq!(l.allocated.len(), l.blocks.iter().filter(|b| b.live && b.allocated).count());
+    }
+
+    #[test]
+    fn random_use_keeps_the_block_structure_sound() {
+        let mut l = FreeList::new(3 * 1024 * KIB + 96, 64, 32, 32);
+        let mut live: Vec<u64> = Vec::new();
+        let mut x: u64 = 12345;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for step in 0..5000 {
+            if !live.is_empty() && rnd(100) < 45 {
+                let a = live.swap_remove(rnd(live.len() as u64) as usize);
+                l.deallocate(a);
+            } else {
+                let bits = rnd(19);
+                let size = 1 + rnd(1 << bits);
+                if let Some(a) = alloc(&mut l, size, rnd(2) == 0) {
+                    assert!(a >= 64 && a + size <= 64 + l.max_size, "step {step}: {a} {size}");
+                    live.push(a);
+                }
+            }
+            check_invariants(&l);
+        }
+        let ranges = l.allocated_ranges();
+        assert!(ranges.windows(2).all(|w| w[0].1 <= w[1].0), "allocated ranges overlap");
+        for a in live.drain(..) {
+            l.deallocate(a);
+        }
+        check_invariants(&l);
+        assert_eq!(l.blocks.iter().filter(|b| b.live).count(), 1);
+    }
 }
