@@ -54,7 +54,6 @@ a w l1 32768 2048
 f d1
 a d3 dram 131072 2048
 a huge dram 100000000000 2048
-f huge
 f d2
 f w
 f d3
@@ -73,7 +72,6 @@ fn wormhole_one_chip_matches_the_measured_addresses_and_traces_them() {
         "d1 FREED".into(),
         format!("d3 {}", 0x10_0040),
         "huge OOM".into(),
-        "huge FREED".into(),
         "d2 FREED".into(),
         "w FREED".into(),
         "d3 FREED".into(),
@@ -177,6 +175,53 @@ fn l1_small_interleaved_is_refused_by_the_real_allocator() {
     let dir = tempfile::tempdir().unwrap();
     let out = replay(dir.path(), "a s l1_small 4096 2048\na d dram 4096 2048\n", &[]);
     assert_eq!(lines(&out), vec!["s OOM".to_string(), format!("d {}", 0x10_0040)]);
+}
+
+/// A script that exercises reuse, top-down L1, refusals of several kinds and odd page sizes.
+const MIXED_SCRIPT: &str = "\
+a d1 dram 131072 2048
+a d2 dram 1048576 2048
+a w l1 32768 2048
+f d1
+a d3 dram 131072 2048
+a huge dram 100000000000 2048
+a s l1_small 4096 2048
+a w2 l1 65536 1024
+a odd dram 100000 3000
+f d2
+a d4 dram 4096 32
+a w3 l1 1000000 4096
+f w
+a w4 l1 2048 2048
+f d3
+";
+
+#[test]
+fn model_answers_like_the_real_library() {
+    let Some(_) = library("model_answers_like_the_real_library") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        ["--arch", "wormhole", "--chips", "1"],
+        ["--arch", "wormhole", "--chips", "8"],
+        ["--arch", "blackhole", "--chips", "1"],
+    ] {
+        let real = lines(&replay(dir.path(), MIXED_SCRIPT, &args));
+        let mut with_model = args.to_vec();
+        with_model.push("--model");
+        let model = lines(&replay(dir.path(), MIXED_SCRIPT, &with_model));
+        assert_eq!(real.len(), 15, "{args:?}: {real:?}");
+        assert_eq!(model, real, "{args:?}: model and real library disagree");
+    }
+}
+
+#[test]
+fn freeing_a_refused_allocation_exits_2() {
+    let Some(_) = library("freeing_a_refused_allocation_exits_2") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = replay(dir.path(), "a huge dram 100000000000 2048\nf huge\n", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "huge OOM\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no buffer"));
 }
 
 #[test]

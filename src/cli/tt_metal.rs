@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use tt_metal_sys::{AllocatorFacts, BufferKind, MeshInfo, MockMesh, RunMode, RuntimeRoot, TtError};
 use ttsan_events::trace::TraceWriter;
 use ttsan_events::{BufferAlloc, BufferFree, CaptureStart, CoreCoord, Event, Geometry, Layout, MeshDesc, Role, Space};
+use ttsan_inference::alloc::replay::run_model;
 use ttsan_inference::alloc::script::{self, Request, Response};
 
 /// Chip architecture on the command line.
@@ -28,7 +29,7 @@ pub enum ArchArg {
 }
 
 impl ArchArg {
-    fn events(self) -> ttsan_events::Arch {
+    pub(crate) fn events(self) -> ttsan_events::Arch {
         match self {
             ArchArg::Wormhole => ttsan_events::Arch::WormholeB0,
             ArchArg::Blackhole => ttsan_events::Arch::Blackhole,
@@ -114,10 +115,13 @@ fn check_ids(requests: &[Request]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn replay_model(_requests: &[Request], _args: &ReplayArgs) -> Outcome {
-    Err(Failure::internal(anyhow!(
-        "--model needs ttsan_inference::alloc::replay::run_model, which is not in this build yet"
-    )))
+fn replay_model(requests: &[Request], args: &ReplayArgs) -> Outcome {
+    let responses = run_model(requests, args.arch.events(), args.chips).map_err(Failure::usage)?;
+    let mut out = std::io::stdout().lock();
+    for r in &responses {
+        print_response(&mut out, r)?;
+    }
+    Ok(CLEAN)
 }
 
 fn print_response(out: &mut impl Write, r: &Response) -> Result<(), Failure> {
@@ -171,7 +175,7 @@ fn replay_real(requests: &[Request], args: &ReplayArgs) -> Outcome {
     }
 
     let mut live = HashMap::new();
-    for req in requests {
+    for (n, req) in requests.iter().enumerate() {
         let response = match req {
             Request::Alloc { id, space, size, page_size } => match mesh.allocate(kind_of(*space), *size, *page_size) {
                 Ok(handle) => {
@@ -190,13 +194,17 @@ fn replay_real(requests: &[Request], args: &ReplayArgs) -> Outcome {
                 }
             },
             Request::Free { id } => {
-                // check_ids guarantees the id was allocated; absent here means it was refused.
-                if let Some(handle) = live.remove(id) {
-                    let uid = handle.info().unique_id;
-                    mesh.free(handle).map_err(tt_failure)?;
-                    if let Some(w) = trace.as_mut() {
-                        write_event(w, &Event::BufferFree(BufferFree { id: uid, op: None, stack: None }))?;
-                    }
+                // The model refuses the same way: a refused allocation holds nothing to free.
+                let Some(handle) = live.remove(id) else {
+                    return Err(Failure::usage(anyhow!(
+                        "request {}: free of `{id}`, which holds no buffer (its allocation was refused)",
+                        n + 1
+                    )));
+                };
+                let uid = handle.info().unique_id;
+                mesh.free(handle).map_err(tt_failure)?;
+                if let Some(w) = trace.as_mut() {
+                    write_event(w, &Event::BufferFree(BufferFree { id: uid, op: None, stack: None }))?;
                 }
                 Response::Freed(id.clone())
             }
