@@ -118,7 +118,8 @@ pub fn mechanism(op: &OpInfo, related: Option<&Related>, victim: Option<&BufferR
     let Some(rel) = related else {
         return format!("op {op_name} wrote into {victim_text}, and none of its own buffers explains why");
     };
-    let how = op.declared.get(&rel.buffer.id).map(|d| d.as_str()).unwrap_or("earlier-call");
+    // Buffers found through the op's history belong to an earlier call (program-cache state).
+    let how = op.declared.get(&rel.buffer.id).map(|d| d.as_str()).unwrap_or("cached (earlier call)");
     let b = &rel.buffer.name;
     match rel.relation {
         Relation::Overlap => format!(
