@@ -35,18 +35,12 @@ fn main() -> ExitCode {
 fn run(arch: Arch, chips: u32) -> Result<(), Box<dyn std::error::Error>> {
     let root = RuntimeRoot::locate(None);
     // Nonzero L1_SMALL and trace sizes so that those spaces report real numbers too.
-    let opts = OpenOptions {
-        l1_small_size: 32 * 1024,
-        trace_region_size: 1 << 20,
-    };
+    let opts = OpenOptions { l1_small_size: 32 * 1024, trace_region_size: 1 << 20 };
     let mut mesh = MockMesh::open_with(&root, arch, chips, opts)?;
     println!("mesh: {:?}", mesh.info());
     let f = mesh.facts().clone();
     println!("dram: {:?} base {:#x}", f.dram, f.dram_base);
-    println!(
-        "l1: {:?} base {:#x} worker_l1_size {:#x}",
-        f.l1, f.l1_base, f.worker_l1_size
-    );
+    println!("l1: {:?} base {:#x} worker_l1_size {:#x}", f.l1, f.l1_base, f.worker_l1_size);
     println!("l1_small: {:?}", f.l1_small);
     println!("trace: {:?}", f.trace);
     println!("dram bank offsets: {:?}", f.dram_bank_offsets);
@@ -60,11 +54,7 @@ fn run(arch: Arch, chips: u32) -> Result<(), Box<dyn std::error::Error>> {
         (BufferKind::L1, 16 * u64::from(f.l1.num_banks), 16),
     ] {
         match mesh.allocate(kind, size, page) {
-            Ok(b) => println!(
-                "alloc {kind:?} {size} page {page}: {:#x} {:?}",
-                b.address(),
-                b.info()
-            ),
+            Ok(b) => println!("alloc {kind:?} {size} page {page}: {:#x} {:?}", b.address(), b.info()),
             Err(e) => println!("alloc {kind:?} {size} page {page}: {e}"),
         }
     }
