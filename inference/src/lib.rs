@@ -2,3 +2,4 @@
 #![deny(missing_docs)]
 
 pub mod alloc;
+pub mod gpt_oss;

@@ -1,0 +1,25 @@
+//! GPT-OSS (gpt-oss-20b / gpt-oss-120b and tiny variants): HF configs and checkpoints, an f32 CPU
+//! reference of the Hugging Face semantics, an independent naive formulation to check it, and
+//! the comparison tools (PCC, `.npy`) that the device path is measured with.
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod init;
+pub mod mxfp4;
+pub mod naive;
+pub mod npy;
+pub mod pcc;
+pub mod reference;
+pub mod rng;
+pub mod rope;
+pub mod tensor;
+pub mod weights;
+
+pub use checkpoint::{load_checkpoint, write_checkpoint, StoreDtype, WriteOptions};
+pub use config::{GptOssConfig, LayerType};
+pub use error::GptOssError;
+pub use init::random_weights;
+pub use pcc::pcc;
+pub use reference::Reference;
+pub use weights::ModelWeights;
