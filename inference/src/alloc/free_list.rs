@@ -480,7 +480,7 @@ mod tests {
         while let Some(i) = cur {
             let b = &l.blocks[i];
             assert!(b.live && b.address == end && b.size > 0, "block {i} breaks the chain: {b:?}");
-            assert!(!(prev_free && !b.allocated), "adjacent free blocks at {}", b.address);
+            assert!(!prev_free || b.allocated, "adjacent free blocks at {}", b.address);
             if !b.allocated {
                 free_blocks.push(i);
             }

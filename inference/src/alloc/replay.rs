@@ -16,17 +16,17 @@ pub enum ReplayError {
     #[error("cannot configure the allocator model: {0}")]
     Config(#[from] AllocError),
     /// A free names an id that holds no buffer (never allocated, refused, or already freed).
-    #[error("request {index}: free of unknown id `{id}`")]
+    #[error("request {}: free of unknown id `{id}`", index + 1)]
     UnknownId {
-        /// 0-based request index.
+        /// 0-based request index (messages count from 1, like script readers do).
         index: usize,
         /// The id.
         id: String,
     },
     /// An allocation reuses an id that still holds a buffer.
-    #[error("request {index}: id `{id}` is already allocated")]
+    #[error("request {}: id `{id}` is already allocated", index + 1)]
     DuplicateId {
-        /// 0-based request index.
+        /// 0-based request index (messages count from 1, like script readers do).
         index: usize,
         /// The id.
         id: String,
@@ -84,7 +84,7 @@ mod tests {
         let reqs = parse("a x dram 2048 2048\nf y\n").unwrap();
         let e = run_model(&reqs, Arch::Blackhole, 1).unwrap_err();
         assert_eq!(e, ReplayError::UnknownId { index: 1, id: "y".into() });
-        assert!(e.to_string().contains("`y`"));
+        assert_eq!(e.to_string(), "request 2: free of unknown id `y`");
         // A refused allocation leaves nothing to free either.
         let reqs = parse("a big dram 1099511627776 1048576\nf big\n").unwrap();
         assert!(matches!(run_model(&reqs, Arch::Blackhole, 1), Err(ReplayError::UnknownId { index: 1, .. })));
