@@ -45,6 +45,8 @@ fn imports_the_real_normal_capture() {
     assert_eq!(start.geometry.arch, Arch::WormholeB0);
     assert_eq!(start.geometry.l1_banks(), 56);
     assert_eq!(start.geometry.l1_unreserved_base, 105_824);
+    // One `devices` entry (the mesh), eight chips in the cluster descriptor.
+    assert_eq!(start.mesh.device_ids, (0..8).collect::<Vec<u32>>());
     let body: Vec<&Event> = events[1..events.len() - 1].iter().collect();
     assert_eq!(body.len(), 4, "{body:?}");
     let (Event::BufferAlloc(d), Event::BufferAlloc(l)) = (body[0], body[1]) else { panic!("{body:?}") };
@@ -333,5 +335,6 @@ f w2
         assert_eq!(got, want, "{chips} chip(s): capture and replay disagree");
         let Event::CaptureStart(start) = &events[0] else { panic!() };
         assert_eq!(start.geometry.l1_banks(), if chips == "1" { 64 } else { 56 });
+        assert_eq!(start.mesh.len(), if chips == "1" { 1 } else { 8 });
     }
 }

@@ -118,7 +118,11 @@ impl<'a> Converter<'a> {
             Value::Object(map) => map.get("devices"),
             _ => None,
         };
-        let (geometry, mesh, notes) = geometry::from_devices(devices, self.opts.arch);
+        let descriptor = match doc {
+            Value::Object(map) => map.get("cluster_descriptor").and_then(Value::as_str),
+            _ => None,
+        };
+        let (geometry, mesh, notes) = geometry::from_report(devices, descriptor, self.opts.arch);
         let mut warnings = notes;
         let version = match doc {
             Value::Object(map) => map.get("version").map(|v| v.to_string()),

@@ -16,6 +16,28 @@ pub fn arch_from_name(name: &str) -> Option<Arch> {
     }
 }
 
+/// The chips a report's `cluster_descriptor` (UMD YAML, as one string) lists under `arch:`,
+/// with their architecture names, in the order listed.
+pub fn cluster_chips(descriptor: &str) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    let mut in_arch = false;
+    for line in descriptor.lines() {
+        if !line.starts_with(' ') && !line.trim().is_empty() {
+            in_arch = line.trim_end() == "arch:";
+            continue;
+        }
+        if !in_arch {
+            continue;
+        }
+        if let Some((id, arch)) = line.trim().split_once(':') {
+            if let Ok(id) = id.trim().parse::<u32>() {
+                out.push((id, arch.trim().to_string()));
+            }
+        }
+    }
+    out
+}
+
 /// The single-chip defaults of an architecture.
 pub fn default_geometry(arch: Arch) -> Geometry {
     match arch {
@@ -24,8 +46,28 @@ pub fn default_geometry(arch: Arch) -> Geometry {
     }
 }
 
-/// Geometry and mesh from the report's `devices` list, starting from `fallback_arch`'s defaults
-/// for anything the list does not say. Returns notes about what had to be assumed.
+/// Geometry and mesh from the report's `devices` list and `cluster_descriptor`, starting from
+/// `fallback_arch`'s defaults for anything they do not say. Returns notes about what had to be
+/// assumed.
+pub fn from_report(
+    devices: Option<&Value>,
+    cluster_descriptor: Option<&str>,
+    fallback_arch: Arch,
+) -> (Geometry, MeshDesc, Vec<String>) {
+    let chips = cluster_descriptor.map(cluster_chips).unwrap_or_default();
+    let fallback_arch = chips.first().and_then(|(_, a)| arch_from_name(a)).unwrap_or(fallback_arch);
+    let (g, mesh, notes) = from_devices(devices, fallback_arch);
+    // A mesh reports one `devices` entry (the mesh device); the descriptor lists every chip.
+    if chips.len() > mesh.len() {
+        let mut ids: Vec<u32> = chips.iter().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        let mesh = MeshDesc { rows: 1, cols: ids.len() as u32, device_ids: ids };
+        return (g, mesh, notes);
+    }
+    (g, mesh, notes)
+}
+
+/// Geometry and mesh from the report's `devices` list alone.
 pub fn from_devices(devices: Option<&Value>, fallback_arch: Arch) -> (Geometry, MeshDesc, Vec<String>) {
     let mut notes = Vec::new();
     let list: Vec<&Value> = devices.and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
@@ -94,6 +136,18 @@ mod tests {
         assert_eq!(g.l1_banks(), 56);
         assert_eq!(g.l1_bank_cores, l1_bank_cores(CoreCoord::new(8, 7)));
         assert_eq!(mesh.device_ids, vec![0]);
+    }
+
+    #[test]
+    fn counts_chips_in_the_cluster_descriptor() {
+        let desc =
+            "arch:\n  0: wormhole_b0\n  1: wormhole_b0\n  2: wormhole_b0\nchips:\n  0:\n    - 1\n  1:\n    - 0\n";
+        assert_eq!(cluster_chips(desc).iter().map(|c| c.0).collect::<Vec<_>>(), vec![0, 1, 2]);
+        let devices = json!([{"arch": "WORMHOLE_B0", "device_id": 0}]);
+        let (_, mesh, _) = from_report(Some(&devices), Some(desc), Arch::WormholeB0);
+        assert_eq!(mesh.device_ids, vec![0, 1, 2]);
+        let (g, mesh, _) = from_report(None, Some("arch:\n  0: blackhole\n"), Arch::WormholeB0);
+        assert_eq!((g.arch, mesh.len()), (Arch::Blackhole, 1));
     }
 
     #[test]
