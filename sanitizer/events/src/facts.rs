@@ -58,6 +58,8 @@ impl Geometry {
     ///
     /// The compute grid depends on the cluster descriptor mock mode picks for that chip count
     /// (and on where it puts the dispatch cores), so only measured chip counts are answered.
+    /// `worker_grid` holds that compute grid: the cores that carry L1 banks, dispatch cores
+    /// excluded.
     pub fn mock(arch: Arch, chips: u32) -> Result<Self, UnknownMesh> {
         match (arch, chips) {
             (Arch::WormholeB0, 1) => Ok(Self::wormhole_b0()),
