@@ -5,8 +5,8 @@ use ttsan_inference::gpt_oss::config::GptOssConfig;
 use ttsan_inference::gpt_oss::naive;
 use ttsan_inference::gpt_oss::pcc::{max_abs_diff, pcc};
 use ttsan_inference::gpt_oss::reference::{self, LayerCache, Reference, Routing};
-use ttsan_inference::gpt_oss::rope::Rope;
 use ttsan_inference::gpt_oss::rng::SplitMix64;
+use ttsan_inference::gpt_oss::rope::Rope;
 use ttsan_inference::gpt_oss::{random_weights, ModelWeights};
 
 const SEED: u64 = 0x5eed;
@@ -178,8 +178,9 @@ fn random_tiny_model_exercises_clamp_sinks_and_window() {
             let bias = &w.layers[0].experts.gate_up_bias.data;
             let width = 2 * c.intermediate_size;
             for col in 0..width {
-                let v: f32 = (0..c.hidden_size).map(|i| row[i] * gu[(e * c.hidden_size + i) * width + col]).sum::<f32>()
-                    + bias[e * width + col];
+                let v: f32 =
+                    (0..c.hidden_size).map(|i| row[i] * gu[(e * c.hidden_size + i) * width + col]).sum::<f32>()
+                        + bias[e * width + col];
                 match (col % 2, v.abs() > 7.0) {
                     (0, true) if v > 7.0 => gate_over += 1,
                     (1, true) => up_over += 1,

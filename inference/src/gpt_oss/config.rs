@@ -102,9 +102,12 @@ pub struct GptOssConfig {
     pub head_dim: usize,
     /// Experts per layer.
     pub num_local_experts: usize,
-    /// Experts selected per token (the released configs also carry it as `experts_per_token`).
-    #[serde(alias = "experts_per_token")]
+    /// Experts selected per token.
+    #[serde(default)]
     pub num_experts_per_tok: usize,
+    /// The released configs' duplicate of `num_experts_per_tok`, used when that one is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experts_per_token: Option<usize>,
     /// Keys visible to a sliding layer's query, itself included.
     #[serde(default)]
     pub sliding_window: Option<usize>,
@@ -114,9 +117,12 @@ pub struct GptOssConfig {
     /// RoPE base; newer configs keep it inside `rope_parameters` instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rope_theta: Option<f64>,
-    /// YaRN parameters.
-    #[serde(alias = "rope_parameters")]
+    /// YaRN parameters (HF's default, yarn x32 over 4096, when the config has none).
+    #[serde(default = "hf_default_rope")]
     pub rope_scaling: RopeScaling,
+    /// Newer HF configs' name for `rope_scaling`; moved there when `rope_scaling` is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_parameters: Option<RopeScaling>,
     /// Longest supported context.
     pub max_position_embeddings: usize,
     /// Vocabulary size.
@@ -159,8 +165,18 @@ pub struct GptOssConfig {
 impl GptOssConfig {
     /// Parses a `config.json` text, fills HF defaults and validates it.
     pub fn from_json_str(text: &str, origin: &Path) -> Result<Self> {
-        let mut config: GptOssConfig = serde_json::from_str(text)
-            .map_err(|source| GptOssError::ConfigJson { path: origin.to_path_buf(), source })?;
+        let json_error = |source| GptOssError::ConfigJson { path: origin.to_path_buf(), source };
+        let value: serde_json::Value = serde_json::from_str(text).map_err(json_error)?;
+        let has_rope_scaling = value.get("rope_scaling").is_some_and(|v| !v.is_null());
+        let mut config: GptOssConfig = serde_json::from_value(value).map_err(json_error)?;
+        if !has_rope_scaling {
+            if let Some(parameters) = config.rope_parameters.take() {
+                config.rope_scaling = parameters;
+            }
+        }
+        if config.num_experts_per_tok == 0 {
+            config.num_experts_per_tok = config.experts_per_token.unwrap_or(0);
+        }
         if config.layer_types.is_empty() {
             // HF: "sliding_attention" if (i + 1) % 2 else "full_attention".
             config.layer_types = (0..config.num_hidden_layers)
@@ -208,10 +224,12 @@ impl GptOssConfig {
             head_dim: 64,
             num_local_experts: experts,
             num_experts_per_tok: 4,
+            experts_per_token: Some(4),
             sliding_window: Some(128),
             layer_types: alternating(layers),
             rope_theta: Some(150000.0),
             rope_scaling: yarn(32.0, 4096),
+            rope_parameters: None,
             max_position_embeddings: 131072,
             vocab_size: 201088,
             rms_norm_eps: 1e-5,
@@ -303,7 +321,10 @@ impl GptOssConfig {
         if self.num_attention_heads % self.num_key_value_heads != 0 {
             return bad(
                 "num_key_value_heads",
-                format!("{} does not divide num_attention_heads {}", self.num_key_value_heads, self.num_attention_heads),
+                format!(
+                    "{} does not divide num_attention_heads {}",
+                    self.num_key_value_heads, self.num_attention_heads
+                ),
             );
         }
         if self.head_dim % 2 != 0 {
@@ -313,6 +334,12 @@ impl GptOssConfig {
             return bad(
                 "num_experts_per_tok",
                 format!("{} exceeds num_local_experts {}", self.num_experts_per_tok, self.num_local_experts),
+            );
+        }
+        if self.experts_per_token.is_some_and(|k| k != self.num_experts_per_tok) {
+            return bad(
+                "experts_per_token",
+                format!("{:?} disagrees with num_experts_per_tok {}", self.experts_per_token, self.num_experts_per_tok),
             );
         }
         if self.layer_types.len() != self.num_hidden_layers {
@@ -392,6 +419,10 @@ impl GptOssConfig {
 
 fn alternating(layers: usize) -> Vec<LayerType> {
     (0..layers).map(|i| if i % 2 == 0 { LayerType::Sliding } else { LayerType::Full }).collect()
+}
+
+fn hf_default_rope() -> RopeScaling {
+    yarn(32.0, 4096)
 }
 
 fn yarn(factor: f64, original_max: usize) -> RopeScaling {

@@ -102,7 +102,8 @@ impl<'data> Source<'_, 'data> {
 
     fn take_mxfp4(&self, name: String, blocks_name: &str, expected: Vec<usize>) -> Result<Tensor> {
         let scales_name = format!("{name}_scales");
-        let blocks = self.view(blocks_name).ok_or_else(|| GptOssError::MissingTensor { name: blocks_name.to_owned() })?;
+        let blocks =
+            self.view(blocks_name).ok_or_else(|| GptOssError::MissingTensor { name: blocks_name.to_owned() })?;
         let scales = self.view(&scales_name).ok_or_else(|| GptOssError::MissingTensor { name: scales_name.clone() })?;
         for (tensor_name, view) in [(blocks_name, &blocks), (scales_name.as_str(), &scales)] {
             if view.dtype() != Dtype::U8 {

@@ -49,7 +49,8 @@ pub fn write_checkpoint(dir: &Path, weights: &ModelWeights, options: WriteOption
     for param in Param::all(&weights.config) {
         let name = param.name();
         let tensor = weights.get(param).ok_or_else(|| GptOssError::MissingTensor { name: name.clone() })?;
-        let quantize = options.mxfp4_experts && matches!(param, Param::Layer(_, p) if LayerParam::is_mxfp4_candidate(p));
+        let quantize =
+            options.mxfp4_experts && matches!(param, Param::Layer(_, p) if LayerParam::is_mxfp4_candidate(p));
         if quantize {
             let q = mxfp4::quantize(tensor).map_err(|source| GptOssError::Mxfp4 { name: name.clone(), source })?;
             entries.push(Entry {
@@ -81,7 +82,8 @@ pub fn write_checkpoint(dir: &Path, weights: &ModelWeights, options: WriteOption
                 .map_err(|source| GptOssError::Safetensors { path: path.clone(), source })
         })
         .collect::<Result<Vec<_>>>()?;
-    let bytes = safetensors::serialize(views, None).map_err(|source| GptOssError::Safetensors { path: path.clone(), source })?;
+    let bytes = safetensors::serialize(views, None)
+        .map_err(|source| GptOssError::Safetensors { path: path.clone(), source })?;
     std::fs::write(&path, bytes).map_err(|e| GptOssError::io(&path, e))?;
     let config_path = dir.join("config.json");
     std::fs::write(&config_path, config.to_json()).map_err(|e| GptOssError::io(&config_path, e))?;

@@ -30,7 +30,10 @@ pub fn attention(
     let (h, d, nh) = (config.hidden_size, config.head_dim, config.num_attention_heads);
     let kv_width = config.kv_width();
     if x.is_empty() || x.len() % h != 0 {
-        return Err(GptOssError::InvalidInput(format!("attention input of {} values is not whole rows of {h}", x.len())));
+        return Err(GptOssError::InvalidInput(format!(
+            "attention input of {} values is not whole rows of {h}",
+            x.len()
+        )));
     }
     if cache.width != kv_width {
         return Err(GptOssError::InvalidInput(format!("cache width {} for kv width {kv_width}", cache.width)));
@@ -67,9 +70,9 @@ pub fn attention(
             let kv = head / group;
             let qh = &q[(t * nh + head) * d..(t * nh + head + 1) * d];
             scores.clear();
-            scores.extend((first..=pos).map(|j| {
-                dot(qh, &cache.keys[j * kv_width + kv * d..j * kv_width + (kv + 1) * d]) * scale
-            }));
+            scores.extend(
+                (first..=pos).map(|j| dot(qh, &cache.keys[j * kv_width + kv * d..j * kv_width + (kv + 1) * d]) * scale),
+            );
             let sink = w.sinks.data[head];
             let max = scores.iter().fold(sink, |m, &s| m.max(s));
             let mut denom = (sink - max).exp();
