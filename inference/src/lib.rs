@@ -3,3 +3,4 @@
 
 pub mod alloc;
 pub mod gpt_oss;
+pub mod sim;

@@ -1,0 +1,41 @@
+//! The op cache: per-op persistent state kept across calls, as tt-metal's program cache keeps
+//! buffers, semaphores and the addresses baked into cached programs.
+
+use super::tensor::Tensor;
+use std::collections::HashMap;
+
+/// One cached buffer of an op.
+#[derive(Debug, Clone)]
+pub(crate) struct CacheEntry {
+    /// The buffer, as the cached program knows it (its address may be stale).
+    pub(crate) tensor: Tensor,
+    /// Whether the buffer was freed while the cache kept its address (the stale fault).
+    pub(crate) stale: bool,
+}
+
+/// Cached buffers keyed by (op name, op-chosen key such as shapes and dims).
+#[derive(Debug, Default)]
+pub(crate) struct OpCache {
+    entries: HashMap<(String, String), CacheEntry>,
+}
+
+impl OpCache {
+    pub(crate) fn get(&self, op: &str, key: &str) -> Option<&CacheEntry> {
+        self.entries.get(&(op.to_string(), key.to_string()))
+    }
+
+    pub(crate) fn insert(&mut self, op: &str, key: &str, entry: CacheEntry) {
+        self.entries.insert((op.to_string(), key.to_string()), entry);
+    }
+
+    pub(crate) fn mark_stale(&mut self, op: &str, key: &str) {
+        if let Some(e) = self.entries.get_mut(&(op.to_string(), key.to_string())) {
+            e.stale = true;
+        }
+    }
+
+    /// Every cached tensor still alive (to release them all, e.g. between test cases).
+    pub(crate) fn drain_live(&mut self) -> Vec<Tensor> {
+        self.entries.drain().filter(|(_, e)| !e.stale).map(|(_, e)| e.tensor).collect()
+    }
+}

@@ -1,0 +1,36 @@
+//! `ttnn.all_reduce`: the synchronous all-reduce with internally created semaphores.
+
+use super::{signal, CclArgs, GlobalSemaphore, Groups};
+use crate::sim::error::SimResult;
+use crate::sim::mesh::Mesh;
+use crate::sim::tensor::Tensor;
+use ttsan_events::Role;
+
+/// `ttnn.all_reduce(x, cluster_axis=..., topology=..., num_links=..., memory_config=...)`:
+/// every chip gets the sum over its group. The semaphores and the reduce intermediate are the
+/// op's own (op cache), as in tt-metal since the semaphores were internalised.
+pub fn all_reduce(mesh: &mut Mesh, x: &Tensor, args: &CclArgs) -> SimResult<Tensor> {
+    let name = "ttnn.all_reduce";
+    let groups = Groups::new(mesh, args.cluster_axis, name)?;
+    let key = format!("{:?}/{:?}/{:?}", x.shape(), args.cluster_axis, args.topology);
+    let mut op = mesh.begin_op(name, args.text(""), &[x], &[], &[])?;
+    let cores = op.compute_grid();
+    let sem = op.cached_scratch(
+        &format!("sem/{key}"),
+        &GlobalSemaphore::spec(cores),
+        &format!("{name}.semaphore"),
+        Role::Semaphore,
+    )?;
+    let inter = op.cached_scratch(&key, x.spec(), &format!("{name}.intermediate"), Role::CclScratch)?;
+    let out = op.alloc_output(&args.out.spec(x.shape(), x), &args.out.name_for(name), Role::Activation)?;
+    let page = x.placement().page_size;
+    op.circular_buffers(cores, &[("cb_in0", 2 * page), ("cb_out", 2 * page)])?;
+    let inputs = op.read(x)?;
+    let sums: Vec<_> = (0..inputs.len()).map(|d| groups.sum(d, &inputs)).collect();
+    op.write(&inter, sums.clone())?;
+    op.write(&out, sums)?;
+    let links = args.num_links;
+    op.run(|chip| signal(chip, &sem, &cores, links))?;
+    op.finish()?;
+    Ok(out)
+}

@@ -1,0 +1,143 @@
+//! How a simulated mesh is set up: chips, detection mode, guards, faults.
+
+use super::fault::Fault;
+use std::fmt;
+use std::str::FromStr;
+use ttsan_events::{Arch, Role};
+
+/// What the simulator reports so the sanitizer can find corruption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum DetectMode {
+    /// Every device write as a coalesced `Write` event.
+    #[default]
+    Writes,
+    /// Per-page digests of guarded buffers after each op that touched them.
+    Digests,
+    /// Both.
+    Both,
+    /// Nothing: the same run with recording and checking off (the overhead baseline).
+    None,
+}
+
+impl DetectMode {
+    /// Whether `Write` events are emitted.
+    pub fn writes(self) -> bool {
+        matches!(self, DetectMode::Writes | DetectMode::Both)
+    }
+
+    /// Whether guard digests are taken.
+    pub fn digests(self) -> bool {
+        matches!(self, DetectMode::Digests | DetectMode::Both)
+    }
+
+    /// Whether anything is tracked at all.
+    pub fn enabled(self) -> bool {
+        self != DetectMode::None
+    }
+
+    /// Every mode.
+    pub const ALL: [DetectMode; 4] = [DetectMode::Writes, DetectMode::Digests, DetectMode::Both, DetectMode::None];
+}
+
+impl fmt::Display for DetectMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DetectMode::Writes => "writes",
+            DetectMode::Digests => "digests",
+            DetectMode::Both => "both",
+            DetectMode::None => "none",
+        })
+    }
+}
+
+/// A detection mode name that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown detection mode `{0}` (writes, digests, both, none)")]
+pub struct UnknownDetectMode(pub String);
+
+impl FromStr for DetectMode {
+    type Err = UnknownDetectMode;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DetectMode::ALL.into_iter().find(|m| m.to_string() == s).ok_or_else(|| UnknownDetectMode(s.to_string()))
+    }
+}
+
+/// Which buffers get guard digests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardSelect {
+    /// Name globs (`*.sinks`).
+    pub globs: Vec<String>,
+    /// Roles (all weights by default).
+    pub roles: Vec<Role>,
+}
+
+impl Default for GuardSelect {
+    fn default() -> Self {
+        GuardSelect { globs: Vec::new(), roles: vec![Role::Weight] }
+    }
+}
+
+/// Everything a [`super::Mesh`] is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeshConfig {
+    /// Chip architecture.
+    pub arch: Arch,
+    /// Mesh rows.
+    pub rows: u32,
+    /// Mesh columns.
+    pub cols: u32,
+    /// Detection mode.
+    pub detect: DetectMode,
+    /// Guard selection (digest modes).
+    pub guards: GuardSelect,
+    /// Injected faults (none by default).
+    pub faults: Vec<Fault>,
+    /// The scenario, for the trace header.
+    pub command: String,
+}
+
+impl MeshConfig {
+    /// A `rows` x `cols` mesh of `arch` chips, writes mode, weights guarded, no faults.
+    pub fn new(arch: Arch, rows: u32, cols: u32) -> Self {
+        MeshConfig {
+            arch,
+            rows,
+            cols,
+            detect: DetectMode::default(),
+            guards: GuardSelect::default(),
+            faults: Vec::new(),
+            command: String::new(),
+        }
+    }
+
+    /// The same with another detection mode.
+    pub fn detect(mut self, mode: DetectMode) -> Self {
+        self.detect = mode;
+        self
+    }
+
+    /// The same, also guarding buffers whose name matches `glob`.
+    pub fn guard_glob(mut self, glob: &str) -> Self {
+        self.guards.globs.push(glob.to_string());
+        self
+    }
+
+    /// The same, guarding exactly these roles.
+    pub fn guard_roles(mut self, roles: &[Role]) -> Self {
+        self.guards.roles = roles.to_vec();
+        self
+    }
+
+    /// The same with one more injected fault.
+    pub fn fault(mut self, fault: Fault) -> Self {
+        self.faults.push(fault);
+        self
+    }
+
+    /// The same with a scenario description for the trace header.
+    pub fn command(mut self, command: &str) -> Self {
+        self.command = command.to_string();
+        self
+    }
+}

@@ -1,0 +1,91 @@
+//! The bytes of one chip, held sparsely: only chunks that were written exist.
+//!
+//! A mesh of 32 chips with gigabytes of DRAM each must cost memory in proportion to the bytes
+//! written, so every DRAM bank and every core's L1 is a map of fixed-size chunks; reading a
+//! chunk that was never written yields zeros, as freshly reset device memory would in a test.
+
+use std::collections::HashMap;
+use ttsan_events::{Space, Unit};
+
+/// Bytes per chunk: two bf16 tiles, so a tile write touches at most two chunks.
+pub const CHUNK: u64 = 4096;
+
+/// Which physical memory a space lives in: DRAM and the trace region share the DRAM banks,
+/// L1 and L1_SMALL share a core's SRAM.
+fn plane(space: Space) -> u8 {
+    u8::from(!space.is_dram())
+}
+
+type Key = (u8, u32, u64);
+
+/// The memory of one chip.
+#[derive(Debug, Default)]
+pub struct ChipMemory {
+    chunks: HashMap<Key, Box<[u8; CHUNK as usize]>>,
+}
+
+impl ChipMemory {
+    /// An empty (all-zero) chip.
+    pub fn new() -> Self {
+        ChipMemory::default()
+    }
+
+    /// Copies `data` to `address` of `unit`. Bounds are the caller's business (see
+    /// [`super::mesh`]), because only it knows the geometry.
+    pub fn write(&mut self, space: Space, unit: Unit, address: u64, data: &[u8]) {
+        let (p, u) = (plane(space), unit.key());
+        let mut done = 0usize;
+        while done < data.len() {
+            let at = address + done as u64;
+            let (chunk, offset) = (at / CHUNK, (at % CHUNK) as usize);
+            let n = (CHUNK as usize - offset).min(data.len() - done);
+            let page = self.chunks.entry((p, u, chunk)).or_insert_with(|| Box::new([0u8; CHUNK as usize]));
+            page[offset..offset + n].copy_from_slice(&data[done..done + n]);
+            done += n;
+        }
+    }
+
+    /// Fills `out` from `address` of `unit`.
+    pub fn read(&self, space: Space, unit: Unit, address: u64, out: &mut [u8]) {
+        let (p, u) = (plane(space), unit.key());
+        let mut done = 0usize;
+        while done < out.len() {
+            let at = address + done as u64;
+            let (chunk, offset) = (at / CHUNK, (at % CHUNK) as usize);
+            let n = (CHUNK as usize - offset).min(out.len() - done);
+            match self.chunks.get(&(p, u, chunk)) {
+                Some(page) => out[done..done + n].copy_from_slice(&page[offset..offset + n]),
+                None => out[done..done + n].fill(0),
+            }
+            done += n;
+        }
+    }
+
+    /// Bytes of host memory the chip holds (chunks touched times chunk size).
+    pub fn resident_bytes(&self) -> u64 {
+        self.chunks.len() as u64 * CHUNK
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_across_chunks_read_back_and_cost_only_what_they_touch() {
+        let mut m = ChipMemory::new();
+        let data: Vec<u8> = (0..6000u32).map(|i| i as u8).collect();
+        m.write(Space::Dram, Unit::Bank(3), 1 << 29, &data);
+        let mut back = vec![0u8; 6000];
+        m.read(Space::Dram, Unit::Bank(3), 1 << 29, &mut back);
+        assert_eq!(back, data);
+        assert_eq!(m.resident_bytes(), 2 * CHUNK);
+        // Another bank, and L1 at the same address, are separate and still zero.
+        m.read(Space::Dram, Unit::Bank(4), 1 << 29, &mut back);
+        assert!(back.iter().all(|&b| b == 0));
+        // The trace region is the same DRAM as DRAM buffers.
+        let mut t = vec![0u8; 4];
+        m.read(Space::Trace, Unit::Bank(3), (1 << 29) + 1, &mut t);
+        assert_eq!(t, [1, 2, 3, 4]);
+    }
+}

@@ -1,0 +1,326 @@
+//! The op framework: what every simulated ttnn op does around its kernel.
+//!
+//! An op is begun with the buffers it reads, writes and uses as scratch (`OpBegin`), allocates
+//! its outputs during the op, places its circular buffers (failing as tt-metal fails on a
+//! clash with L1 buffers), runs its kernel on every chip through [`Chip`] accessors, and at
+//! the end frees its temporaries, releases its circular buffers and reports what it wrote:
+//! one `Write` per contiguous run per unit, and guard digests where guarded pages changed.
+//! Injected faults are applied here, so every op gets them for free.
+
+use super::cache::CacheEntry;
+use super::chip::{par_chips, Chip};
+use super::error::{SimError, SimResult};
+use super::fault::Fault;
+use super::host::HostTensor;
+use super::mesh::{write_events, Mesh};
+use super::tensor::{Tensor, TensorSpec};
+use super::write_log::WriteLog;
+use ttsan_events::{CbAlloc, CoreRange, Declared, Event, OpBegin, Role, Space};
+
+/// Bytes a fault writes where the op had no business writing.
+const FAULT_BYTE: u8 = 0xA5;
+
+/// A circular buffer an op asks for: name and bytes per core.
+pub type CbRequest<'a> = (&'a str, u64);
+
+/// A running op. Dropping it without [`OpRun::finish`] (an error path) still ends it in
+/// the trace and frees what it allocated.
+pub struct OpRun<'m> {
+    mesh: &'m mut Mesh,
+    index: u64,
+    name: String,
+    call: u64,
+    logs: Vec<WriteLog>,
+    has_cbs: bool,
+    temps: Vec<Tensor>,
+    outputs: Vec<Tensor>,
+    stale_frees: Vec<(String, Tensor)>,
+    faults: Vec<(usize, Fault)>,
+    done: bool,
+}
+
+impl Mesh {
+    /// Begins op `name` (as ttnn spells it) reading `inputs`, writing the existing `outputs`
+    /// and using `scratch` (e.g. semaphores, persistent buffers).
+    pub fn begin_op(
+        &mut self,
+        name: &str,
+        args: String,
+        inputs: &[&Tensor],
+        outputs: &[&Tensor],
+        scratch: &[&Tensor],
+    ) -> SimResult<OpRun<'_>> {
+        for t in inputs.iter().chain(outputs).chain(scratch) {
+            self.check_live(t)?;
+        }
+        let index = self.next_op;
+        self.next_op += 1;
+        let call = {
+            let c = self.calls.entry(name.to_string()).or_insert(0);
+            *c += 1;
+            *c
+        };
+        let parent = self.open_ops.last().copied();
+        self.open_ops.push(index);
+        let ids = |ts: &[&Tensor]| ts.iter().map(|t| t.id).collect::<Vec<u64>>();
+        self.emit(vec![Event::OpBegin(OpBegin {
+            index,
+            name: name.to_string(),
+            devices: Vec::new(),
+            args,
+            inputs: ids(inputs),
+            outputs: ids(outputs),
+            scratch: ids(scratch),
+            parent,
+        })]);
+        let faults = self.faults.for_call(name, call);
+        let n = self.chips.len();
+        Ok(OpRun {
+            index,
+            name: name.to_string(),
+            call,
+            logs: vec![WriteLog::new(); n],
+            has_cbs: false,
+            temps: Vec::new(),
+            outputs: outputs.iter().map(|t| (*t).clone()).collect(),
+            stale_frees: Vec::new(),
+            faults,
+            done: false,
+            mesh: self,
+        })
+    }
+}
+
+impl OpRun<'_> {
+    /// The op's sequence index in the trace.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// Which call of this op name this is (1-based).
+    pub fn call(&self) -> u64 {
+        self.call
+    }
+
+    /// The mesh (read-only while the op runs).
+    pub fn mesh(&self) -> &Mesh {
+        self.mesh
+    }
+
+    /// The whole compute grid.
+    pub fn compute_grid(&self) -> CoreRange {
+        self.mesh.compute_grid()
+    }
+
+    /// Allocates an output of the op.
+    pub fn alloc_output(&mut self, spec: &TensorSpec, name: &str, role: Role) -> SimResult<Tensor> {
+        let t = self.mesh.alloc_buffer(spec, name, role, Some(self.index))?;
+        self.outputs.push(t.clone());
+        Ok(t)
+    }
+
+    /// Allocates a temporary the op frees when it ends.
+    pub fn alloc_temp(&mut self, spec: &TensorSpec, name: &str, role: Role) -> SimResult<Tensor> {
+        let t = self.mesh.alloc_buffer(spec, name, role, Some(self.index))?;
+        self.temps.push(t.clone());
+        Ok(t)
+    }
+
+    /// A persistent scratch buffer from the op cache: allocated on the first call with this
+    /// `key`, declared as scratch on later calls. Under a `stale` fault the buffer is freed at
+    /// the end of the first call while the cache keeps its address, which later calls use.
+    pub fn cached_scratch(&mut self, key: &str, spec: &TensorSpec, name: &str, role: Role) -> SimResult<Tensor> {
+        match self.mesh.cache.get(&self.name, key).cloned() {
+            None => {
+                let t = self.mesh.alloc_buffer(spec, name, role, Some(self.index))?;
+                self.mesh.cache.insert(&self.name, key, CacheEntry { tensor: t.clone(), stale: false });
+                if self.mesh.faults.stale(&self.name).is_some() {
+                    self.stale_frees.push((key.to_string(), t.clone()));
+                }
+                Ok(t)
+            }
+            Some(entry) => {
+                if entry.stale {
+                    if let Some(i) = self.mesh.faults.stale(&self.name) {
+                        self.mesh.faults.fired(i);
+                    }
+                }
+                self.declare(&[&entry.tensor], Declared::Scratch);
+                Ok(entry.tensor)
+            }
+        }
+    }
+
+    /// Declares more buffers the op uses (`OpDeclare`).
+    pub fn declare(&mut self, tensors: &[&Tensor], relation: Declared) {
+        if tensors.is_empty() {
+            return;
+        }
+        self.mesh.emit(vec![Event::OpDeclare {
+            index: self.index,
+            buffers: tensors.iter().map(|t| t.id).collect(),
+            relation,
+        }]);
+    }
+
+    /// Places the program's static circular buffers on `cores`, from the L1 unreserved base
+    /// upward, and fails as tt-metal does when the region reaches an L1 buffer.
+    pub fn circular_buffers(&mut self, cores: CoreRange, cbs: &[CbRequest<'_>]) -> SimResult<()> {
+        let g = &self.mesh.geometry;
+        let align = g.l1_alignment.max(1);
+        let mut addr = g.l1_unreserved_base;
+        let mut events = Vec::with_capacity(cbs.len());
+        for (name, size) in cbs {
+            addr = addr.div_ceil(align) * align;
+            events.push(Event::CbAlloc(CbAlloc {
+                id: self.mesh.ids.next(),
+                device: None,
+                cores: vec![cores],
+                address: addr,
+                size: *size,
+                globally_allocated: false,
+                name: (*name).to_string(),
+                op: Some(self.index),
+            }));
+            addr += size;
+        }
+        let region_end = addr;
+        let l1_size = g.l1_size;
+        self.has_cbs |= !events.is_empty();
+        self.mesh.emit(events);
+        let core_text = format!("[(x={},y={}) - (x={},y={})]", cores.start.x, cores.start.y, cores.end.x, cores.end.y);
+        if region_end > l1_size {
+            return Err(SimError::CbBeyondL1 { cores: core_text, region_end, l1_size });
+        }
+        if let Some(low) = self.mesh.alloc.manager(Space::L1).lowest_occupied_address() {
+            if low < region_end {
+                return Err(SimError::CbClash { program: self.index, cores: core_text, buffer_at: low, region_end });
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `kernel` on every chip (in parallel) and returns its results in device order.
+    pub fn run<T: Send>(&mut self, kernel: impl Fn(&mut Chip<'_>) -> SimResult<T> + Sync) -> SimResult<Vec<T>> {
+        let n = self.logs.len();
+        self.run_with(vec![(); n], move |chip, ()| kernel(chip))
+    }
+
+    /// Runs `kernel` on every chip with that chip's element of `data` (device order).
+    pub fn run_with<D: Send, T: Send>(
+        &mut self,
+        data: Vec<D>,
+        kernel: impl Fn(&mut Chip<'_>, D) -> SimResult<T> + Sync,
+    ) -> SimResult<Vec<T>> {
+        let track = self.mesh.recording();
+        let m = &mut *self.mesh;
+        par_chips(&mut m.chips, &mut self.logs, &m.geometry, track, data, &kernel)
+    }
+
+    /// Every chip's values of `t`.
+    pub fn read(&mut self, t: &Tensor) -> SimResult<Vec<HostTensor>> {
+        self.run(|chip| Ok(chip.read(t)))
+    }
+
+    /// Writes one host tensor per chip into `t`.
+    pub fn write(&mut self, t: &Tensor, values: Vec<HostTensor>) -> SimResult<()> {
+        self.run_with(values, |chip, v| chip.write(t, &v)).map(|_| ())
+    }
+
+    /// Ends the op.
+    pub fn finish(mut self) -> SimResult<()> {
+        self.done = true;
+        self.complete(false)
+    }
+
+    fn apply_faults(&mut self) -> SimResult<()> {
+        for (i, fault) in std::mem::take(&mut self.faults) {
+            match fault {
+                Fault::StrayWrite { device, space, unit, address, len, .. } => {
+                    let (rows, cols) = (self.mesh.desc.rows, self.mesh.desc.cols);
+                    let d = device as usize;
+                    if d >= self.logs.len() {
+                        return Err(SimError::NoSuchDevice { device, rows, cols });
+                    }
+                    let data = vec![FAULT_BYTE; len as usize];
+                    self.chip(d).write_bytes(space, unit, address, &data)?;
+                    self.mesh.faults.fired(i);
+                }
+                Fault::Overrun { bytes, .. } => {
+                    let Some(out) = self.outputs.first().cloned() else { continue };
+                    let p = out.placement().clone();
+                    let Some((unit, end)) = p.last_unit_end() else { continue };
+                    // The kernel rewrites its last page slot and runs on past the end, so the
+                    // write starts inside the output, as a real overrun does.
+                    let start = end - p.stride;
+                    for d in 0..self.logs.len() {
+                        let mut chip = self.chip(d);
+                        let mut data = vec![0u8; p.stride as usize];
+                        chip.read_bytes(p.space, unit, start, &mut data);
+                        data.extend(std::iter::repeat_n(FAULT_BYTE, bytes as usize));
+                        chip.write_bytes(p.space, unit, start, &data)?;
+                    }
+                    self.mesh.faults.fired(i);
+                }
+                Fault::Stale { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn chip(&mut self, d: usize) -> Chip<'_> {
+        let track = self.mesh.recording();
+        let m = &mut *self.mesh;
+        Chip { device: d as u32, mem: &mut m.chips[d], log: &mut self.logs[d], geometry: &m.geometry, track }
+    }
+
+    fn complete(&mut self, failed: bool) -> SimResult<()> {
+        let fault_result = if failed { Ok(()) } else { self.apply_faults() };
+        let mut events = Vec::new();
+        if self.mesh.config.detect.writes() {
+            events.extend(write_events(&self.logs, Some(self.index)));
+        }
+        self.mesh.emit(events);
+        let mut frees: Vec<Tensor> = std::mem::take(&mut self.temps);
+        for (key, t) in std::mem::take(&mut self.stale_frees) {
+            self.mesh.cache.mark_stale(&self.name, &key);
+            frees.push(t);
+        }
+        if failed {
+            frees.extend(self.outputs.iter().filter(|t| t.role() != Role::Weight).cloned());
+        }
+        for t in &frees {
+            if self.mesh.is_live(t) {
+                self.mesh.free_buffer(t, Some(self.index))?;
+            }
+        }
+        let mut tail = Vec::new();
+        if self.has_cbs {
+            tail.push(Event::CbDeallocAll { device: None });
+        }
+        tail.push(Event::OpEnd { index: self.index });
+        self.mesh.emit(tail);
+        self.mesh.open_ops.retain(|&i| i != self.index);
+        if !failed {
+            for t in self.outputs.clone() {
+                if self.mesh.is_live(&t) && !self.mesh.guards.contains(t.id) {
+                    self.mesh.maybe_guard(&t);
+                }
+            }
+        }
+        if self.mesh.config.detect.digests() && self.mesh.recording() {
+            let events = self.mesh.guards.check(Some(self.index), &self.logs, &self.mesh.chips);
+            self.mesh.emit(events);
+        }
+        fault_result
+    }
+}
+
+impl Drop for OpRun<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.done = true;
+            let _ = self.complete(true);
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! ttnn ops on the simulated mesh, named as ttnn spells them.
+//!
+//! Every op here runs per chip on that chip's local tensors (the collectives live in
+//! [`super::ccl`]). The kernels compute in `f32` on the CPU and round once when they store
+//! the result in the output's dtype.
+
+mod eltwise;
+mod embedding;
+mod layout;
+mod matmul;
+mod norm;
+mod reduce;
+mod rotary;
+mod sdpa;
+mod slice;
+mod softmax;
+mod sparse_matmul;
+mod topk;
+
+pub use eltwise::{add, binary, multiply, silu, subtract, unary, BinaryOp, UnaryOp};
+pub use embedding::embedding;
+pub use layout::{to_layout, to_memory_config};
+pub use matmul::{linear, matmul, MatmulArgs};
+pub use norm::rms_norm;
+pub use reduce::{reduce, ReduceOp};
+pub use rotary::rotary_embedding;
+pub use sdpa::{scaled_dot_product_attention, SdpaArgs};
+pub use slice::{concat, slice};
+pub use softmax::softmax;
+pub use sparse_matmul::sparse_matmul;
+pub use topk::topk;
+
+use super::dtype::{DType, PageLayout};
+use super::error::{SimError, SimResult};
+use super::host::HostTensor;
+use super::mesh::Mesh;
+use super::tensor::{MemoryConfig, Tensor, TensorSpec};
+use ttsan_events::Role;
+
+/// Where and how an op stores its output (ttnn's `memory_config=`, `dtype=`, `layout=`), and
+/// the name the output buffer gets in the trace.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Out {
+    /// Memory config (`None`: DRAM interleaved).
+    pub memory: Option<MemoryConfig>,
+    /// Output dtype (`None`: the first input's).
+    pub dtype: Option<DType>,
+    /// Output page layout (`None`: the first input's).
+    pub layout: Option<PageLayout>,
+    /// Buffer name (`None`: `<op>.out`).
+    pub name: Option<String>,
+    /// Buffer role (`None`: activation).
+    pub role: Option<Role>,
+}
+
+impl Out {
+    /// DRAM interleaved, everything else inherited.
+    pub fn dram() -> Self {
+        Out { memory: Some(MemoryConfig::DramInterleaved), ..Out::default() }
+    }
+
+    /// L1 interleaved.
+    pub fn l1() -> Self {
+        Out { memory: Some(MemoryConfig::L1Interleaved), ..Out::default() }
+    }
+
+    /// The same with a memory config.
+    pub fn memory(mut self, memory: MemoryConfig) -> Self {
+        self.memory = Some(memory);
+        self
+    }
+
+    /// The same with a buffer name.
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = Some(name.to_string());
+        self
+    }
+
+    /// The same with an output dtype.
+    pub fn dtype(mut self, dtype: DType) -> Self {
+        self.dtype = Some(dtype);
+        self
+    }
+
+    /// The same with an output page layout.
+    pub fn layout(mut self, layout: PageLayout) -> Self {
+        self.layout = Some(layout);
+        self
+    }
+
+    /// The same with a buffer role.
+    pub fn role(mut self, role: Role) -> Self {
+        self.role = Some(role);
+        self
+    }
+
+    /// The output spec for `shape`, inheriting dtype and layout from `like`.
+    pub(crate) fn spec(&self, shape: &[usize], like: &Tensor) -> TensorSpec {
+        TensorSpec {
+            shape: shape.to_vec(),
+            dtype: self.dtype.unwrap_or(like.dtype()),
+            layout: self.layout.unwrap_or(like.layout()),
+            memory: self.memory.clone().unwrap_or(MemoryConfig::DramInterleaved),
+        }
+    }
+
+    pub(crate) fn name_for(&self, op: &str) -> String {
+        self.name.clone().unwrap_or_else(|| format!("{op}.out"))
+    }
+}
+
+/// The usual double-buffered circular buffers: two pages per input and two for the output.
+pub(crate) fn default_cbs(inputs: &[&Tensor], out: &TensorSpec) -> Vec<(String, u64)> {
+    let mut cbs: Vec<(String, u64)> =
+        inputs.iter().enumerate().map(|(i, t)| (format!("cb_in{i}"), 2 * t.placement().page_size)).collect();
+    cbs.push(("cb_out".to_string(), 2 * out.format().page_size()));
+    cbs
+}
+
+/// Runs a per-chip op: begin, allocate the output, place circular buffers, run `kernel` on
+/// every chip's inputs, write its result, end.
+pub(crate) fn local_op(
+    mesh: &mut Mesh,
+    name: &str,
+    args: String,
+    inputs: &[&Tensor],
+    out_spec: TensorSpec,
+    out: &Out,
+    kernel: impl Fn(&[HostTensor]) -> SimResult<HostTensor> + Sync,
+) -> SimResult<Tensor> {
+    let mut op = mesh.begin_op(name, args, inputs, &[], &[])?;
+    let output = op.alloc_output(&out_spec, &out.name_for(name), out.role.unwrap_or(Role::Activation))?;
+    let cbs = default_cbs(inputs, &out_spec);
+    let cb_refs: Vec<(&str, u64)> = cbs.iter().map(|(n, s)| (n.as_str(), *s)).collect();
+    let grid = op.compute_grid();
+    op.circular_buffers(grid, &cb_refs)?;
+    op.run(|chip| {
+        let ins: Vec<HostTensor> = inputs.iter().map(|t| chip.read(t)).collect();
+        let result = kernel(&ins)?;
+        if result.shape != output.shape() {
+            return Err(SimError::invalid(
+                name,
+                format!("kernel produced {:?}, expected {:?}", result.shape, output.shape()),
+            ));
+        }
+        chip.write(&output, &result)
+    })?;
+    op.finish()?;
+    Ok(output)
+}
+
+/// A readable argument string for `OpBegin.args`.
+pub(crate) fn args_of(pairs: &[(&str, String)]) -> String {
+    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+}
