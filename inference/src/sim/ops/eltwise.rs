@@ -136,6 +136,17 @@ pub(crate) fn binary_host(op: BinaryOp, a: &HostTensor, b: &HostTensor) -> SimRe
     Ok(HostTensor { shape, data })
 }
 
+/// `x op other` where `other` only broadcasts into `x` (a bias, a norm weight): the result
+/// keeps `x`'s shape even when `other` has more leading unit dims.
+pub(crate) fn binary_into(op: BinaryOp, x: &HostTensor, other: &HostTensor) -> SimResult<HostTensor> {
+    let mut y = binary_host(op, x, other)?;
+    if y.len() != x.len() {
+        return Err(SimError::invalid(op.name(), format!("{:?} does not broadcast into {:?}", other.shape, x.shape)));
+    }
+    y.shape = x.shape.clone();
+    Ok(y)
+}
+
 /// A binary element-wise op with broadcasting (`ttnn.add`, `ttnn.multiply`, ...).
 pub fn binary(mesh: &mut Mesh, op: BinaryOp, a: &Tensor, b: &Tensor, out: &Out) -> SimResult<Tensor> {
     let shape = broadcast_shape(a.shape(), b.shape()).ok_or_else(|| {

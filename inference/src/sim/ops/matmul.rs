@@ -1,6 +1,6 @@
 //! `ttnn.matmul` / `ttnn.linear`: batched dense matrix products.
 
-use super::eltwise::{binary_host, BinaryOp};
+use super::eltwise::{binary_into, BinaryOp};
 use super::{args_of, local_op, Out};
 use crate::sim::error::{SimError, SimResult};
 use crate::sim::host::HostTensor;
@@ -117,7 +117,7 @@ pub fn linear(
     local_op(mesh, name, text, &inputs, spec, out, |ins| {
         let y = matmul_host(name, &ins[0], &ins[1], args)?;
         match ins.get(2) {
-            Some(bias) => binary_host(BinaryOp::Add, &y, bias),
+            Some(bias) => binary_into(BinaryOp::Add, &y, bias),
             None => Ok(y),
         }
     })

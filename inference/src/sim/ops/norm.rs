@@ -1,6 +1,6 @@
 //! `ttnn.rms_norm` over the last dim.
 
-use super::eltwise::{binary_host, BinaryOp};
+use super::eltwise::{binary_into, BinaryOp};
 use super::{args_of, local_op, Out};
 use crate::sim::error::SimResult;
 use crate::sim::host::HostTensor;
@@ -19,9 +19,9 @@ pub(crate) fn rms_norm_host(x: &HostTensor, weight: Option<&HostTensor>, eps: f3
     match weight {
         // The weight may come as [.., H/32, 32] row-major pages; only its values matter.
         Some(wt) if wt.len() == w => {
-            binary_host(BinaryOp::Multiply, &out, &HostTensor { shape: vec![w], data: wt.data.clone() })
+            binary_into(BinaryOp::Multiply, &out, &HostTensor { shape: vec![w], data: wt.data.clone() })
         }
-        Some(wt) => binary_host(BinaryOp::Multiply, &out, wt),
+        Some(wt) => binary_into(BinaryOp::Multiply, &out, wt),
         None => Ok(out),
     }
 }
