@@ -29,6 +29,15 @@ enum Command {
     /// Convert other tools' captures into ttsan traces.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// GPT-OSS model utilities (random HF checkpoints).
+    #[command(name = "gpt-oss", subcommand)]
+    GptOss(GptOssCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum GptOssCommand {
+    /// Write a deterministic random GPT-OSS checkpoint in HF format.
+    Init(cli::gpt_oss::InitArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,6 +65,7 @@ fn dispatch(cli: Cli) -> Outcome {
         Command::Trace(TraceCommand::Dump(args)) => cli::trace::dump(&args),
         Command::TtMetal(TtMetalCommand::Replay(args)) => cli::tt_metal::replay(&args),
         Command::Import(ImportCommand::GraphCapture(args)) => cli::import::graph_capture(&args),
+        Command::GptOss(GptOssCommand::Init(args)) => cli::gpt_oss::init(&args),
     }
 }
 

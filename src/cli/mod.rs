@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod exit;
+pub mod gpt_oss;
 pub mod import;
 pub mod options;
 pub mod trace;
