@@ -307,7 +307,10 @@ impl Mesh {
                 Fault::Stale { .. } if calls > 0 => {
                     format!("{} ran {calls} time(s) without a cached scratch address being reused", f.op())
                 }
-                Fault::Overrun { .. } if calls > 0 => format!("that call of {} had no output to overrun", f.op()),
+                Fault::StrayWrite { at, .. } | Fault::Overrun { at, .. } if at.call > calls => {
+                    format!("{} ran {calls} time(s), so call #{} never came", f.op(), at.call)
+                }
+                Fault::Overrun { at, .. } => format!("call #{} of {} had no output to overrun", at.call, f.op()),
                 _ => format!("{} ran {calls} time(s)", f.op()),
             };
             return Err(SimError::NeverRan { spec: f.to_string(), why });
