@@ -42,7 +42,9 @@ fn replay(arch: Arch, chips: u32, events: &[Event]) -> usize {
 
 #[test]
 fn every_address_is_the_allocator_models() {
-    for (arch, rows, cols) in [(Arch::WormholeB0, 1, 1), (Arch::WormholeB0, 1, 8), (Arch::WormholeB0, 4, 8), (Arch::Blackhole, 1, 1)] {
+    for (arch, rows, cols) in
+        [(Arch::WormholeB0, 1, 1), (Arch::WormholeB0, 1, 8), (Arch::WormholeB0, 4, 8), (Arch::Blackhole, 1, 1)]
+    {
         let (mut m, rec) = mesh_arch(arch, rows, cols, DetectMode::Writes, Vec::new());
         let out = workload(&mut m).unwrap();
         m.deallocate(&out).unwrap();
@@ -64,7 +66,13 @@ fn circular_buffers_reaching_an_l1_buffer_fail_like_tt_metal() {
     let big = TensorSpec::new(&[1, 1, 32, 32 * banks * pages_per_bank], DType::Bf16).l1();
     let wall = m.allocate(&big, "l1.wall", Role::Activation).unwrap();
     let x = m
-        .from_host(&ints(&[1, 1, 32, 32], 1), &TensorSpec::new(&[1, 1, 32, 32], DType::Bf16), &Distribution::Replicate, "x", Role::Activation)
+        .from_host(
+            &ints(&[1, 1, 32, 32], 1),
+            &TensorSpec::new(&[1, 1, 32, 32], DType::Bf16),
+            &Distribution::Replicate,
+            "x",
+            Role::Activation,
+        )
         .unwrap();
     let err = ops::silu(&mut m, &x, &Out::dram()).unwrap_err();
     let events = rec.snapshot();

@@ -63,7 +63,11 @@ fn gathers_and_reductions_are_exact() {
                 let x = put(&mut m, &small, "x");
                 for dim in [2usize, 3] {
                     let sync = ccl::all_gather(&mut m, &x, dim as i64, &args).unwrap();
-                    let extra = AllGatherAsync { semaphores: mgr.ag_semaphores(), barrier: Some(mgr.barrier_semaphore()), persistent_output: None };
+                    let extra = AllGatherAsync {
+                        semaphores: mgr.ag_semaphores(),
+                        barrier: Some(mgr.barrier_semaphore()),
+                        persistent_output: None,
+                    };
                     let asy = ccl::all_gather_async(&mut m, &x, dim as i64, &args, &extra).unwrap();
                     let (got, got_async) = (m.to_host(&sync).unwrap(), m.to_host(&asy).unwrap());
                     for d in 0..n {
@@ -83,7 +87,8 @@ fn gathers_and_reductions_are_exact() {
                 let extra = ReduceScatterAsync { semaphores: mgr.rs_semaphores(), ..Default::default() };
                 let rsa = ccl::reduce_scatter_minimal_async(&mut m, &w, 3, &args, &extra).unwrap();
                 let ar = ccl::all_reduce(&mut m, &w, &args).unwrap();
-                let (got_rs, got_rsa, got_ar) = (m.to_host(&rs).unwrap(), m.to_host(&rsa).unwrap(), m.to_host(&ar).unwrap());
+                let (got_rs, got_rsa, got_ar) =
+                    (m.to_host(&rs).unwrap(), m.to_host(&rsa).unwrap(), m.to_host(&ar).unwrap());
                 for d in 0..n {
                     let (members, pos) = group_of(&gs, d);
                     let total = sum(&members.iter().map(|&i| &wide[i]).collect::<Vec<_>>());
@@ -121,10 +126,20 @@ fn all_to_all_dispatch_and_combine_route_exactly() {
                 .collect();
             let mapping = HostTensor::from_fn(&[1, 1, experts, n], |i| if (i / n) / 2 == i % n { 1.0 } else { 0.0 });
             let rm = |shape: &[usize], dt| TensorSpec::new(shape, dt).row_major();
-            let x = m.from_host_per_device(tokens.clone(), &rm(&[b, 1, 1, h], DType::Bf16), "tokens", Role::Activation).unwrap();
-            let idx = m.from_host_per_device(choice.clone(), &rm(&[b, 1, 1, k], DType::U32), "indices", Role::Activation).unwrap();
+            let x = m
+                .from_host_per_device(tokens.clone(), &rm(&[b, 1, 1, h], DType::Bf16), "tokens", Role::Activation)
+                .unwrap();
+            let idx = m
+                .from_host_per_device(choice.clone(), &rm(&[b, 1, 1, k], DType::U32), "indices", Role::Activation)
+                .unwrap();
             let map = m
-                .from_host(&mapping, &rm(&[1, 1, experts, n], DType::U32), &ttsan_inference::sim::Distribution::Replicate, "mapping", Role::Weight)
+                .from_host(
+                    &mapping,
+                    &rm(&[1, 1, experts, n], DType::U32),
+                    &ttsan_inference::sim::Distribution::Replicate,
+                    "mapping",
+                    Role::Weight,
+                )
                 .unwrap();
             let args = CclArgs { cluster_axis: axis, ..CclArgs::default() };
             let (disp, meta) = ccl::all_to_all_dispatch(&mut m, &x, &idx, &map, &args).unwrap();
@@ -137,7 +152,11 @@ fn all_to_all_dispatch_and_combine_route_exactly() {
                         let ids = &choice[src].data[bb * k..(bb + 1) * k];
                         assert_eq!(&got_meta[d].data[row * k..(row + 1) * k], ids, "metadata {d} row {row}");
                         if ids.iter().any(|&e| e as usize / 2 == d) {
-                            assert_eq!(&got[d].data[row * h..(row + 1) * h], &tokens[src].data[bb * h..(bb + 1) * h], "axis {axis:?} device {d} row {row}");
+                            assert_eq!(
+                                &got[d].data[row * h..(row + 1) * h],
+                                &tokens[src].data[bb * h..(bb + 1) * h],
+                                "axis {axis:?} device {d} row {row}"
+                            );
                         }
                     }
                 }
@@ -147,10 +166,19 @@ fn all_to_all_dispatch_and_combine_route_exactly() {
             let expert_out: Vec<HostTensor> = (0..n)
                 .map(|d| {
                     let src = &got[d];
-                    HostTensor::from_fn(&[2, b * g, 1, h], |i| src.data[i % (b * g * h)] * ((2 * d + i / (b * g * h) + 1) % 4) as f32)
+                    HostTensor::from_fn(&[2, b * g, 1, h], |i| {
+                        src.data[i % (b * g * h)] * ((2 * d + i / (b * g * h) + 1) % 4) as f32
+                    })
                 })
                 .collect();
-            let eo = m.from_host_per_device(expert_out.clone(), &rm(&[2, b * g, 1, h], DType::Bf16), "expert_out", Role::Activation).unwrap();
+            let eo = m
+                .from_host_per_device(
+                    expert_out.clone(),
+                    &rm(&[2, b * g, 1, h], DType::Bf16),
+                    "expert_out",
+                    Role::Activation,
+                )
+                .unwrap();
             let comb = ccl::all_to_all_combine(&mut m, &eo, &meta, &map, &args).unwrap();
             let got_comb = m.to_host(&comb).unwrap();
             for d in 0..n {

@@ -6,8 +6,7 @@ use sim_support::{analyze, describe, ints, mesh, mesh_arch, smooth};
 use ttsan_inference::sim::ccl::{self, CclArgs};
 use ttsan_inference::sim::ops::{self, MatmulArgs, Out, ReduceOp, SdpaArgs};
 use ttsan_inference::sim::{
-    DType, DetectMode, Distribution, HostTensor, MemoryConfig, Mesh, PageLayout, SimResult, Tensor, TensorSpec,
-    CHUNK,
+    DType, DetectMode, Distribution, HostTensor, MemoryConfig, Mesh, PageLayout, SimResult, Tensor, TensorSpec, CHUNK,
 };
 use ttsan_shim::events::{Arch, CoreCoord, CoreRange, Event, Role, Unit};
 
@@ -26,10 +25,24 @@ fn matmul_of_whole_numbers_is_exact_and_sharded_per_device() {
     let (mut m, _) = mesh(1, 8, DetectMode::Writes, Vec::new());
     let a_host = ints(&[1, 1, 64, 96], 1);
     let b_host = ints(&[1, 1, 96, 8 * 32], 2);
-    let a = m.from_host(&a_host, &TensorSpec::new(&[1, 1, 64, 96], DType::Bf16), &Distribution::Replicate, "a", Role::Activation).unwrap();
+    let a = m
+        .from_host(
+            &a_host,
+            &TensorSpec::new(&[1, 1, 64, 96], DType::Bf16),
+            &Distribution::Replicate,
+            "a",
+            Role::Activation,
+        )
+        .unwrap();
     // Column-parallel weight: each chip holds 32 output columns.
     let b = m
-        .from_host(&b_host, &TensorSpec::new(&[1, 1, 96, 32], DType::Bf16), &Distribution::Shard { axis: 1, dim: 3 }, "w", Role::Weight)
+        .from_host(
+            &b_host,
+            &TensorSpec::new(&[1, 1, 96, 32], DType::Bf16),
+            &Distribution::Shard { axis: 1, dim: 3 },
+            "w",
+            Role::Weight,
+        )
         .unwrap();
     let c = ops::matmul(&mut m, &a, &b, MatmulArgs::default(), &Out::dram()).unwrap();
     let got = m.to_host(&c).unwrap();
@@ -47,7 +60,15 @@ fn matmul_of_whole_numbers_is_exact_and_sharded_per_device() {
 fn layouts_and_memory_configs_round_trip() {
     let (mut m, _) = mesh(1, 1, DetectMode::Writes, Vec::new());
     let host = smooth(&[2, 1, 40, 70], 3);
-    let x = m.from_host(&host, &TensorSpec::new(&[2, 1, 40, 70], DType::F32), &Distribution::Replicate, "x", Role::Activation).unwrap();
+    let x = m
+        .from_host(
+            &host,
+            &TensorSpec::new(&[2, 1, 40, 70], DType::F32),
+            &Distribution::Replicate,
+            "x",
+            Role::Activation,
+        )
+        .unwrap();
     let rm = ops::to_layout(&mut m, &x, PageLayout::RowMajor, &Out::l1()).unwrap();
     assert_eq!(rm.placement().page_size, 70 * 4);
     let cores = CoreRange::new(CoreCoord::new(0, 0), CoreCoord::new(3, 1));
@@ -59,7 +80,12 @@ fn layouts_and_memory_configs_round_trip() {
     assert_eq!(p.locate(79), Some((Unit::Core(CoreCoord::new(3, 1)), sharded.address() + 9 * 288)));
     let back = ops::to_layout(&mut m, &sharded, PageLayout::Tile, &Out::dram()).unwrap();
     assert_eq!(m.to_host(&back).unwrap()[0], host);
-    let uneven = ops::to_memory_config(&mut m, &rm, MemoryConfig::L1HeightSharded { cores: CoreRange::new(CoreCoord::new(0, 0), CoreCoord::new(2, 0)) }, &Out::default());
+    let uneven = ops::to_memory_config(
+        &mut m,
+        &rm,
+        MemoryConfig::L1HeightSharded { cores: CoreRange::new(CoreCoord::new(0, 0), CoreCoord::new(2, 0)) },
+        &Out::default(),
+    );
     assert!(uneven.unwrap_err().to_string().contains("do not split evenly"));
     m.finish().unwrap();
 }
@@ -97,20 +123,49 @@ fn per_chip_ops_match_their_definitions() {
         let t = ops::slice(&mut m, &x, &[0, 0, 3, 10], &[1, 1, 5, 13], &Out::dram());
         host(&mut m, t)
     };
-    assert_eq!(sl[0].data, vec![xr[3 * 64 + 10], xr[3 * 64 + 11], xr[3 * 64 + 12], xr[4 * 64 + 10], xr[4 * 64 + 11], xr[4 * 64 + 12]]);
+    assert_eq!(
+        sl[0].data,
+        vec![xr[3 * 64 + 10], xr[3 * 64 + 11], xr[3 * 64 + 12], xr[4 * 64 + 10], xr[4 * 64 + 11], xr[4 * 64 + 12]]
+    );
 
     // Embedding picks rows; rotary with cos=1, sin=0 is the identity.
     let table = ints(&[1, 1, 10, 32], 5);
-    let wt = m.from_host(&table, &TensorSpec::new(&[1, 1, 10, 32], DType::Bf16).row_major(), &rep, "embed", Role::Weight).unwrap();
-    let ids = m.from_host(&HostTensor::new(vec![1, 1, 3], vec![7.0, 0.0, 7.0]).unwrap(), &TensorSpec::new(&[1, 1, 3], DType::U32).row_major(), &rep, "ids", Role::Activation).unwrap();
+    let wt = m
+        .from_host(&table, &TensorSpec::new(&[1, 1, 10, 32], DType::Bf16).row_major(), &rep, "embed", Role::Weight)
+        .unwrap();
+    let ids = m
+        .from_host(
+            &HostTensor::new(vec![1, 1, 3], vec![7.0, 0.0, 7.0]).unwrap(),
+            &TensorSpec::new(&[1, 1, 3], DType::U32).row_major(),
+            &rep,
+            "ids",
+            Role::Activation,
+        )
+        .unwrap();
     let e = {
         let t = ops::embedding(&mut m, &ids, &wt, &Out::dram());
         host(&mut m, t)
     };
     assert_eq!(&e[2].data[..32], &table.data[7 * 32..8 * 32]);
     assert_eq!(&e[2].data[64..96], &table.data[7 * 32..8 * 32]);
-    let ones = m.from_host(&HostTensor::from_fn(&[1, 1, 32, 64], |_| 1.0), &TensorSpec::new(&[1, 1, 32, 64], DType::Bf16), &rep, "cos", Role::Weight).unwrap();
-    let zeros = m.from_host(&HostTensor::zeros(&[1, 1, 32, 64]), &TensorSpec::new(&[1, 1, 32, 64], DType::Bf16), &rep, "sin", Role::Weight).unwrap();
+    let ones = m
+        .from_host(
+            &HostTensor::from_fn(&[1, 1, 32, 64], |_| 1.0),
+            &TensorSpec::new(&[1, 1, 32, 64], DType::Bf16),
+            &rep,
+            "cos",
+            Role::Weight,
+        )
+        .unwrap();
+    let zeros = m
+        .from_host(
+            &HostTensor::zeros(&[1, 1, 32, 64]),
+            &TensorSpec::new(&[1, 1, 32, 64], DType::Bf16),
+            &rep,
+            "sin",
+            Role::Weight,
+        )
+        .unwrap();
     let rot = {
         let t = ops::rotary_embedding(&mut m, &x, &ones, &zeros, &Out::dram());
         host(&mut m, t)
@@ -119,10 +174,42 @@ fn per_chip_ops_match_their_definitions() {
 
     // SDPA: with a sink logit far below every score the sink changes nothing; a huge sink
     // takes all the mass.
-    let q = m.from_host(&smooth(&[1, 2, 32, 32], 6), &TensorSpec::new(&[1, 2, 32, 32], DType::Bf16), &rep, "q", Role::Activation).unwrap();
-    let kv = m.from_host(&smooth(&[1, 1, 32, 32], 7), &TensorSpec::new(&[1, 1, 32, 32], DType::Bf16), &rep, "kv", Role::KvCache).unwrap();
-    let low = m.from_host(&HostTensor::from_fn(&[1, 2, 1, 1], |_| -1e4), &TensorSpec::new(&[1, 2, 1, 1], DType::F32), &rep, "low.sinks", Role::Weight).unwrap();
-    let high = m.from_host(&HostTensor::from_fn(&[1, 2, 1, 1], |_| 1e4), &TensorSpec::new(&[1, 2, 1, 1], DType::F32), &rep, "high.sinks", Role::Weight).unwrap();
+    let q = m
+        .from_host(
+            &smooth(&[1, 2, 32, 32], 6),
+            &TensorSpec::new(&[1, 2, 32, 32], DType::Bf16),
+            &rep,
+            "q",
+            Role::Activation,
+        )
+        .unwrap();
+    let kv = m
+        .from_host(
+            &smooth(&[1, 1, 32, 32], 7),
+            &TensorSpec::new(&[1, 1, 32, 32], DType::Bf16),
+            &rep,
+            "kv",
+            Role::KvCache,
+        )
+        .unwrap();
+    let low = m
+        .from_host(
+            &HostTensor::from_fn(&[1, 2, 1, 1], |_| -1e4),
+            &TensorSpec::new(&[1, 2, 1, 1], DType::F32),
+            &rep,
+            "low.sinks",
+            Role::Weight,
+        )
+        .unwrap();
+    let high = m
+        .from_host(
+            &HostTensor::from_fn(&[1, 2, 1, 1], |_| 1e4),
+            &TensorSpec::new(&[1, 2, 1, 1], DType::F32),
+            &rep,
+            "high.sinks",
+            Role::Weight,
+        )
+        .unwrap();
     let args = SdpaArgs { is_causal: true, sliding_window: Some(4), scale: None };
     let out = Out::dram().dtype(DType::F32);
     let plain = {
@@ -144,9 +231,33 @@ fn per_chip_ops_match_their_definitions() {
     assert_eq!(&plain[0].data[..32], &kvh[..32]);
 
     // Sparse matmul skips masked blocks.
-    let a = m.from_host(&ints(&[2, 1, 32, 32], 8), &TensorSpec::new(&[2, 1, 32, 32], DType::Bf16), &rep, "blocks", Role::Activation).unwrap();
-    let w = m.from_host(&ints(&[1, 3, 32, 32], 9), &TensorSpec::new(&[1, 3, 32, 32], DType::Bf16), &rep, "experts", Role::Weight).unwrap();
-    let mask = m.from_host(&HostTensor::new(vec![1, 1, 2, 3], vec![1.0, 0.0, 1.0, 0.0, 1.0, 0.0]).unwrap(), &TensorSpec::new(&[1, 1, 2, 3], DType::Bf16), &rep, "mask", Role::Activation).unwrap();
+    let a = m
+        .from_host(
+            &ints(&[2, 1, 32, 32], 8),
+            &TensorSpec::new(&[2, 1, 32, 32], DType::Bf16),
+            &rep,
+            "blocks",
+            Role::Activation,
+        )
+        .unwrap();
+    let w = m
+        .from_host(
+            &ints(&[1, 3, 32, 32], 9),
+            &TensorSpec::new(&[1, 3, 32, 32], DType::Bf16),
+            &rep,
+            "experts",
+            Role::Weight,
+        )
+        .unwrap();
+    let mask = m
+        .from_host(
+            &HostTensor::new(vec![1, 1, 2, 3], vec![1.0, 0.0, 1.0, 0.0, 1.0, 0.0]).unwrap(),
+            &TensorSpec::new(&[1, 1, 2, 3], DType::Bf16),
+            &rep,
+            "mask",
+            Role::Activation,
+        )
+        .unwrap();
     let sp = {
         let t = ops::sparse_matmul(&mut m, &a, &w, &mask, &Out::dram());
         host(&mut m, t)
@@ -165,14 +276,25 @@ fn writes_are_coalesced_per_contiguous_run_and_unit() {
     let banks = m.geometry().dram_banks as usize;
     // 4 tiles per bank, back to back: one Write per bank per chip.
     let shape = [1, 1, 64, 64 * banks];
-    let x = m.from_host(&ints(&shape, 1), &TensorSpec::new(&shape, DType::Bf16), &Distribution::Replicate, "x", Role::Activation).unwrap();
-    let writes: Vec<_> = rec.take().into_iter().filter_map(|e| if let Event::Write(w) = e { Some(w) } else { None }).collect();
+    let x = m
+        .from_host(
+            &ints(&shape, 1),
+            &TensorSpec::new(&shape, DType::Bf16),
+            &Distribution::Replicate,
+            "x",
+            Role::Activation,
+        )
+        .unwrap();
+    let writes: Vec<_> =
+        rec.take().into_iter().filter_map(|e| if let Event::Write(w) = e { Some(w) } else { None }).collect();
     assert_eq!(writes.len(), 8 * banks);
     assert!(writes.iter().all(|w| w.len == 4 * 2048 && w.address == x.address() && w.op.is_none()));
     // Row-major pages of 40 B sit in 64 B slots: runs break at the gaps.
     let rm = TensorSpec::new(&[1, 1, 2 * banks, 20], DType::Bf16).row_major();
-    let y = m.from_host(&ints(&[1, 1, 2 * banks, 20], 2), &rm, &Distribution::Replicate, "y", Role::Activation).unwrap();
-    let writes: Vec<_> = rec.take().into_iter().filter_map(|e| if let Event::Write(w) = e { Some(w) } else { None }).collect();
+    let y =
+        m.from_host(&ints(&[1, 1, 2 * banks, 20], 2), &rm, &Distribution::Replicate, "y", Role::Activation).unwrap();
+    let writes: Vec<_> =
+        rec.take().into_iter().filter_map(|e| if let Event::Write(w) = e { Some(w) } else { None }).collect();
     assert_eq!(writes.len(), 8 * banks * 2);
     assert!(writes.iter().all(|w| w.len == 40 && (w.address - y.address()) % 64 == 0));
     m.finish().unwrap();
@@ -181,7 +303,15 @@ fn writes_are_coalesced_per_contiguous_run_and_unit() {
 #[test]
 fn memory_costs_what_is_written_and_any_mesh_shape_works() {
     let (mut m, _) = mesh(4, 8, DetectMode::Writes, Vec::new());
-    let x = m.from_host(&ints(&[1, 1, 32, 32], 1), &TensorSpec::new(&[1, 1, 32, 32], DType::Bf16), &Distribution::Replicate, "x", Role::Activation).unwrap();
+    let x = m
+        .from_host(
+            &ints(&[1, 1, 32, 32], 1),
+            &TensorSpec::new(&[1, 1, 32, 32], DType::Bf16),
+            &Distribution::Replicate,
+            "x",
+            Role::Activation,
+        )
+        .unwrap();
     // One 2 KiB tile per chip: one chunk per chip, not gigabytes.
     assert_eq!(m.resident_bytes(), 32 * CHUNK);
     m.deallocate(&x).unwrap();
@@ -189,7 +319,12 @@ fn memory_costs_what_is_written_and_any_mesh_shape_works() {
     for (arch, rows, cols) in [(Arch::WormholeB0, 2, 3), (Arch::Blackhole, 1, 2), (Arch::Blackhole, 3, 1)] {
         let (mut m, rec) = mesh_arch(arch, rows, cols, DetectMode::Both, Vec::new());
         let x = m
-            .from_host_per_device((0..rows * cols).map(|d| ints(&[1, 1, 32, 32], d as usize)).collect(), &TensorSpec::new(&[1, 1, 32, 32], DType::Bf16), "x", Role::Activation)
+            .from_host_per_device(
+                (0..rows * cols).map(|d| ints(&[1, 1, 32, 32], d as usize)).collect(),
+                &TensorSpec::new(&[1, 1, 32, 32], DType::Bf16),
+                "x",
+                Role::Activation,
+            )
             .unwrap();
         for axis in [0, 1] {
             let g = ccl::all_gather(&mut m, &x, 2, &CclArgs::axis(axis)).unwrap();

@@ -257,7 +257,7 @@ impl OpRun<'_> {
                         let mut chip = self.chip(d);
                         let mut data = vec![0u8; p.stride as usize];
                         chip.read_bytes(p.space, unit, start, &mut data);
-                        data.extend(std::iter::repeat_n(FAULT_BYTE, bytes as usize));
+                        data.resize(data.len() + bytes as usize, FAULT_BYTE);
                         chip.write_bytes(p.space, unit, start, &data)?;
                     }
                     self.mesh.faults.fired(i);

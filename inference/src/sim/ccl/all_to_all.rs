@@ -85,8 +85,7 @@ pub fn all_to_all_dispatch(
     let maps = op.read(mapping)?;
     let (_, by_dev) = experts_by_device(&maps[0], devices, name)?;
     let mut plans = Vec::with_capacity(devices);
-    for d in 0..devices {
-        let mine = &by_dev[d];
+    for (d, mine) in by_dev.iter().enumerate() {
         let mut rows = HostTensor::zeros(&[1, b * g, s, h]);
         let mut pages = Vec::new();
         let mut metadata = Vec::with_capacity(b * g * s * k);
@@ -161,14 +160,14 @@ pub fn all_to_all_combine(
     let maps = op.read(mapping)?;
     let (_, by_dev) = experts_by_device(&maps[0], devices, name)?;
     let mut results = Vec::with_capacity(devices);
-    for d in 0..devices {
+    for (d, meta) in metas.iter().enumerate() {
         let p = groups.of[d].1;
         let mut o = HostTensor::zeros(&[k, b, s, h]);
         for bb in 0..b {
             for ss in 0..s {
                 let row = (p * b + bb) * s + ss;
                 for kk in 0..k {
-                    let e = metas[d].data[row * k + kk] as usize;
+                    let e = meta.data[row * k + kk] as usize;
                     let holder = groups.members(d).iter().find(|&&m| by_dev[m].contains(&e));
                     let Some(&m) = holder else { continue };
                     let Some(local) = by_dev[m].iter().position(|&x| x == e) else { continue };
