@@ -335,3 +335,42 @@ fn memory_costs_what_is_written_and_any_mesh_shape_works() {
         assert!(analyze(&rec.take()).findings.is_empty());
     }
 }
+
+#[test]
+fn reshape_permute_and_compose() {
+    let (mut m, rec) = mesh(2, 4, DetectMode::Writes, Vec::new());
+    let full = ints(&[1, 2, 64, 128], 3);
+    let spec = TensorSpec::new(&[1, 2, 32, 32], DType::Bf16);
+    let x = m
+        .from_host(&full, &spec, &Distribution::Shard2d { rows: Some(2), cols: Some(3) }, "x", Role::Activation)
+        .unwrap();
+    assert_eq!(m.compose(&x, Some(2), Some(3)).unwrap(), full);
+    let local = m.to_host(&x).unwrap();
+    let p = {
+        let t = ops::permute(&mut m, &x, &[0, 3, 1, 2], &Out::dram());
+        host(&mut m, t)
+    };
+    for d in [0, 5] {
+        let src = &local[d];
+        for h in 0..2 {
+            for r in 0..32 {
+                for c in 0..32 {
+                    assert_eq!(p[d].data[(c * 2 + h) * 32 + r], src.data[(h * 32 + r) * 32 + c]);
+                }
+            }
+        }
+    }
+    let t = {
+        let t = ops::transpose(&mut m, &x, -2, -1, &Out::dram());
+        host(&mut m, t)
+    };
+    assert_eq!(t[1].data[3 * 32 + 7], local[1].data[7 * 32 + 3]);
+    let r = {
+        let t = ops::reshape(&mut m, &x, &[1, 1, 64, 32], &Out::dram().layout(PageLayout::RowMajor));
+        host(&mut m, t)
+    };
+    assert_eq!(r[2].data, local[2].data);
+    assert!(ops::reshape(&mut m, &x, &[1, 1, 63, 32], &Out::dram()).is_err());
+    m.finish().unwrap();
+    assert!(analyze(&rec.take()).findings.is_empty());
+}

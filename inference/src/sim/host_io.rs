@@ -96,6 +96,25 @@ impl Mesh {
         Ok(())
     }
 
+    /// One host tensor from every chip's values (`ConcatMesh2dToTensor`): chips of a column
+    /// are concatenated along `rows` (or the first row's chips taken if `None`), the chips of
+    /// a row along `cols` (or the first column taken).
+    pub fn compose(&mut self, t: &Tensor, rows: Option<usize>, cols: Option<usize>) -> SimResult<HostTensor> {
+        let pieces = self.to_host(t)?;
+        let c = self.desc.cols as usize;
+        let row_tensors = pieces
+            .chunks(c.max(1))
+            .map(|row| match cols {
+                Some(d) => HostTensor::concat(row, d),
+                None => Ok(row[0].clone()),
+            })
+            .collect::<SimResult<Vec<_>>>()?;
+        match rows {
+            Some(d) => HostTensor::concat(&row_tensors, d),
+            None => row_tensors.into_iter().next().ok_or_else(|| SimError::invalid("compose", "empty mesh")),
+        }
+    }
+
     /// Every chip's values of `t`, in device order (`ttnn.to_torch` without a composer).
     pub fn to_host(&mut self, t: &Tensor) -> SimResult<Vec<HostTensor>> {
         self.check_live(t)?;

@@ -10,6 +10,7 @@ mod layout;
 mod matmul;
 mod norm;
 mod reduce;
+mod reshape;
 mod rotary;
 mod sdpa;
 mod slice;
@@ -23,6 +24,7 @@ pub use layout::{to_layout, to_memory_config};
 pub use matmul::{linear, matmul, MatmulArgs};
 pub use norm::rms_norm;
 pub use reduce::{reduce, ReduceOp};
+pub use reshape::{permute, reshape, transpose};
 pub use rotary::rotary_embedding;
 pub use sdpa::{scaled_dot_product_attention, SdpaArgs};
 pub use slice::{concat, slice};
@@ -95,7 +97,7 @@ impl Out {
     }
 
     /// The output spec for `shape`, inheriting dtype and layout from `like`.
-    pub(crate) fn spec(&self, shape: &[usize], like: &Tensor) -> TensorSpec {
+    pub fn spec(&self, shape: &[usize], like: &Tensor) -> TensorSpec {
         TensorSpec {
             shape: shape.to_vec(),
             dtype: self.dtype.unwrap_or(like.dtype()),
@@ -104,13 +106,14 @@ impl Out {
         }
     }
 
-    pub(crate) fn name_for(&self, op: &str) -> String {
+    /// The output buffer name for op `op`.
+    pub fn name_for(&self, op: &str) -> String {
         self.name.clone().unwrap_or_else(|| format!("{op}.out"))
     }
 }
 
 /// The usual double-buffered circular buffers: two pages per input and two for the output.
-pub(crate) fn default_cbs(inputs: &[&Tensor], out: &TensorSpec) -> Vec<(String, u64)> {
+pub fn default_cbs(inputs: &[&Tensor], out: &TensorSpec) -> Vec<(String, u64)> {
     let mut cbs: Vec<(String, u64)> =
         inputs.iter().enumerate().map(|(i, t)| (format!("cb_in{i}"), 2 * t.placement().page_size)).collect();
     cbs.push(("cb_out".to_string(), 2 * out.format().page_size()));
@@ -118,8 +121,9 @@ pub(crate) fn default_cbs(inputs: &[&Tensor], out: &TensorSpec) -> Vec<(String, 
 }
 
 /// Runs a per-chip op: begin, allocate the output, place circular buffers, run `kernel` on
-/// every chip's inputs, write its result, end.
-pub(crate) fn local_op(
+/// every chip's inputs, write its result, end. New per-chip ops need only a kernel:
+/// `local_op(mesh, "ttnn.my_op", args, &[x], out.spec(shape, x), out, |ins| ...)`.
+pub fn local_op(
     mesh: &mut Mesh,
     name: &str,
     args: String,
