@@ -12,7 +12,8 @@ use ttsan_events::Role;
 pub fn all_reduce(mesh: &mut Mesh, x: &Tensor, args: &CclArgs) -> SimResult<Tensor> {
     let name = "ttnn.all_reduce";
     let groups = Groups::new(mesh, args.cluster_axis, name)?;
-    let key = format!("{:?}/{:?}/{:?}", x.shape(), args.cluster_axis, args.topology);
+    // The cached intermediate is shaped like the input, so the key carries the whole spec.
+    let key = format!("{:?}/{:?}/{:?}", x.spec(), args.cluster_axis, args.topology);
     let mut op = mesh.begin_op(name, args.text(""), &[x], &[], &[])?;
     let cores = op.compute_grid();
     let sem = op.cached_scratch(

@@ -66,7 +66,7 @@ pub fn reduce_scatter(mesh: &mut Mesh, x: &Tensor, dim: i64, args: &CclArgs) -> 
     let d = norm_dim(name, dim, x.shape().len())?;
     let groups = Groups::new(mesh, args.cluster_axis, name)?;
     let shape = scale_dim(name, x.shape(), d, groups.size(), false)?;
-    let key = format!("{:?}/{dim}/{:?}/{:?}", x.shape(), args.cluster_axis, args.topology);
+    let key = format!("{:?}/{dim}/{:?}/{:?}", x.spec(), args.cluster_axis, args.topology);
     let mut op = mesh.begin_op(name, args.text(&format!(", dim={dim}")), &[x], &[], &[])?;
     let cores = op.compute_grid();
     let sem_spec = GlobalSemaphore::spec(cores);
@@ -115,7 +115,7 @@ pub fn reduce_scatter_minimal_async(
         None => {
             let mem = extra.intermediate_memory.clone().unwrap_or_else(|| x.spec().memory.clone());
             let ispec = x.spec().clone().with_shape(&ishape).memory(mem);
-            let key = format!("{ishape:?}/{dim}/{:?}/{:?}", args.cluster_axis, args.topology);
+            let key = format!("{:?}/{dim}/{:?}/{:?}", ispec, args.cluster_axis, args.topology);
             let inter = op.cached_scratch(&key, &ispec, &format!("{name}.intermediate"), Role::CclScratch)?;
             let out = op.alloc_output(&args.out.spec(&shape, x), &args.out.name_for(name), Role::Activation)?;
             (inter, out)
