@@ -4,6 +4,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod device;
 pub mod error;
 pub mod init;
 pub mod mxfp4;

@@ -1,0 +1,21 @@
+//! GPT-OSS on the simulated mesh, op for op as tt-metal's `models/demos/gpt_oss` runs it
+//! (reference doc sections 3.5-3.10): same tensor placements, same op order, same collectives,
+//! so a trace of a simulated run shows the buffers and the CCL traffic the real model has.
+//!
+//! So far: the router (section 3.8.1, throughput form: indices and weights, no scatter) and
+//! prefill attention (section 3.7) on meshes with tensor parallelism over the columns.
+//! Ops the simulator does not have yet are composed from the ones it has; each such spot says
+//! which ttnn op it stands in for.
+
+mod allreduce;
+mod attention;
+mod error;
+mod plan;
+mod router;
+mod upload;
+
+pub use allreduce::allreduce;
+pub use attention::{prefill_attention, DeviceAttention};
+pub use error::DeviceError;
+pub use plan::TpPlan;
+pub use router::{router, DeviceRouter, RouterOutput};

@@ -1,0 +1,33 @@
+//! Host-to-mesh helpers shared by the device modules.
+
+use crate::sim::{DType, Distribution, HostTensor, Mesh, SimResult, Tensor, TensorSpec};
+use ttsan_events::Role;
+
+/// A `[1, 1, rows, cols]` host tensor from row-major values.
+pub(super) fn host4(rows: usize, cols: usize, data: Vec<f32>) -> SimResult<HostTensor> {
+    HostTensor::new(vec![1, 1, rows, cols], data)
+}
+
+/// The transpose of an `nn.Linear` weight `[out, in]` as `[in, out]` values (what `x @ W` needs).
+pub(super) fn transpose(w: &[f32], out_dim: usize, in_dim: usize) -> Vec<f32> {
+    let mut t = vec![0.0; w.len()];
+    for o in 0..out_dim {
+        for i in 0..in_dim {
+            t[i * out_dim + o] = w[o * in_dim + i];
+        }
+    }
+    t
+}
+
+/// Uploads a bf16 tiled DRAM tensor, split over the chips by `dist`.
+pub(super) fn put(
+    mesh: &mut Mesh,
+    host: &HostTensor,
+    dist: &Distribution,
+    name: &str,
+    role: Role,
+) -> SimResult<Tensor> {
+    let pieces = mesh.distribute(host, dist)?;
+    let shape = pieces.first().map_or_else(|| host.shape.clone(), |p| p.shape.clone());
+    mesh.from_host_per_device(pieces, &TensorSpec::new(&shape, DType::Bf16), name, role)
+}
