@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Analyse a trace and report findings.
     Analyze(cli::analyze::AnalyzeArgs),
+    /// Write the interactive allocation map (HTML) and usage plots (PNG/SVG) of a trace.
+    Report(cli::report::VizArgs),
     /// Inspect trace files.
     #[command(subcommand)]
     Trace(TraceCommand),
@@ -62,6 +64,7 @@ enum ImportCommand {
 fn dispatch(cli: Cli) -> Outcome {
     match cli.command {
         Command::Analyze(args) => cli::analyze::run(&args),
+        Command::Report(args) => cli::report::run(&args),
         Command::Trace(TraceCommand::Dump(args)) => cli::trace::dump(&args),
         Command::TtMetal(TtMetalCommand::Replay(args)) => cli::tt_metal::replay(&args),
         Command::Import(ImportCommand::GraphCapture(args)) => cli::import::graph_capture(&args),

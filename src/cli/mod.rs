@@ -6,5 +6,6 @@ pub mod exit;
 pub mod gpt_oss;
 pub mod import;
 pub mod options;
+pub mod report;
 pub mod trace;
 pub mod tt_metal;
