@@ -2,14 +2,16 @@
 //! (reference doc sections 3.5-3.10): same tensor placements, same op order, same collectives,
 //! so a trace of a simulated run shows the buffers and the CCL traffic the real model has.
 //!
-//! So far: the router (section 3.8.1, throughput form: indices and weights, no scatter) and
-//! prefill attention (section 3.7) on meshes with tensor parallelism over the columns.
+//! So far: the router (section 3.8.1, throughput form: indices and weights, no scatter),
+//! prefill attention (section 3.7) on meshes with tensor parallelism over the columns, and the
+//! low-latency prefill experts (section 3.8.2) on 1xN meshes.
 //! Ops the simulator does not have yet are composed from the ones it has; each such spot says
 //! which ttnn op it stands in for.
 
 mod allreduce;
 mod attention;
 mod error;
+mod experts;
 mod plan;
 mod router;
 mod upload;
@@ -17,5 +19,6 @@ mod upload;
 pub use allreduce::allreduce;
 pub use attention::{prefill_attention, DeviceAttention};
 pub use error::DeviceError;
+pub use experts::{prefill_experts, DeviceExperts, TpReduce, BLOCK};
 pub use plan::TpPlan;
 pub use router::{router, DeviceRouter, RouterOutput};
