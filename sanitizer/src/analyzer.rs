@@ -1,6 +1,7 @@
 //! The analysis driver: feeds events through the registry, op table and detectors.
 
 use crate::buffer::BufferInfo;
+use crate::detect::placement::{CbRegion, Clash};
 use crate::detect::{self, guard::GuardState, Context, FindingSet};
 use crate::finding::Finding;
 use crate::model::footprint;
@@ -74,6 +75,8 @@ pub struct Analyzer {
     ended: bool,
     orphan_events: u64,
     in_use: BTreeMap<Space, u64>,
+    cb_regions: BTreeMap<Option<u64>, CbRegion>,
+    clashes: BTreeMap<Option<u64>, Vec<Clash>>,
 }
 
 impl Analyzer {
@@ -92,6 +95,8 @@ impl Analyzer {
             ended: false,
             orphan_events: 0,
             in_use: BTreeMap::new(),
+            cb_regions: BTreeMap::new(),
+            clashes: BTreeMap::new(),
         }
     }
 
@@ -130,9 +135,8 @@ impl Analyzer {
                 }
                 if !overlaps.is_empty() {
                     let ctx = Context { registry, ops: &self.ops };
-                    for f in detect::placement::check(&ctx, &info, &overlaps) {
-                        self.findings.push(f);
-                    }
+                    let (findings, clashes) = detect::placement::check(&ctx, &info, &overlaps);
+                    self.record_placement(findings, clashes);
                 }
                 self.track_peak(info.space);
             }
@@ -156,24 +160,28 @@ impl Analyzer {
                     self.ops.declare(op, &[cb.id], Declared::Scratch);
                 }
                 if !cb.globally_allocated {
+                    self.cb_regions.entry(cb.op).or_default().add(cb.address, cb.size, &cb.cores);
                     let info = BufferInfo::from_cb(cb);
                     let overlaps = registry.insert(info.clone());
                     if !overlaps.is_empty() {
                         let ctx = Context { registry, ops: &self.ops };
-                        for f in detect::placement::check(&ctx, &info, &overlaps) {
-                            self.findings.push(f);
-                        }
+                        let (findings, clashes) = detect::placement::check(&ctx, &info, &overlaps);
+                        self.record_placement(findings, clashes);
                     }
                 }
             }
             Event::CbDeallocAll { device } => {
                 registry.release_cbs(*device, self.ops.current());
+                self.flush_clashes(None);
             }
             Event::OpBegin(begin) => {
                 self.summary.ops += 1;
                 self.ops.begin(begin);
             }
-            Event::OpEnd { index } => self.ops.end(*index),
+            Event::OpEnd { index } => {
+                self.ops.end(*index);
+                self.flush_clashes(Some(*index));
+            }
             Event::OpDeclare { index, buffers, relation } => self.ops.declare(*index, buffers, *relation),
             Event::Write(w) => {
                 self.summary.writes += 1;
@@ -209,6 +217,33 @@ impl Analyzer {
         }
     }
 
+    fn record_placement(&mut self, findings: Vec<Finding>, clashes: Vec<Clash>) {
+        for f in findings {
+            self.findings.push(f);
+        }
+        for c in clashes {
+            self.clashes.entry(c.program).or_default().push(c);
+        }
+    }
+
+    /// Reports the clashes of a finished program (`None`: of every program so far), once its
+    /// whole circular-buffer region is known.
+    fn flush_clashes(&mut self, program: Option<u64>) {
+        let programs: Vec<Option<u64>> = match program {
+            Some(p) => vec![Some(p)],
+            None => self.cb_regions.keys().copied().collect(),
+        };
+        for p in programs {
+            let region = self.cb_regions.remove(&p).unwrap_or_default();
+            let Some(clashes) = self.clashes.remove(&p) else { continue };
+            let Some(registry) = self.registry.as_ref() else { continue };
+            let ctx = Context { registry, ops: &self.ops };
+            for f in detect::placement::clash_findings(&ctx, &clashes, &region) {
+                self.findings.push(f);
+            }
+        }
+    }
+
     fn track_peak(&mut self, space: Space) {
         let now = self.in_use.get(&space).copied().unwrap_or(0);
         let peak = self.summary.peak_bytes.entry(space.as_str().to_string()).or_default();
@@ -217,6 +252,7 @@ impl Analyzer {
 
     /// Ends the analysis. `stats` are the reader's counts, when the events came from a file.
     pub fn finish(mut self, stats: Option<ReadStats>) -> Analysis {
+        self.flush_clashes(None);
         if let (true, Some(registry)) = (self.options.leaks, self.registry.as_ref()) {
             let ctx = Context { registry, ops: &self.ops };
             for f in detect::leak::check(&ctx) {
@@ -280,8 +316,6 @@ pub fn analyze_file(
 ) -> Result<Analysis, ttsan_events::trace::TraceError> {
     let mut reader = ttsan_events::trace::TraceReader::open(path)?;
     let mut analyzer = Analyzer::new(options);
-    while let Some(event) = reader.next_event()? {
-        analyzer.feed(&event);
-    }
+    reader.for_each_event(|event| analyzer.feed(event))?;
     Ok(analyzer.finish(Some(reader.stats())))
 }

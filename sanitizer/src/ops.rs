@@ -1,6 +1,7 @@
 //! The ops of a trace and the buffers each declares.
 
-use std::collections::{HashMap, VecDeque};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use ttsan_events::{Declared, OpBegin};
 
@@ -33,8 +34,8 @@ impl OpInfo {
         format!("#{} {}", self.index, self.name)
     }
 
-    /// Whether the op may write `buffer` (declares it in any role).
-    pub fn may_write(&self, buffer: u64) -> bool {
+    /// Whether the op declares `buffer` in any role.
+    pub fn declares(&self, buffer: u64) -> bool {
         self.declared.contains_key(&buffer)
     }
 
@@ -63,7 +64,7 @@ impl OpTable {
             *n += 1;
             *n
         };
-        let mut declared = HashMap::new();
+        let mut declared = HashMap::default();
         for &b in &begin.inputs {
             declared.insert(b, Declared::Input);
         }
@@ -145,11 +146,6 @@ impl OpTable {
     /// Buffers declared by earlier calls of ops named `name` (program-cache state lives there).
     pub fn history(&self, name: &str) -> impl Iterator<Item = u64> + '_ {
         self.history.get(name).into_iter().flat_map(|h| h.iter().copied())
-    }
-
-    /// Whether `op` or any op enclosing it may write `buffer`.
-    pub fn may_write(&self, op: u64, buffer: u64) -> bool {
-        self.get(op).is_some_and(|o| o.may_write(buffer))
     }
 
     /// Whether `op` declares `buffer` as output or scratch.

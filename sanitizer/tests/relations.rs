@@ -127,3 +127,39 @@ fn host_writes_to_live_buffers_are_fine_but_not_to_freed_ones() {
     assert!(f[0].culprit.is_none());
     assert!(f[0].mechanism.starts_with("the host wrote to the stale address of 'w'"), "{}", f[0].mechanism);
 }
+
+#[test]
+fn writing_an_input_is_a_foreign_write_in_writes_mode_as_in_digests_mode() {
+    let mut b = TraceBuilder::wormhole(1, 1);
+    b.alloc(1, "x", Role::Activation, Space::Dram, DRAM_BASE, 12 * 2048, 2048, None);
+    b.alloc(2, "layer1.mlp.w", Role::Weight, Space::Dram, DRAM_BASE + 2048, 12 * 2048, 2048, None);
+    let op = b.op("ttnn.matmul", &[1, 2], &[], &[]);
+    b.write_dram(0, 0, DRAM_BASE + 2048, 32, Some(op));
+    b.end(op);
+    let f = findings(b.finish());
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].kind, FindingKind::ForeignWrite);
+    assert_eq!(f[0].victim.as_ref().unwrap().name, "layer1.mlp.w");
+    assert_eq!(
+        f[0].mechanism,
+        "op #0 ttnn.matmul wrote into its input 'layer1.mlp.w' (weight), which it declares only as read"
+    );
+}
+
+#[test]
+fn one_cb_clash_per_program_and_buffer_with_the_whole_region() {
+    use ttsan_events::CoreRange;
+    let mut b = TraceBuilder::wormhole(1, 1);
+    let base = ttsan_events::Geometry::wormhole_b0().l1_unreserved_base;
+    let all = CoreRange::new(CoreCoord::new(0, 0), CoreCoord::new(7, 7));
+    b.alloc_sharded(1, "l1.buf", &[CoreCoord::new(2, 3)], base + 672, 4096);
+    let op = b.op("ttnn.silu", &[], &[], &[]);
+    b.cb(10, op, all, base, 4096);
+    b.cb(11, op, all, base + 4096, 4096);
+    b.end(op);
+    let f = findings(b.finish());
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].count, 1);
+    assert_eq!(f[0].core, Some([2, 3]));
+    assert!(f[0].mechanism.ends_with(&format!("core range {{[(x=0,y=0) - (x=7,y=7)]}}. L1 buffer allocated at {} and static circular buffer region ends at {}", base + 672, base + 8192)), "{}", f[0].mechanism);
+}

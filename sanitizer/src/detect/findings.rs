@@ -1,7 +1,7 @@
 //! Collecting findings, merging repeats.
 
 use crate::finding::{Finding, FindingKind};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 type Key = (FindingKind, Option<String>, Option<String>, Option<String>);
 
@@ -18,7 +18,7 @@ pub struct FindingSet {
 impl FindingSet {
     /// An empty set keeping at most `limit` distinct findings.
     pub fn new(limit: usize) -> Self {
-        FindingSet { findings: Vec::new(), index: HashMap::new(), limit, dropped: 0 }
+        FindingSet { findings: Vec::new(), index: HashMap::default(), limit, dropped: 0 }
     }
 
     /// Adds a finding, merging it into an earlier one with the same key.

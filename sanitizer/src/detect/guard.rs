@@ -4,7 +4,7 @@ use super::Context;
 use crate::attribution::{self, Damage};
 use crate::finding::{BufferRef, Culprit, Finding, FindingKind};
 use crate::model::page_location;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use ttsan_events::{Digest, GuardDigest};
 
 /// Page numbers listed in a finding at most; the count is always complete.
@@ -14,7 +14,7 @@ const MAX_LISTED_PAGES: usize = 256;
 #[derive(Debug, Default)]
 pub struct GuardState {
     registered: HashSet<u64>,
-    last: HashMap<(u64, u32), Vec<Digest>>,
+    last: HashMap<u64, HashMap<u32, Vec<Digest>>>,
     /// Digests that were compared.
     pub checks: u64,
     /// Digests the backend could not take (the bytes were unreadable).
@@ -30,7 +30,7 @@ impl GuardState {
     /// A buffer stops being guarded (or is freed).
     pub fn unregister(&mut self, buffer: u64) {
         self.registered.remove(&buffer);
-        self.last.retain(|(b, _), _| *b != buffer);
+        self.last.remove(&buffer);
     }
 
     /// Number of guarded buffers.
@@ -45,8 +45,7 @@ impl GuardState {
             self.unreadable += 1;
             return None;
         }
-        let key = (g.buffer, g.device);
-        let prev = self.last.insert(key, g.pages.clone())?;
+        let prev = self.last.entry(g.buffer).or_default().insert(g.device, g.pages.clone())?;
         self.checks += 1;
         let changed: Vec<u64> =
             (0..prev.len().max(g.pages.len())).filter(|&i| prev.get(i) != g.pages.get(i)).map(|i| i as u64).collect();

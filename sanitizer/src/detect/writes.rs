@@ -22,7 +22,12 @@ pub fn check(ctx: &Context<'_>, w: &Write) -> Option<Finding> {
     }
     let op = w.op.and_then(|i| ctx.ops.get(i));
     let live = ctx.registry.live_at(w.device, w.space, w.unit, range.clone());
-    let owned = |id: u64| op.is_none_or(|o| o.may_write(id));
+    // An op may write what it declares as output or scratch; its inputs it only reads.
+    let owned = |id: u64| op.is_none_or(|o| o.writes(id));
+    // The common case, one owned buffer covering the whole write, needs no further work.
+    if live.iter().any(|h| h.range == range && owned(h.id)) {
+        return None;
+    }
     let (mine, others): (Vec<&Hit>, Vec<&Hit>) = live.iter().partition(|h| owned(h.id));
     let uncovered = subtract(range.clone(), mine.iter().map(|h| h.range.clone()));
     if uncovered.is_empty() {
@@ -71,9 +76,13 @@ pub fn check(ctx: &Context<'_>, w: &Write) -> Option<Finding> {
 
     let mut f = Finding::at(kind, Some(w.device), w.space, Some(w.unit), first_bad, bad_bytes);
     f.culprit = op.map(|o| Culprit { op: o.name.to_string(), op_index: o.index, call: o.call });
-    f.mechanism = match op {
-        Some(o) => attribution::mechanism(o, related.as_ref(), victim.as_ref()),
-        None => host_mechanism(kind, victim.as_ref(), related.as_ref()),
+    let victim_is_input = op.zip(victim_hit).is_some_and(|(o, h)| o.declares(h.id) && !o.writes(h.id));
+    f.mechanism = match (op, &victim) {
+        (Some(o), Some(v)) if victim_is_input && kind == FindingKind::ForeignWrite => {
+            format!("op {} wrote into its input '{}' ({}), which it declares only as read", o.label(), v.name, v.role)
+        }
+        (Some(o), _) => attribution::mechanism(o, related.as_ref(), victim.as_ref()),
+        (None, _) => host_mechanism(kind, victim.as_ref(), related.as_ref()),
     };
     if !unit_exists(ctx, w.unit, w.space) || range.end > ctx.registry.geometry().unit_size(w.space) {
         f.mechanism.push_str(" (the address is outside the device's memory)");

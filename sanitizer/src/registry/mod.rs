@@ -10,7 +10,7 @@ pub use space_map::{Hit, SpaceMap};
 
 use crate::buffer::BufferInfo;
 use crate::model::{footprint, Footprint};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::ops::Range;
 use ttsan_events::{DeviceSel, Geometry, Space, Unit};
 
@@ -44,12 +44,12 @@ impl Registry {
         Registry {
             geometry,
             devices,
-            live: HashMap::new(),
-            live_maps: HashMap::new(),
-            freed_maps: HashMap::new(),
+            live: HashMap::default(),
+            live_maps: HashMap::default(),
+            freed_maps: HashMap::default(),
             quarantine: Quarantine::new(quarantine),
-            freed_footprints: HashMap::new(),
-            ever_freed: HashSet::new(),
+            freed_footprints: HashMap::default(),
+            ever_freed: HashSet::default(),
             cbs: Vec::new(),
         }
     }

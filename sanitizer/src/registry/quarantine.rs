@@ -1,7 +1,8 @@
 //! The bounded quarantine of recently freed allocations.
 
 use crate::buffer::BufferInfo;
-use std::collections::{HashMap, VecDeque};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::VecDeque;
 
 /// Recently freed allocations, oldest first, at most `capacity` of them.
 ///
@@ -19,7 +20,7 @@ pub struct Quarantine {
 impl Quarantine {
     /// An empty quarantine holding at most `capacity` frees.
     pub fn new(capacity: usize) -> Self {
-        Quarantine { capacity, order: VecDeque::new(), entries: HashMap::new(), next_seq: 0 }
+        Quarantine { capacity, order: VecDeque::new(), entries: HashMap::default(), next_seq: 0 }
     }
 
     /// Adds a freed allocation; returns the one evicted to make room, if any.

@@ -3,7 +3,7 @@
 use super::ids::Ids;
 use crate::model::Footprint;
 use rangemap::RangeMap;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::ops::Range;
 use ttsan_events::Unit;
 
