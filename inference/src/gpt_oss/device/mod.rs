@@ -4,7 +4,8 @@
 //!
 //! So far: the router (section 3.8.1, throughput form: indices and weights, no scatter),
 //! prefill attention (section 3.7) on meshes with tensor parallelism over the columns, and the
-//! low-latency prefill experts (section 3.8.2) on 1xN meshes.
+//! low-latency prefill experts (section 3.8.2) on 1xN meshes, and with them whole decoder
+//! layers and the whole model in prefill on 1xN.
 //! Ops the simulator does not have yet are composed from the ones it has; each such spot says
 //! which ttnn op it stands in for.
 
@@ -12,6 +13,7 @@ mod allreduce;
 mod attention;
 mod error;
 mod experts;
+mod model;
 mod plan;
 mod router;
 mod upload;
@@ -20,5 +22,6 @@ pub use allreduce::allreduce;
 pub use attention::{prefill_attention, DeviceAttention};
 pub use error::DeviceError;
 pub use experts::{prefill_experts, DeviceExperts, TpReduce, BLOCK};
+pub use model::{prefill_layer, DeviceLayer, DeviceModel};
 pub use plan::TpPlan;
 pub use router::{router, DeviceRouter, RouterOutput};

@@ -55,7 +55,7 @@ pub fn attention(
     let window = config.window(layer);
     let mask = |i: usize, j: usize| -> f64 {
         let causal_ok = j <= i;
-        let window_ok = window.map_or(true, |w| i - j.min(i) < w);
+        let window_ok = !matches!(window, Some(w) if i - j.min(i) >= w);
         if causal_ok && window_ok {
             0.0
         } else {

@@ -19,7 +19,7 @@ pub fn router_scores(config: &GptOssConfig, w: &RouterWeights, x: &[f64]) -> Vec
             // Arg-max among the remaining experts; the first of equal maxima wins.
             let mut best: Option<usize> = None;
             for (i, &l) in row.iter().enumerate() {
-                if !taken[i] && best.map_or(true, |b| l > row[b]) {
+                if !taken[i] && !matches!(best, Some(b) if l <= row[b]) {
                     best = Some(i);
                 }
             }

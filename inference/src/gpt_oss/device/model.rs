@@ -1,0 +1,215 @@
+//! Decoder layers and the whole model in prefill on a 1xN mesh (`tt/layer.py`, `tt/model.py`):
+//! embedding, per layer rms_norm / attention / residual add / rms_norm / router / experts /
+//! residual add, final rms_norm, lm_head column-parallel over the vocabulary, logits gathered
+//! on the host as the demo does.
+
+use super::attention::{prefill_attention, DeviceAttention};
+use super::error::DeviceError;
+use super::experts::{prefill_experts, DeviceExperts, TpReduce};
+use super::router::{router, DeviceRouter};
+use super::upload::{host4, put, transpose};
+use crate::gpt_oss::config::GptOssConfig;
+use crate::gpt_oss::rope::Rope;
+use crate::gpt_oss::weights::{LayerWeights, ModelWeights};
+use crate::sim::ccl::CclManager;
+use crate::sim::ops::{self, MatmulArgs, Out};
+use crate::sim::{DType, Distribution, HostTensor, Mesh, Tensor, TensorSpec};
+use ttsan_events::Role;
+
+/// One decoder layer on the mesh.
+#[derive(Debug, Clone)]
+pub struct DeviceLayer {
+    /// `input_layernorm.weight` as `[1, 1, 1, H]`, replicated.
+    pub input_norm: Tensor,
+    /// Attention.
+    pub attn: DeviceAttention,
+    /// `post_attention_layernorm.weight` as `[1, 1, 1, H]`, replicated.
+    pub post_norm: Tensor,
+    /// Router.
+    pub router: DeviceRouter,
+    /// Experts.
+    pub experts: DeviceExperts,
+    /// RMSNorm epsilon.
+    pub eps: f32,
+}
+
+fn norm_weight(mesh: &mut Mesh, w: &[f32], name: &str) -> Result<Tensor, DeviceError> {
+    Ok(put(mesh, &host4(1, w.len(), w.to_vec())?, &Distribution::Replicate, name, Role::Weight)?)
+}
+
+impl DeviceLayer {
+    /// Uploads layer `layer`.
+    pub fn upload(mesh: &mut Mesh, config: &GptOssConfig, w: &LayerWeights, layer: usize) -> Result<Self, DeviceError> {
+        let prefix = format!("model.layers.{layer}");
+        Ok(DeviceLayer {
+            input_norm: norm_weight(mesh, &w.input_norm.data, &format!("{prefix}.input_layernorm.weight"))?,
+            attn: DeviceAttention::upload(mesh, config, &w.attn, layer)?,
+            post_norm: norm_weight(mesh, &w.post_norm.data, &format!("{prefix}.post_attention_layernorm.weight"))?,
+            router: DeviceRouter::upload(mesh, &w.router, config.num_experts_per_tok, layer)?,
+            experts: DeviceExperts::upload(mesh, config, &w.experts, layer)?,
+            eps: config.rms_norm_eps as f32,
+        })
+    }
+}
+
+/// Reads the router's `(indices, weights)` back and uploads the dense `[1, E, T, 1]` routing
+/// the low-latency experts take. Stands in for `ttnn.scatter(zeros_like(logits), ...)`, which
+/// the simulator does not have yet; the host round trip is the only non-device step.
+fn scatter_routing(
+    mesh: &mut Mesh,
+    experts: &DeviceExperts,
+    indices: &Tensor,
+    weights: &Tensor,
+) -> Result<Tensor, DeviceError> {
+    let idx = mesh.to_host(indices)?.swap_remove(0);
+    let wts = mesh.to_host(weights)?.swap_remove(0);
+    let k = idx.last_dim();
+    let tokens = idx.len() / k.max(1);
+    let e = experts.experts;
+    let mut dense = vec![0.0; tokens * e];
+    for (slot, (&i, &w)) in idx.data.iter().zip(&wts.data).enumerate() {
+        let expert = i as usize;
+        if expert >= e {
+            return Err(DeviceError::Placement(format!("router picked expert {expert} of {e}")));
+        }
+        dense[slot / k * e + expert] = w;
+    }
+    experts.upload_routing(mesh, &dense, tokens)
+}
+
+/// One decoder layer in prefill on the residual stream `x` (`[1, 1, T, H]`); returns the new
+/// residual stream and frees `x`.
+pub fn prefill_layer(
+    mesh: &mut Mesh,
+    ccl_manager: &mut CclManager,
+    layer: &DeviceLayer,
+    x: Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    reduce: TpReduce,
+) -> Result<Tensor, DeviceError> {
+    let h = ops::rms_norm(mesh, &x, Some(&layer.input_norm), layer.eps, &Out::dram().named("layer.input_norm"))?;
+    let attn = prefill_attention(mesh, ccl_manager, &layer.attn, &h, cos, sin)?;
+    mesh.deallocate(&h)?;
+    let x1 = ops::add(mesh, &x, &attn, &Out::dram().named("layer.residual_attn"))?;
+    mesh.deallocate(&x)?;
+    mesh.deallocate(&attn)?;
+    let h2 = ops::rms_norm(mesh, &x1, Some(&layer.post_norm), layer.eps, &Out::dram().named("layer.post_norm"))?;
+    let routed = router(mesh, &layer.router, &h2)?;
+    let routing = scatter_routing(mesh, &layer.experts, &routed.indices, &routed.weights)?;
+    mesh.deallocate(&routed.indices)?;
+    mesh.deallocate(&routed.weights)?;
+    let moe = prefill_experts(mesh, ccl_manager, &layer.experts, &h2, &routing, reduce)?;
+    mesh.deallocate(&h2)?;
+    mesh.deallocate(&routing)?;
+    let x2 = ops::add(mesh, &x1, &moe, &Out::dram().named("layer.residual_mlp"))?;
+    mesh.deallocate(&x1)?;
+    mesh.deallocate(&moe)?;
+    Ok(x2)
+}
+
+/// The whole model on the mesh.
+#[derive(Debug, Clone)]
+pub struct DeviceModel {
+    /// `[1, 1, V, H]`, replicated, row-major.
+    pub embed: Tensor,
+    /// Decoder layers.
+    pub layers: Vec<DeviceLayer>,
+    /// Final norm weight `[1, 1, 1, H]`.
+    pub norm: Tensor,
+    /// `[1, 1, H, V]` column-parallel over the vocabulary.
+    pub lm_head: Tensor,
+    /// RoPE of the config.
+    pub rope: Rope,
+    /// RMSNorm epsilon.
+    pub eps: f32,
+    /// Vocabulary size.
+    pub vocab: usize,
+}
+
+impl DeviceModel {
+    /// Uploads every weight of `weights`.
+    pub fn upload(mesh: &mut Mesh, weights: &ModelWeights) -> Result<Self, DeviceError> {
+        let c = &weights.config;
+        let (v, h) = (c.vocab_size, c.hidden_size);
+        let tp = mesh.desc().cols as usize;
+        if v % tp != 0 {
+            return Err(DeviceError::Placement(format!("vocab {v} over {tp} columns")));
+        }
+        let embed_host = host4(v, h, weights.embed.data.clone())?;
+        let embed_spec = TensorSpec::new(&[1, 1, v, h], DType::Bf16).row_major();
+        let embed = mesh.from_host(
+            &embed_host,
+            &embed_spec,
+            &Distribution::Replicate,
+            "model.embed_tokens.weight",
+            Role::Weight,
+        )?;
+        let layers = weights
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, lw)| DeviceLayer::upload(mesh, c, lw, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let norm = norm_weight(mesh, &weights.norm.data, "model.norm.weight")?;
+        let lm_head = host4(h, v, transpose(&weights.lm_head.data, v, h))?;
+        let lm_head = put(mesh, &lm_head, &Distribution::Shard { axis: 1, dim: 3 }, "lm_head.weight", Role::Weight)?;
+        Ok(DeviceModel { embed, layers, norm, lm_head, rope: Rope::new(c), eps: c.rms_norm_eps as f32, vocab: v })
+    }
+
+    /// Prefill of `tokens` (a multiple of 32 long) at positions `0..T`: logits `[T, V]`,
+    /// gathered from the column shards of the first mesh row on the host.
+    pub fn prefill(
+        &self,
+        mesh: &mut Mesh,
+        ccl_manager: &mut CclManager,
+        tokens: &[u32],
+        reduce: TpReduce,
+    ) -> Result<Vec<f32>, DeviceError> {
+        let t = tokens.len();
+        let ids = HostTensor::new(vec![1, 1, t], tokens.iter().map(|&i| i as f32).collect())?;
+        let ids_spec = TensorSpec::new(&[1, 1, t], DType::U32).row_major();
+        let ids = mesh.from_host(&ids, &ids_spec, &Distribution::Replicate, "tokens", Role::Activation)?;
+        let mut x = ops::embedding(
+            mesh,
+            &ids,
+            &self.embed,
+            &Out::dram().named("embedding").layout(crate::sim::PageLayout::Tile),
+        )?;
+        mesh.deallocate(&ids)?;
+        let first = self.layers.first().ok_or_else(|| DeviceError::Placement("no layers".to_owned()))?;
+        let (cos, sin) = first.attn.rope_tables(mesh, &self.rope, 0, t)?;
+        for layer in &self.layers {
+            x = prefill_layer(mesh, ccl_manager, layer, x, &cos, &sin, reduce)?;
+        }
+        mesh.deallocate(&cos)?;
+        mesh.deallocate(&sin)?;
+        let normed = ops::rms_norm(mesh, &x, Some(&self.norm), self.eps, &Out::dram().named("final_norm"))?;
+        mesh.deallocate(&x)?;
+        let logits =
+            ops::matmul(mesh, &normed, &self.lm_head, MatmulArgs::default(), &Out::dram().named("lm_head.out"))?;
+        mesh.deallocate(&normed)?;
+        let shards = mesh.to_host(&logits)?;
+        mesh.deallocate(&logits)?;
+        let tp = mesh.desc().cols as usize;
+        let gathered = HostTensor::concat(&shards[..tp.min(shards.len())], 3)?;
+        Ok(gathered.data)
+    }
+
+    /// Frees every weight.
+    pub fn deallocate(&self, mesh: &mut Mesh) -> Result<(), DeviceError> {
+        for layer in &self.layers {
+            let a = &layer.attn;
+            for t in [&layer.input_norm, &layer.post_norm, &a.wqkv, &a.wqkv_bias, &a.o_proj, &a.o_bias, &a.sinks] {
+                mesh.deallocate(t)?;
+            }
+            mesh.deallocate(&layer.router.weight)?;
+            mesh.deallocate(&layer.router.bias)?;
+            layer.experts.deallocate(mesh)?;
+        }
+        for t in [&self.embed, &self.norm, &self.lm_head] {
+            mesh.deallocate(t)?;
+        }
+        Ok(())
+    }
+}
