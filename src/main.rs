@@ -22,6 +22,8 @@ enum Command {
     Analyze(cli::analyze::AnalyzeArgs),
     /// Write the interactive allocation map (HTML) and usage plots (PNG/SVG) of a trace.
     Report(cli::report::VizArgs),
+    /// Run a workload under the sanitizer: `run gpt-oss [...]` or `run [OPTIONS] -- CMD ARGS...`.
+    Run(cli::run::RunArgs),
     /// Inspect trace files.
     #[command(subcommand)]
     Trace(TraceCommand),
@@ -64,6 +66,7 @@ enum ImportCommand {
 fn dispatch(cli: Cli) -> Outcome {
     match cli.command {
         Command::Analyze(args) => cli::analyze::run(&args),
+        Command::Run(args) => cli::run::run(&args),
         Command::Report(args) => cli::report::run(&args),
         Command::Trace(TraceCommand::Dump(args)) => cli::trace::dump(&args),
         Command::TtMetal(TtMetalCommand::Replay(args)) => cli::tt_metal::replay(&args),
