@@ -128,5 +128,6 @@ fn one_million_allocations() {
     eprintln!("verdict: {verdict}");
     assert!(size < 50 << 20, "page is {size} bytes");
     assert_eq!(verdict["perf"]["allocations"], 1_000_000);
+    assert!(colored > 1_000, "only {colored} coloured pixels in the map area");
     assert_eq!(verdict["ok"], true, "{verdict}");
 }

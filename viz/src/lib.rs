@@ -33,6 +33,6 @@ pub mod plot;
 pub mod synth;
 
 pub use error::VizError;
-pub use html::write_html;
+pub use html::{write_html, write_html_file};
 pub use map::MapData;
 pub use plot::{write_png, write_svg};

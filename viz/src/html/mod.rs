@@ -84,3 +84,9 @@ fn write_block<W: Write>(block: &[u8], out: &mut W) -> Result<(), VizError> {
     b64.finish()?;
     Ok(())
 }
+
+/// Writes the page to the file at `path` (created or truncated).
+pub fn write_html_file(map: &MapData, analysis: &Analysis, path: &std::path::Path) -> Result<(), VizError> {
+    let file = std::fs::File::create(path)?;
+    write_html(map, analysis, std::io::BufWriter::new(file))
+}

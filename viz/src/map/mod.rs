@@ -356,3 +356,6 @@ pub fn space_index(space: Space) -> u32 {
 pub fn role_index(role: Role) -> u32 {
     Role::ALL.iter().position(|&r| r == role).unwrap_or(Role::ALL.len() - 1) as u32
 }
+
+#[cfg(test)]
+mod tests;
