@@ -49,6 +49,8 @@ pub struct Meta<'a> {
     pub findings: Vec<FindingView>,
     /// Peak usage per chip and space.
     pub peaks: Vec<PeakView>,
+    /// Peak bytes per space name over the whole mesh (circular buffers included).
+    pub mesh_peaks: BTreeMap<&'static str, u64>,
     /// Peak L1 bytes per core slot (the order of `geometry.l1_bank_cores`), the max over chips.
     pub core_peaks: &'a [u64],
     /// Counts from the analysis.
@@ -123,6 +125,7 @@ impl<'a> Meta<'a> {
             unit_sets: map.unit_sets(),
             findings: analysis.findings.iter().map(|f| FindingView::new(f, map)).collect(),
             peaks,
+            mesh_peaks: Space::ALL.iter().map(|s| s.as_str()).zip(map.usage().mesh_peaks()).collect(),
             core_peaks: map.usage().core_peaks(),
             summary: &analysis.summary,
             errors: &analysis.errors,

@@ -157,6 +157,8 @@ fn columns_of_a_small_trace() {
     assert_eq!(peak(1, "dram"), 24576);
     assert_eq!(peak(1, "l1"), 12288);
     assert_eq!(peak(0, "l1"), 8192);
+    assert_eq!(meta["mesh_peaks"]["dram"], 2 * 24576);
+    assert_eq!(meta["mesh_peaks"]["l1"], 8192 + 12288);
 }
 
 #[test]

@@ -17,7 +17,7 @@
   const BG = '#15181d';
   const FIND = '#ff3b3b';
   const KIND_NAMES = ['interleaved', 'sharded', 'circular buffer', 'circular buffer (aliases an L1 buffer)'];
-  const MARGIN = { left: 78, right: 10, top: 8, bottom: 74 };
+  const MARGIN = { left: 78, right: 10, top: 18, bottom: 74 };
   const TRACK_H = 16;
   const MAX_LISTED_FINDINGS = 500;
   const ALL = 'all';
@@ -279,7 +279,7 @@
     meta.findings.forEach((f, i) => {
       if (!findingOnView(f)) return;
       const sel = i === state.selected;
-      drawHighlight(f.victim, '#ff9f1c', sel ? 3 : 2, []);
+      drawHighlight(f.victim, '#00e5ff', sel ? 3 : 2, []);
       drawHighlight(f.related, '#ff4fd8', sel ? 3 : 2, [5, 3]);
       let t0 = 0, t1 = meta.t_end;
       if (f.op >= 0) { t0 = O.t0[f.op]; t1 = O.t1[f.op]; }
@@ -348,10 +348,16 @@
       const sel = state.selected >= 0 && meta.findings[state.selected].op === o;
       ctx.fillStyle = sel ? FIND : (o & 1 ? '#8792a2' : '#aab3c0');
       ctx.fillRect(x0, y, Math.max(w, 1), TRACK_H);
-      if (w > 30) {
-        const label = opLabel(o);
-        ctx.fillStyle = '#10141a';
-        ctx.fillText(label, Math.max(x0, MARGIN.left) + 3, y + TRACK_H / 2, Math.max(w - 6, 10));
+      if (w > 24) {
+        // The longest form of the name that fits: full, last dotted component, index only.
+        const name = meta.strings[O.name[o]];
+        const room = Math.min(x1, MARGIN.left + W / dpr) - Math.max(x0, MARGIN.left) - 6;
+        const label = ['#' + O.index[o] + ' ' + name, '#' + O.index[o] + ' ' + name.split('.').pop(), '#' + O.index[o]]
+          .find((l) => ctx.measureText(l).width <= room);
+        if (label) {
+          ctx.fillStyle = '#10141a';
+          ctx.fillText(label, Math.max(x0, MARGIN.left) + 3, y + TRACK_H / 2);
+        }
       }
     }
     ctx.restore();
@@ -391,7 +397,8 @@
     }
     ctx.textAlign = 'left';
     ctx.fillStyle = '#5a6473';
-    ctx.fillText('address (' + (state.unit === ALL ? (state.space === 'dram' || state.space === 'trace' ? 'every bank, folded' : 'lock-step, every core') : unitKeyLabel(state.space, state.unit)) + ')', 4, 0);
+    ctx.textBaseline = 'top';
+    ctx.fillText('address (' + (state.unit === ALL ? (state.space === 'dram' || state.space === 'trace' ? 'every bank, folded' : 'lock-step, every core') : unitKeyLabel(state.space, state.unit)) + ')', 4, 3);
   }
 
   // The innermost op running at time t, or -1.
@@ -650,6 +657,14 @@
       });
       t.appendChild(tr);
     }
+    const totals = Object.entries(meta.mesh_peaks || {}).filter(([, b]) => b > 0);
+    if (totals.length) {
+      const tr = el('tr');
+      const td = el('td', 'whole mesh: ' + totals.map(([sp, b]) => sp + ' ' + fmtBytes(b)).join(' · '), 'muted');
+      td.colSpan = 4;
+      tr.appendChild(td);
+      t.appendChild(tr);
+    }
   }
 
   function renderFindings() {
@@ -794,6 +809,31 @@
     document.title = 'selftest ' + (out.ok ? 'ok' : 'failed');
   }
 
+  // Links can open a given view: ?chip=SLOT&space=l1&unit=x,y (or unit=BANK) or ?finding=N.
+  function applyUrlView() {
+    const f = Number(params.get('finding'));
+    if (params.has('finding') && f >= 0 && f < meta.findings.length) {
+      focusFinding(f);
+      flushDraw();
+      return;
+    }
+    const changes = {};
+    const chip = Number(params.get('chip'));
+    if (params.has('chip') && chip >= 0 && chip < meta.devices.length) changes.chip = chip;
+    const space = params.get('space');
+    if (space && meta.spaces.includes(space)) changes.space = space;
+    const unit = params.get('unit');
+    if (unit) {
+      const xy = unit.split(',').map(Number);
+      if (xy.length === 2 && xy.every((v) => v >= 0)) changes.unit = (xy[0] << 16) | xy[1];
+      else if (xy.length === 1 && xy[0] >= 0) changes.unit = xy[0];
+    }
+    if (Object.keys(changes).length) {
+      setView(changes);
+      flushDraw();
+    }
+  }
+
   // ---- start --------------------------------------------------------------------------------
   async function main() {
     const tStart = performance.now();
@@ -835,6 +875,7 @@
     syncControls();
     draw();
     const tRendered = performance.now();
+    applyUrlView();
     const perf = {
       first_render_ms: Math.round(tRendered),
       decode_ms: Math.round(tDecoded - tStart),

@@ -42,6 +42,7 @@ pub struct Usage {
     core_in_use: Vec<Vec<u64>>,
     core_peak: Vec<u64>,
     sum: [u64; 4],
+    sum_peak: [u64; 4],
     window: [u64; 4],
     samples: Vec<Sample>,
 }
@@ -80,6 +81,7 @@ impl Usage {
             }
         }
         self.window[space] = self.window[space].max(self.sum[space]);
+        self.sum_peak[space] = self.sum_peak[space].max(self.sum[space]);
     }
 
     /// The matching free of [`Usage::alloc`].
@@ -105,6 +107,12 @@ impl Usage {
         &self.peaks
     }
 
+    /// Peak bytes per space summed over chips (circular buffers included), in
+    /// [`ttsan_events::Space::ALL`] order.
+    pub fn mesh_peaks(&self) -> [u64; 4] {
+        self.sum_peak
+    }
+
     /// Peak L1 bytes per core slot, the maximum over chips.
     pub fn core_peaks(&self) -> &[u64] {
         &self.core_peak
@@ -117,7 +125,7 @@ impl Usage {
 
     fn slots(&self, chips: Option<usize>) -> std::ops::Range<usize> {
         match chips {
-            Some(c) => c..c + 1,
+            Some(c) => c..c.saturating_add(1),
             None => 0..self.in_use.len(),
         }
     }
@@ -159,6 +167,7 @@ mod tests {
         assert_eq!(u.peaks()[0][1].bytes, 30);
         assert_eq!(u.peaks()[0][1].t, 3);
         assert_eq!(u.core_peaks(), &[10, 10, 10]);
+        assert_eq!(u.mesh_peaks(), [200, 40, 0, 0]);
         // The window keeps the peak inside the op even though the buffer is gone at its end.
         assert_eq!(u.samples()[0].bytes[1], 40);
         assert_eq!(u.samples()[1].bytes[1], 10);
