@@ -6,7 +6,7 @@ mod space_map;
 
 pub use ids::Ids;
 pub use quarantine::Quarantine;
-pub use space_map::{Hit, SpaceMap};
+pub use space_map::{Hit, Hits, SpaceMap};
 
 use crate::buffer::BufferInfo;
 use crate::model::{footprint, Footprint};
@@ -77,7 +77,7 @@ impl Registry {
     }
 
     fn overlapping(&self, device: DeviceSel, space: Space, fp: &Footprint, except: u64) -> Vec<u64> {
-        let mut hits = Vec::new();
+        let mut hits = Hits::new();
         for key in self.related_layers(device, space) {
             if let Some(map) = self.live_maps.get(&key) {
                 map.query_footprint(fp, &mut hits);
@@ -180,13 +180,13 @@ impl Registry {
     }
 
     /// Live allocations owning bytes of `range` on `unit` of `space` on chip `device`.
-    pub fn live_at(&self, device: u32, space: Space, unit: Unit, range: Range<u64>) -> Vec<Hit> {
+    pub fn live_at(&self, device: u32, space: Space, unit: Unit, range: Range<u64>) -> Hits {
         Self::query(&self.live_maps, device, space, unit, range)
     }
 
     /// Quarantined allocations that owned bytes of `range` on `unit` of `space` on chip `device`,
     /// most recently freed first.
-    pub fn freed_at(&self, device: u32, space: Space, unit: Unit, range: Range<u64>) -> Vec<Hit> {
+    pub fn freed_at(&self, device: u32, space: Space, unit: Unit, range: Range<u64>) -> Hits {
         let mut hits = Self::query(&self.freed_maps, device, space, unit, range);
         hits.sort_by_key(|h| std::cmp::Reverse(self.quarantine.free_seq(h.id).unwrap_or(0)));
         hits
@@ -198,8 +198,8 @@ impl Registry {
         space: Space,
         unit: Unit,
         range: Range<u64>,
-    ) -> Vec<Hit> {
-        let mut hits = Vec::new();
+    ) -> Hits {
+        let mut hits = Hits::new();
         for key in [(None, space), (Some(device), space)] {
             if let Some(map) = maps.get(&key) {
                 map.query(unit, range.clone(), &mut hits);

@@ -7,6 +7,10 @@ use rustc_hash::FxHashMap as HashMap;
 use std::ops::Range;
 use ttsan_events::Unit;
 
+/// Query results: almost always zero to two hits, kept inline to spare the allocator on the
+/// hot path (one query per write event).
+pub type Hits = smallvec::SmallVec<[Hit; 4]>;
+
 /// A byte range of one unit and an allocation that owns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hit {
@@ -65,7 +69,7 @@ impl SpaceMap {
     }
 
     /// Owners of bytes of `range` on `unit`.
-    pub fn query(&self, unit: Unit, range: Range<u64>, out: &mut Vec<Hit>) {
+    pub fn query(&self, unit: Unit, range: Range<u64>, out: &mut Hits) {
         collect(&self.all, range.clone(), out);
         if let Some(map) = self.units.get(&unit.key()) {
             collect(map, range, out);
@@ -73,7 +77,7 @@ impl SpaceMap {
     }
 
     /// Owners of bytes of `range` on any unit (for lock-step footprints).
-    pub fn query_any_unit(&self, range: Range<u64>, out: &mut Vec<Hit>) {
+    pub fn query_any_unit(&self, range: Range<u64>, out: &mut Hits) {
         collect(&self.all, range.clone(), out);
         let touches = self.unit_extent.as_ref().is_some_and(|e| e.start < range.end && range.start < e.end);
         if touches {
@@ -84,7 +88,7 @@ impl SpaceMap {
     }
 
     /// Owners of any byte of `footprint`.
-    pub fn query_footprint(&self, footprint: &Footprint, out: &mut Vec<Hit>) {
+    pub fn query_footprint(&self, footprint: &Footprint, out: &mut Hits) {
         match footprint {
             Footprint::AllUnits(r) => self.query_any_unit(r.clone(), out),
             Footprint::Units(list) => {
@@ -101,7 +105,7 @@ impl SpaceMap {
     }
 }
 
-fn collect(map: &RangeMap<u64, Ids>, range: Range<u64>, out: &mut Vec<Hit>) {
+fn collect(map: &RangeMap<u64, Ids>, range: Range<u64>, out: &mut Hits) {
     if range.start >= range.end {
         return;
     }

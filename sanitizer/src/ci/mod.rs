@@ -1,0 +1,34 @@
+//! CI guard: turns an analysis into a pass/fail verdict a CI job can trust, and into the
+//! artifacts CI systems read.
+//!
+//! The pieces:
+//!
+//! - [`scan`]: reads a trace file into an [`Analysis`](crate::Analysis) plus the facts about
+//!   the run itself ([`TraceFacts`]: damaged records, a capture that started, shim errors).
+//! - [`checks`]: the run-level checks that must fail a job even when no finding was made
+//!   (unreadable or torn trace, no allocations recorded, a shim that did not load).
+//! - [`suppress`] and [`baseline`]: findings that must not fail the job, each with a reason.
+//! - [`gate`]: combines all of the above into a [`Gate`] and its [`Verdict`].
+//! - [`summary`], [`junit`], [`sarif`], [`json`]: the outputs.
+//! - [`perfetto`]: a Chrome trace-event export of a trace (ops, memory counters, findings).
+
+pub mod baseline;
+pub mod checks;
+pub mod error;
+pub mod gate;
+pub mod json;
+pub mod junit;
+pub mod perfetto;
+pub mod sarif;
+pub mod scan;
+pub mod summary;
+pub mod suppress;
+mod text;
+mod xml;
+
+pub use baseline::Baseline;
+pub use checks::{RunFailure, RunFailureKind};
+pub use error::CiError;
+pub use gate::{FindingState, Gate, Policy, Verdict};
+pub use scan::{scan_file, TraceFacts};
+pub use suppress::Suppressions;
