@@ -216,6 +216,8 @@ fn whole_model_prefill_on_1x8_matches_reference_logits() {
         .map(|t| pcc(&golden[t * v..(t + 1) * v], &logits[t * v..(t + 1) * v]).unwrap())
         .fold(1.0f64, f64::min);
     assert!(worst > 0.98, "worst position pcc {worst}");
+    assert!(dev.prefill(&mut mesh, &mut ccl, &ids[..31], TpReduce::AllReduce).is_err(), "partial block");
+    assert!(dev.prefill(&mut mesh, &mut ccl, &[c.vocab_size as u32; 32], TpReduce::AllReduce).is_err(), "bad id");
     dev.deallocate(&mut mesh).unwrap();
     assert_clean(mesh, &rec);
 }

@@ -192,8 +192,10 @@ pub fn prefill_experts(
     routing: &Tensor,
     reduce: TpReduce,
 ) -> Result<Tensor, DeviceError> {
-    let (tokens, h) = (x.shape()[2], x.shape()[3]);
-    if tokens % BLOCK != 0 {
+    let &[1, 1, tokens, h] = x.shape() else {
+        return Err(DeviceError::Placement(format!("experts input {:?} is not [1, 1, T, H]", x.shape())));
+    };
+    if tokens == 0 || tokens % BLOCK != 0 {
         return Err(DeviceError::Placement(format!("{tokens} tokens are not whole blocks of {BLOCK}")));
     }
     let mut parts = Vec::with_capacity(tokens / BLOCK);

@@ -9,6 +9,7 @@ use super::experts::{prefill_experts, DeviceExperts, TpReduce};
 use super::router::{router, DeviceRouter};
 use super::upload::{host4, put, transpose};
 use crate::gpt_oss::config::GptOssConfig;
+use crate::gpt_oss::error::GptOssError;
 use crate::gpt_oss::rope::Rope;
 use crate::gpt_oss::weights::{LayerWeights, ModelWeights};
 use crate::sim::ccl::CclManager;
@@ -167,6 +168,14 @@ impl DeviceModel {
         reduce: TpReduce,
     ) -> Result<Vec<f32>, DeviceError> {
         let t = tokens.len();
+        if t == 0 || t % super::experts::BLOCK != 0 {
+            return Err(
+                GptOssError::InvalidInput(format!("device prefill takes whole blocks of 32 tokens, got {t}")).into()
+            );
+        }
+        if let Some(bad) = tokens.iter().find(|&&id| id as usize >= self.vocab) {
+            return Err(GptOssError::InvalidInput(format!("token id {bad} >= vocab_size {}", self.vocab)).into());
+        }
         let ids = HostTensor::new(vec![1, 1, t], tokens.iter().map(|&i| i as f32).collect())?;
         let ids_spec = TensorSpec::new(&[1, 1, t], DType::U32).row_major();
         let ids = mesh.from_host(&ids, &ids_spec, &Distribution::Replicate, "tokens", Role::Activation)?;
