@@ -76,6 +76,11 @@ fn report_without_outputs_or_trace_is_a_usage_error() {
     let out = ttsan(&["report".as_ref(), missing.as_os_str(), "--html".as_ref(), html.as_os_str()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(!html.exists());
+    let nowhere = dir.path().join("no-such-dir").join("m.html");
+    let out = ttsan(&["report".as_ref(), trace.as_os_str(), "--html".as_ref(), nowhere.as_os_str()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("ttsan: cannot write") && stderr.lines().count() == 1, "{stderr}");
 }
 
 #[test]

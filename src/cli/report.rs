@@ -1,13 +1,12 @@
 //! `ttsan report TRACE --html FILE [--png FILE] [--svg FILE]`: post-mortem allocation map and plots.
 
 use super::exit::{Failure, Outcome, CLEAN};
-use anyhow::{anyhow, Context as _};
+use anyhow::anyhow;
 use clap::Args;
-use std::io::BufWriter;
+use std::path::Path;
 use std::path::PathBuf;
-use ttsan_events::trace::TraceReader;
-use ttsan_sanitizer::{AnalysisOptions, Analyzer};
-use ttsan_viz::MapData;
+use ttsan_sanitizer::AnalysisOptions;
+use ttsan_viz::VizError;
 
 /// Arguments of `ttsan report`.
 #[derive(Debug, Args)]
@@ -34,22 +33,9 @@ pub fn run(args: &VizArgs) -> Outcome {
     if args.html.is_none() && args.png.is_none() && args.svg.is_none() {
         return Err(Failure::usage(anyhow!("nothing to write: give --html FILE, --png FILE or --svg FILE")));
     }
-    let mut reader = TraceReader::open(&args.trace)
-        .with_context(|| format!("cannot read trace {}", args.trace.display()))
-        .map_err(Failure::usage)?;
-    let mut map = MapData::new();
     let options = AnalysisOptions { leaks: args.leaks, ..AnalysisOptions::default() };
-    let mut analyzer = Analyzer::new(options);
-    loop {
-        let event = reader
-            .next_event()
-            .with_context(|| format!("cannot read trace {}", args.trace.display()))
-            .map_err(Failure::usage)?;
-        let Some(event) = event else { break };
-        map.feed(&event);
-        analyzer.feed(&event);
-    }
-    let analysis = analyzer.finish(Some(reader.stats()));
+    let (map, analysis) = ttsan_viz::map_trace_file(&args.trace, options)
+        .map_err(|e| Failure::usage(anyhow::Error::new(e).context(args.trace.display().to_string())))?;
     for warning in &analysis.warnings {
         eprintln!("ttsan: warning: {warning}");
     }
@@ -57,12 +43,7 @@ pub fn run(args: &VizArgs) -> Outcome {
         return Err(Failure::usage(anyhow!("{}: the trace has no capture_start record", args.trace.display())));
     }
     if let Some(path) = &args.html {
-        let file = std::fs::File::create(path)
-            .with_context(|| format!("cannot create {}", path.display()))
-            .map_err(Failure::usage)?;
-        ttsan_viz::write_html(&map, &analysis, BufWriter::new(file))
-            .with_context(|| format!("cannot write {}", path.display()))
-            .map_err(Failure::internal)?;
+        ttsan_viz::write_html_file(&map, &analysis, path).map_err(|e| output_failure(e, path))?;
         eprintln!(
             "ttsan: wrote {} ({} allocations, {} ops, {} findings)",
             path.display(),
@@ -72,16 +53,24 @@ pub fn run(args: &VizArgs) -> Outcome {
         );
     }
     if let Some(path) = &args.png {
-        ttsan_viz::write_png(&map, path)
-            .with_context(|| format!("cannot write {}", path.display()))
-            .map_err(Failure::internal)?;
+        ttsan_viz::write_png(&map, path).map_err(|e| output_failure(e, path))?;
         eprintln!("ttsan: wrote {}", path.display());
     }
     if let Some(path) = &args.svg {
-        ttsan_viz::write_svg(&map, path)
-            .with_context(|| format!("cannot write {}", path.display()))
-            .map_err(Failure::internal)?;
+        ttsan_viz::write_svg(&map, path).map_err(|e| output_failure(e, path))?;
         eprintln!("ttsan: wrote {}", path.display());
     }
     Ok(CLEAN)
+}
+
+/// An output that cannot be written (a missing directory, a full disk) is the user's to fix
+/// (exit 2); failing to encode or draw is ttsan's (exit 3).
+fn output_failure(e: VizError, path: &Path) -> Failure {
+    let usage = matches!(e, VizError::Io(_));
+    let error = anyhow::Error::new(e).context(format!("cannot write {}", path.display()));
+    if usage {
+        Failure::usage(error)
+    } else {
+        Failure::internal(error)
+    }
 }

@@ -28,11 +28,13 @@
 pub mod encode;
 mod error;
 pub mod html;
+mod load;
 pub mod map;
 pub mod plot;
 pub mod synth;
 
 pub use error::VizError;
 pub use html::{write_html, write_html_file};
+pub use load::map_trace_file;
 pub use map::MapData;
 pub use plot::{write_png, write_svg};
