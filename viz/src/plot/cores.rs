@@ -40,7 +40,8 @@ pub fn draw<DB: DrawingBackend>(map: &MapData, area: &DrawingArea<DB, Shift>, te
         .map(|(c, &p)| (i32::from(c.x), i32::from(c.y), p as f64 / capacity))
         .collect();
     chart
-        .draw_series(cells.iter().map(|&(x, y, f)| Rectangle::new([(x, y), (x + 1, y + 1)], heat(f).filled())))
+        // A square-root scale, so a core at a few percent is visibly warmer than an idle one.
+        .draw_series(cells.iter().map(|&(x, y, f)| Rectangle::new([(x, y), (x + 1, y + 1)], heat(f.sqrt()).filled())))
         .map_err(plot_error)?;
     chart
         .draw_series(cells.iter().map(|&(x, y, _)| Rectangle::new([(x, y), (x + 1, y + 1)], WHITE.stroke_width(1))))
@@ -48,7 +49,7 @@ pub fn draw<DB: DrawingBackend>(map: &MapData, area: &DrawingArea<DB, Shift>, te
     if text {
         chart
             .draw_series(cells.iter().map(|&(x, y, f)| {
-                let color = if f > 0.55 { WHITE } else { BLACK };
+                let color = if f.sqrt() > 0.55 { WHITE } else { BLACK };
                 EmptyElement::at((x, y))
                     + Text::new(format!("{:.0}%", f * 100.0), (6, 6), (FAMILY, 13).into_font().color(&color))
             }))
