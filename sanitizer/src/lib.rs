@@ -11,6 +11,8 @@
 //! - [`detect`]: the detectors, each producing one [`finding::FindingKind`].
 //! - [`attribution`]: which op is the culprit and how its buffers relate to the damaged bytes.
 //! - [`report`]: ASan-style text and JSON.
+//! - [`ci`]: the CI verdict (run-level checks, suppressions, baselines) and its JUnit, SARIF
+//!   and Chrome-trace outputs.
 //!
 //! [`analyzer::Analyzer`] wires them together over a stream of events.
 #![deny(missing_docs)]
@@ -18,6 +20,7 @@
 pub mod analyzer;
 pub mod attribution;
 pub mod buffer;
+pub mod ci;
 pub mod detect;
 pub mod finding;
 pub mod fixtures;

@@ -32,6 +32,11 @@ impl BaselineKey {
             victim: f.victim.as_ref().map(|v| v.name.clone()),
         }
     }
+
+    /// `kind|op|victim`, stable across runs (for SARIF `partialFingerprints`).
+    pub fn fingerprint(&self) -> String {
+        format!("{}|{}|{}", self.kind, self.op.as_deref().unwrap_or(""), self.victim.as_deref().unwrap_or(""))
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
