@@ -17,16 +17,13 @@ pub struct DumpArgs {
 /// Prints one JSON object per record, with an `event` field naming its type. Damage to
 /// individual records is reported on stderr; the good records are all printed.
 pub fn dump(args: &DumpArgs) -> Outcome {
-    let mut reader = TraceReader::open(&args.trace)
-        .with_context(|| format!("{}", args.trace.display()))
-        .map_err(Failure::usage)?;
+    let mut reader =
+        TraceReader::open(&args.trace).with_context(|| format!("{}", args.trace.display())).map_err(Failure::usage)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     loop {
-        let event = reader
-            .next_event()
-            .with_context(|| format!("reading {}", args.trace.display()))
-            .map_err(Failure::usage)?;
+        let event =
+            reader.next_event().with_context(|| format!("reading {}", args.trace.display())).map_err(Failure::usage)?;
         let Some(event) = event else { break };
         if let Err(e) = writeln!(out, "{}", event.to_json()) {
             // A closed pipe (`| head`) is the reader's choice, not a failure.
