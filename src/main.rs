@@ -20,6 +20,10 @@ struct Cli {
 enum Command {
     /// Analyse a trace and report findings.
     Analyze(cli::analyze::AnalyzeArgs),
+    /// Gate a CI job on a trace: short summary, JUnit, SARIF, suppressions, baselines.
+    Ci(cli::ci::CiArgs),
+    /// Export a trace for other viewers (Chrome trace-event JSON for Perfetto).
+    Export(cli::export::ExportArgs),
     /// Write the interactive allocation map (HTML) and usage plots (PNG/SVG) of a trace.
     Report(cli::report::VizArgs),
     /// Run a workload under the sanitizer: `run gpt-oss [...]` or `run [OPTIONS] -- CMD ARGS...`.
@@ -66,6 +70,8 @@ enum ImportCommand {
 fn dispatch(cli: Cli) -> Outcome {
     match cli.command {
         Command::Analyze(args) => cli::analyze::run(&args),
+        Command::Ci(args) => cli::ci::run(&args),
+        Command::Export(args) => cli::export::run(&args),
         Command::Run(args) => cli::run::run(&args),
         Command::Report(args) => cli::report::run(&args),
         Command::Trace(TraceCommand::Dump(args)) => cli::trace::dump(&args),

@@ -1,5 +1,6 @@
 //! `ttsan analyze`: read a trace, run the detectors, print the report.
 
+use super::ci::CiSettings;
 use super::exit::{Failure, Outcome, CLEAN, FINDINGS, USAGE};
 use super::options::EnvOptions;
 use anyhow::{anyhow, Context as _};
@@ -39,6 +40,27 @@ pub struct ReportArgs {
     /// Findings printed in full at most [TTSAN_OPTIONS: print_limit] [default: 50].
     #[arg(long, value_name = "N")]
     pub print_limit: Option<usize>,
+    /// CI mode: a short summary instead of the full report; fail on untrustworthy runs [TTSAN_OPTIONS: ci].
+    #[arg(long)]
+    pub ci: bool,
+    /// Write JUnit XML to FILE (enables CI mode) [TTSAN_OPTIONS: junit].
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write SARIF 2.1.0 to FILE (enables CI mode) [TTSAN_OPTIONS: sarif].
+    #[arg(long, value_name = "FILE")]
+    pub sarif: Option<PathBuf>,
+    /// Accepted findings, each with a reason (docs/ci.md; enables CI mode) [TTSAN_OPTIONS: suppressions].
+    #[arg(long, value_name = "FILE")]
+    pub suppressions: Option<PathBuf>,
+    /// Fail only on findings not in this baseline (enables CI mode) [TTSAN_OPTIONS: baseline].
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Write this run's findings as a baseline (enables CI mode) [TTSAN_OPTIONS: write_baseline].
+    #[arg(long, value_name = "FILE")]
+    pub write_baseline: Option<PathBuf>,
+    /// Torn or corrupt trace records tolerated in CI mode [TTSAN_OPTIONS: max_damaged_records] [default: 0].
+    #[arg(long, value_name = "N")]
+    pub max_damaged_records: Option<u64>,
 }
 
 /// The effective settings after merging flags over `TTSAN_OPTIONS` over defaults.
@@ -54,6 +76,8 @@ pub struct Settings {
     pub analysis: AnalysisOptions,
     /// Text options.
     pub text: TextOptions,
+    /// CI mode options (inactive unless asked for).
+    pub ci: CiSettings,
 }
 
 impl ReportArgs {
@@ -92,6 +116,7 @@ impl ReportArgs {
                     None => u("print_limit")?.map(|p| p as usize).unwrap_or(TextOptions::default().print_limit),
                 },
             },
+            ci: CiSettings::from_args(self, &env)?,
         })
     }
 }
@@ -108,6 +133,9 @@ pub struct AnalyzeArgs {
 /// Runs `ttsan analyze`.
 pub fn run(args: &AnalyzeArgs) -> Outcome {
     let settings = args.report.settings()?;
+    if settings.ci.active() {
+        return super::ci::gate_trace(&args.trace, &settings);
+    }
     let report = analyze_trace(&args.trace, &settings)?;
     emit(&report, &settings)
 }
@@ -120,8 +148,12 @@ pub fn analyze_trace(trace: &Path, settings: &Settings) -> Result<Report, Failur
     Ok(Report::new(analysis))
 }
 
-/// Prints the report, writes the JSON file, and chooses the exit code.
+/// Prints the report, writes the JSON file, and chooses the exit code (in CI mode, through
+/// the CI gate and its artifacts).
 pub fn emit(report: &Report, settings: &Settings) -> Outcome {
+    if settings.ci.active() {
+        return super::ci::gate_report(report, settings);
+    }
     if let Some(path) = &settings.json {
         std::fs::write(path, report.to_json())
             .with_context(|| format!("writing JSON report {}", path.display()))

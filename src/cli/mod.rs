@@ -2,7 +2,9 @@
 //! and does little more than call into the library crates.
 
 pub mod analyze;
+pub mod ci;
 pub mod exit;
+pub mod export;
 pub mod gpt_oss;
 pub mod import;
 pub mod options;

@@ -7,8 +7,23 @@ use std::collections::BTreeMap;
 use ttsan_sanitizer::options::{parse_bool, parse_pairs, parse_u64};
 
 /// Keys `TTSAN_OPTIONS` may set.
-pub const KNOWN_KEYS: &[&str] =
-    &["quarantine", "leaks", "detect_leaks", "print_limit", "error_exitcode", "format", "json", "html"];
+pub const KNOWN_KEYS: &[&str] = &[
+    "quarantine",
+    "leaks",
+    "detect_leaks",
+    "print_limit",
+    "error_exitcode",
+    "format",
+    "json",
+    "html",
+    "ci",
+    "junit",
+    "sarif",
+    "suppressions",
+    "baseline",
+    "write_baseline",
+    "max_damaged_records",
+];
 
 /// Parsed `TTSAN_OPTIONS`.
 #[derive(Debug, Default, Clone)]

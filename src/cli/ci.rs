@@ -1,0 +1,176 @@
+//! `ttsan ci TRACE` and the `--ci`/`--junit`/`--sarif`/`--suppressions`/`--baseline` options of
+//! every command that analyses a trace: a verdict a CI job can trust, and its artifacts.
+//!
+//! Exit codes are the engine's: 0 pass, the findings code (1, `--error-exitcode`) for findings
+//! neither suppressed nor baselined, 2 when the run cannot be trusted (unreadable or damaged
+//! trace, no capture, no allocations, a tracer that failed to load), 3 when ttsan failed.
+
+use super::analyze::{Format, ReportArgs, Settings};
+use super::exit::{Failure, Outcome, CLEAN};
+use super::options::EnvOptions;
+use anyhow::{anyhow, Context as _};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use ttsan_sanitizer::ci::checks::facts_of_report;
+use ttsan_sanitizer::ci::{self, Gate, Policy, RunFailure, RunFailureKind, Verdict};
+use ttsan_sanitizer::report::{render_text, Report};
+
+/// Arguments of `ttsan ci`.
+#[derive(Debug, Args)]
+pub struct CiArgs {
+    /// The trace file.
+    pub trace: PathBuf,
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+/// The CI part of [`Settings`].
+#[derive(Debug, Clone, Default)]
+pub struct CiSettings {
+    /// Print the short summary instead of the full report.
+    pub summary: bool,
+    /// JUnit XML path.
+    pub junit: Option<PathBuf>,
+    /// SARIF path.
+    pub sarif: Option<PathBuf>,
+    /// Suppressions file.
+    pub suppressions: Option<PathBuf>,
+    /// Baseline to compare against.
+    pub baseline: Option<PathBuf>,
+    /// Where to write this run's baseline.
+    pub write_baseline: Option<PathBuf>,
+    /// Damaged records tolerated (default 0 once CI mode is on).
+    pub max_damaged_records: Option<u64>,
+}
+
+impl CiSettings {
+    /// Flags over `TTSAN_OPTIONS`.
+    pub fn from_args(args: &ReportArgs, env: &EnvOptions) -> Result<Self, Failure> {
+        let path = |flag: &Option<PathBuf>, key: &str| flag.clone().or_else(|| env.string(key).map(PathBuf::from));
+        Ok(CiSettings {
+            summary: args.ci || env.bool("ci").map_err(Failure::usage)?.unwrap_or(false),
+            junit: path(&args.junit, "junit"),
+            sarif: path(&args.sarif, "sarif"),
+            suppressions: path(&args.suppressions, "suppressions"),
+            baseline: path(&args.baseline, "baseline"),
+            write_baseline: path(&args.write_baseline, "write_baseline"),
+            max_damaged_records: match args.max_damaged_records {
+                Some(n) => Some(n),
+                None => env.u64("max_damaged_records").map_err(Failure::usage)?,
+            },
+        })
+    }
+
+    /// Whether any CI behaviour was asked for; without it commands behave as before.
+    pub fn active(&self) -> bool {
+        self.summary
+            || self.junit.is_some()
+            || self.sarif.is_some()
+            || self.suppressions.is_some()
+            || self.baseline.is_some()
+            || self.write_baseline.is_some()
+            || self.max_damaged_records.is_some()
+    }
+
+    fn policy(&self) -> Result<Policy, Failure> {
+        Ok(Policy {
+            max_damaged_records: Some(self.max_damaged_records.unwrap_or(0)),
+            suppressions: self
+                .suppressions
+                .as_deref()
+                .map(ci::Suppressions::load)
+                .transpose()
+                .map_err(Failure::usage)?,
+            baseline: self.baseline.as_deref().map(ci::Baseline::load).transpose().map_err(Failure::usage)?,
+        })
+    }
+}
+
+/// Runs `ttsan ci`.
+pub fn run(args: &CiArgs) -> Outcome {
+    let mut settings = args.report.settings()?;
+    settings.ci.summary = true;
+    gate_trace(&args.trace, &settings)
+}
+
+/// Analyses and gates a trace file. A panic inside the analysis still produces the JUnit,
+/// SARIF and JSON files (saying "internal error"), so the CI page shows why the job failed.
+pub fn gate_trace(trace: &Path, settings: &Settings) -> Outcome {
+    let policy = settings.ci.policy()?;
+    let subject = trace.display().to_string();
+    let analysed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let (analysis, facts) = ci::scan_file(trace, settings.analysis.clone())?;
+        Ok::<_, ci::CiError>(Gate::new(subject.clone(), Report::new(analysis), &facts, &policy))
+    }));
+    let gate = match analysed {
+        Ok(Ok(gate)) => gate,
+        Ok(Err(e)) => {
+            Gate::without_report(&subject, RunFailure::new(RunFailureKind::Unreadable, e.to_string()), &policy)
+        }
+        Err(panic) => {
+            let message = format!("ttsan failed while analysing the trace: {}", panic_text(panic.as_ref()));
+            Gate::without_report(&subject, RunFailure::new(RunFailureKind::Internal, message), &policy)
+        }
+    };
+    finish(&gate, settings)
+}
+
+/// Gates a report of events analysed in memory (`ttsan run`); only the facts a report
+/// carries are checked (no reader, so no damaged records).
+pub fn gate_report(report: &Report, settings: &Settings) -> Outcome {
+    let policy = settings.ci.policy()?;
+    let subject = report.capture.as_ref().map_or_else(|| "run".to_string(), |c| c.command.clone());
+    let gate = Gate::new(subject, report.clone(), &facts_of_report(report), &policy);
+    finish(&gate, settings)
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string())
+}
+
+fn write(path: &Path, what: &str, text: &str) -> Result<(), Failure> {
+    std::fs::write(path, text).with_context(|| format!("writing {what} {}", path.display())).map_err(Failure::usage)
+}
+
+/// Writes the artifacts, prints, and turns the verdict into the exit code.
+fn finish(gate: &Gate, settings: &Settings) -> Outcome {
+    let ci = &settings.ci;
+    if let Some(path) = &settings.json {
+        write(path, "JSON report", &ci::json::render(gate))?;
+    }
+    if let Some(path) = &ci.junit {
+        write(path, "JUnit report", &ci::junit::render(gate))?;
+    }
+    if let Some(path) = &ci.sarif {
+        write(path, "SARIF report", &ci::sarif::render(gate))?;
+    }
+    if let Some(path) = &ci.write_baseline {
+        write(path, "baseline", &gate.baseline().to_json())?;
+    }
+    for w in gate.warnings() {
+        eprintln!("ttsan: warning: {w}");
+    }
+    let full = settings.json.as_ref().map(|p| p.display().to_string());
+    if ci.summary {
+        print!("{}", ci::summary::render(gate, full.as_deref()));
+    } else {
+        match settings.format {
+            Format::Text => {
+                print!("{}", render_text(&gate.report, settings.text));
+                print!("{}", ci::summary::render(gate, full.as_deref()));
+            }
+            Format::Json => println!("{}", ci::json::render(gate)),
+        }
+    }
+    let reasons = || gate.failures.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ");
+    match gate.verdict {
+        Verdict::Pass => Ok(CLEAN),
+        Verdict::Findings => Ok(settings.error_exitcode),
+        Verdict::Failed => Err(Failure::usage(anyhow!("ci: the run cannot be trusted: {}", reasons()))),
+        Verdict::Internal => Err(Failure::internal(anyhow!("ci: {}", reasons()))),
+    }
+}

@@ -1,0 +1,55 @@
+//! `ttsan export TRACE --perfetto FILE.json`: the trace as Chrome trace-event JSON, for
+//! ui.perfetto.dev and chrome://tracing.
+
+use super::exit::{Failure, Outcome, CLEAN};
+use anyhow::Context as _;
+use clap::Args;
+use std::io::{BufWriter, Write as _};
+use std::path::PathBuf;
+use ttsan_events::trace::TraceReader;
+use ttsan_sanitizer::ci::perfetto::ChromeTrace;
+use ttsan_sanitizer::{AnalysisOptions, Analyzer};
+
+/// Arguments of `ttsan export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The trace file.
+    pub trace: PathBuf,
+    /// Write Chrome trace-event JSON (ops per chip, memory counters, findings) to FILE.
+    #[arg(long, value_name = "FILE.json", required = true)]
+    pub perfetto: PathBuf,
+    /// Also report buffers still alive at the end as findings.
+    #[arg(long)]
+    pub leaks: bool,
+}
+
+/// Runs `ttsan export`. Exits 0 once the file is written, whatever the findings.
+pub fn run(args: &ExportArgs) -> Outcome {
+    let trace = args.trace.display().to_string();
+    let mut reader = TraceReader::open(&args.trace).with_context(|| trace.clone()).map_err(Failure::usage)?;
+    let mut export = ChromeTrace::new();
+    let mut analyzer = Analyzer::new(AnalysisOptions { leaks: args.leaks, ..AnalysisOptions::default() });
+    reader
+        .for_each_event(|e| {
+            export.feed(e);
+            analyzer.feed(e);
+        })
+        .with_context(|| trace.clone())
+        .map_err(Failure::usage)?;
+    let analysis = analyzer.finish(Some(reader.stats()));
+    for w in &analysis.warnings {
+        eprintln!("ttsan: warning: {w}");
+    }
+    let doc = export.finish(&analysis.findings);
+    let path = &args.perfetto;
+    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()));
+    let mut out = BufWriter::new(file.map_err(Failure::usage)?);
+    serde_json::to_writer(&mut out, &doc)
+        .map_err(std::io::Error::from)
+        .and_then(|()| out.flush())
+        .with_context(|| format!("cannot write {}", path.display()))
+        .map_err(Failure::usage)?;
+    let events = doc["traceEvents"].as_array().map_or(0, Vec::len);
+    eprintln!("ttsan: wrote {} ({events} trace events, {} findings)", path.display(), analysis.findings.len());
+    Ok(CLEAN)
+}
