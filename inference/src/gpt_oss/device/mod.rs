@@ -5,7 +5,8 @@
 //! So far: the router (section 3.8.1, throughput form: indices and weights, no scatter),
 //! prefill attention (section 3.7) on meshes with tensor parallelism over the columns, and the
 //! low-latency prefill experts (section 3.8.2) on 1xN meshes, and with them whole decoder
-//! layers and the whole model in prefill on 1xN.
+//! layers and the whole model in prefill on 1xN; and the throughput experts of 4x8 decode
+//! (section 3.8.3: all_to_all dispatch, dense local experts, combine, all_reduce).
 //! Ops the simulator does not have yet are composed from the ones it has; each such spot says
 //! which ttnn op it stands in for.
 
@@ -16,6 +17,7 @@ mod experts;
 mod model;
 mod plan;
 mod router;
+mod throughput;
 mod upload;
 
 pub use allreduce::allreduce;
@@ -25,3 +27,4 @@ pub use experts::{prefill_experts, DeviceExperts, TpReduce, BLOCK};
 pub use model::{prefill_layer, DeviceLayer, DeviceModel};
 pub use plan::TpPlan;
 pub use router::{router, DeviceRouter, RouterOutput};
+pub use throughput::{throughput_experts, ThroughputExperts, ThroughputInputs};
