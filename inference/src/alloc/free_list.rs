@@ -140,7 +140,7 @@ impl FreeList {
         if absolute < address_limit {
             return Err(BelowLimit { limit: address_limit, address: absolute });
         }
-        if self.lowest_occupied.map_or(true, |low| start < low) {
+        if self.lowest_occupied.is_none_or(|low| start < low) {
             self.lowest_occupied = Some(start);
         }
         Ok(Some(absolute))

@@ -75,7 +75,7 @@ impl Chip<'_> {
     pub fn write_bytes(&mut self, space: Space, unit: Unit, address: u64, data: &[u8]) -> SimResult<()> {
         let size = unit_size(self.geometry, space, unit).ok_or(SimError::NoSuchUnit { space, unit })?;
         let len = data.len() as u64;
-        if address.checked_add(len).map_or(true, |end| end > size) {
+        if address.checked_add(len).is_none_or(|end| end > size) {
             return Err(SimError::OutOfUnit { device: self.device, space, unit, address, len, size });
         }
         self.mem.write(space, unit, address, data);

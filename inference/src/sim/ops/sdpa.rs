@@ -51,7 +51,7 @@ pub(crate) fn sdpa_host(
                 let pos = i + offset;
                 let mut max = sinks.map(|sk| sk.data[h]).unwrap_or(f32::NEG_INFINITY);
                 for (j, l) in logits.iter_mut().enumerate() {
-                    let visible = (!args.is_causal || j <= pos) && args.sliding_window.map_or(true, |w| pos < j + w);
+                    let visible = (!args.is_causal || j <= pos) && args.sliding_window.is_none_or(|w| pos < j + w);
                     *l = if visible {
                         let kj = &k.data[((bi * nkv + kh) * skv + j) * d..][..d];
                         qi.iter().zip(kj).map(|(a, c)| a * c).sum::<f32>() * scale
