@@ -227,49 +227,47 @@ fn check_throughput_experts(rows: u32, cols: u32) {
     let w = model();
     let c = &w.config;
     let k = c.num_experts_per_tok;
-    {
-        let r = rows as usize;
-        let per_row = 32;
-        let tokens = per_row * r;
-        let x = SplitMix64::new(6).normal_vec(tokens * c.hidden_size, 0.0, 1.0);
-        let routing = reference::route(&w.layers[0].router, &x, c.hidden_size, k);
-        let golden = reference::experts(c, &w.layers[0].experts, &x, &routing).unwrap();
-        let (mut mesh, rec) = open(rows, cols);
-        let ex = ThroughputExperts::upload(&mut mesh, c, &w.layers[0].experts, 0).unwrap();
-        // Users split over the rows, replicated over the columns.
-        let by_rows = |dim: usize| Distribution::Shard { axis: 0, dim };
-        let host_x = HostTensor::new(vec![1, tokens, 1, c.hidden_size], x.clone()).unwrap();
-        let idx: Vec<f32> = routing.indices.iter().map(|&e| e as f32).collect();
-        let host_idx = HostTensor::new(vec![1, tokens, 1, k], idx).unwrap();
-        let host_w = HostTensor::from_fn(&[k, 1, tokens, 1], |i| routing.weights[(i % tokens) * k + i / tokens]);
-        let x_spec = TensorSpec::new(&[1, per_row, 1, c.hidden_size], DType::Bf16).row_major();
-        let idx_spec = TensorSpec::new(&[1, per_row, 1, k], DType::U32).row_major();
-        let w_spec = TensorSpec::new(&[k, 1, per_row, 1], DType::Bf16);
-        let inputs = ThroughputInputs {
-            x: mesh.from_host(&host_x, &x_spec, &by_rows(1), "x", Role::Activation).unwrap(),
-            indices: mesh.from_host(&host_idx, &idx_spec, &by_rows(1), "topk_indices", Role::Activation).unwrap(),
-            weights: mesh.from_host(&host_w, &w_spec, &by_rows(2), "topk_weights", Role::Activation).unwrap(),
-        };
-        let out = throughput_experts(&mut mesh, &ex, &inputs, Topology::Ring, 1).unwrap();
-        let per_chip = mesh.to_host(&out).unwrap();
-        let mut got = Vec::with_capacity(tokens * c.hidden_size);
-        for row in 0..r {
-            let first = &per_chip[row * cols as usize];
-            assert_eq!(first.shape, vec![1, 1, per_row, c.hidden_size]);
-            for col in 1..cols as usize {
-                assert_eq!(&per_chip[row * cols as usize + col], first, "{rows}x{cols}: row {row} replicated");
-            }
-            got.extend_from_slice(&first.data);
+    let r = rows as usize;
+    let per_row = 32;
+    let tokens = per_row * r;
+    let x = SplitMix64::new(6).normal_vec(tokens * c.hidden_size, 0.0, 1.0);
+    let routing = reference::route(&w.layers[0].router, &x, c.hidden_size, k);
+    let golden = reference::experts(c, &w.layers[0].experts, &x, &routing).unwrap();
+    let (mut mesh, rec) = open(rows, cols);
+    let ex = ThroughputExperts::upload(&mut mesh, c, &w.layers[0].experts, 0).unwrap();
+    // Users split over the rows, replicated over the columns.
+    let by_rows = |dim: usize| Distribution::Shard { axis: 0, dim };
+    let host_x = HostTensor::new(vec![1, tokens, 1, c.hidden_size], x.clone()).unwrap();
+    let idx: Vec<f32> = routing.indices.iter().map(|&e| e as f32).collect();
+    let host_idx = HostTensor::new(vec![1, tokens, 1, k], idx).unwrap();
+    let host_w = HostTensor::from_fn(&[k, 1, tokens, 1], |i| routing.weights[(i % tokens) * k + i / tokens]);
+    let x_spec = TensorSpec::new(&[1, per_row, 1, c.hidden_size], DType::Bf16).row_major();
+    let idx_spec = TensorSpec::new(&[1, per_row, 1, k], DType::U32).row_major();
+    let w_spec = TensorSpec::new(&[k, 1, per_row, 1], DType::Bf16);
+    let inputs = ThroughputInputs {
+        x: mesh.from_host(&host_x, &x_spec, &by_rows(1), "x", Role::Activation).unwrap(),
+        indices: mesh.from_host(&host_idx, &idx_spec, &by_rows(1), "topk_indices", Role::Activation).unwrap(),
+        weights: mesh.from_host(&host_w, &w_spec, &by_rows(2), "topk_weights", Role::Activation).unwrap(),
+    };
+    let out = throughput_experts(&mut mesh, &ex, &inputs, Topology::Ring, 1).unwrap();
+    let per_chip = mesh.to_host(&out).unwrap();
+    let mut got = Vec::with_capacity(tokens * c.hidden_size);
+    for row in 0..r {
+        let first = &per_chip[row * cols as usize];
+        assert_eq!(first.shape, vec![1, 1, per_row, c.hidden_size]);
+        for col in 1..cols as usize {
+            assert_eq!(&per_chip[row * cols as usize + col], first, "{rows}x{cols}: row {row} replicated");
         }
-        let p = pcc(&golden, &got).unwrap();
-        eprintln!("{rows}x{cols} throughput experts: pcc {p:.6}");
-        assert!(p > 0.999, "{rows}x{cols}: throughput experts pcc {p}");
-        for t in [&out, &inputs.x, &inputs.indices, &inputs.weights] {
-            mesh.deallocate(t).unwrap();
-        }
-        ex.deallocate(&mut mesh).unwrap();
-        assert_clean(mesh, &rec);
+        got.extend_from_slice(&first.data);
     }
+    let p = pcc(&golden, &got).unwrap();
+    eprintln!("{rows}x{cols} throughput experts: pcc {p:.6}");
+    assert!(p > 0.999, "{rows}x{cols}: throughput experts pcc {p}");
+    for t in [&out, &inputs.x, &inputs.indices, &inputs.weights] {
+        mesh.deallocate(t).unwrap();
+    }
+    ex.deallocate(&mut mesh).unwrap();
+    assert_clean(mesh, &rec);
 }
 
 #[test]
