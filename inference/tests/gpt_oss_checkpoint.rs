@@ -205,3 +205,60 @@ fn bad_directories_are_typed() {
     std::fs::write(dir.path().join("model.safetensors"), b"garbage").unwrap();
     assert!(matches!(load_checkpoint(dir.path()), Err(GptOssError::Safetensors { .. })));
 }
+
+/// HF's `convert_moe_packed_tensors`, transcribed to numpy, dequantizes our MXFP4 checkpoint to
+/// exactly what our loader returns (skipped, with a note, without python3 + numpy + safetensors).
+#[test]
+fn loader_matches_hf_convert_moe_packed_tensors_in_numpy() {
+    use std::process::Command;
+    let probe = Command::new("python3").args(["-c", "import numpy, safetensors"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("note: python3 with numpy and safetensors not available; HF dequant cross-check skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let w = random_weights(&GptOssConfig::tiny(), 12);
+    write_checkpoint(dir.path(), &w, WriteOptions { dtype: StoreDtype::Bf16, mxfp4_experts: true }).unwrap();
+    let script = r#"
+import math, sys, numpy as np
+from safetensors import safe_open
+FP4_VALUES = [+0.0, +0.5, +1.0, +1.5, +2.0, +3.0, +4.0, +6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0]
+def convert_moe_packed_tensors(blocks, scales):
+    scales = scales.astype(np.int32) - 127
+    assert blocks.shape[:-1] == scales.shape
+    lut = np.array(FP4_VALUES, dtype=np.float32)
+    *prefix_shape, G, B = blocks.shape
+    rows_total = math.prod(prefix_shape) * G
+    blocks = blocks.reshape(rows_total, B)
+    scales = scales.reshape(rows_total, 1)
+    out = np.empty((rows_total, B * 2), dtype=np.float32)
+    out[:, 0::2] = lut[blocks & 0x0F]
+    out[:, 1::2] = lut[blocks >> 4]
+    out = np.ldexp(out, scales)
+    out = out.reshape(*prefix_shape, G, B * 2).reshape(*prefix_shape, G * B * 2)
+    return np.ascontiguousarray(np.swapaxes(out, 1, 2))
+name = sys.argv[2]
+with safe_open(sys.argv[1], framework="np") as f:  # bf16 tensors cannot be read by numpy, u8 can
+    blocks, scales = f.get_tensor(name + "_blocks"), f.get_tensor(name + "_scales")
+np.save(sys.argv[3], convert_moe_packed_tensors(blocks, scales))
+"#;
+    let loaded = load_checkpoint(dir.path()).unwrap();
+    for (param, got) in [
+        (LayerParam::GateUp, &loaded.layers[1].experts.gate_up_proj),
+        (LayerParam::Down, &loaded.layers[1].experts.down_proj),
+    ] {
+        let out = dir.path().join("hf.npy");
+        let name = Param::Layer(1, param).name();
+        let status = Command::new("python3")
+            .args(["-c", script])
+            .arg(dir.path().join("model.safetensors"))
+            .arg(&name)
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+        let (shape, data) = ttsan_inference::gpt_oss::npy::read_f32(&out).unwrap();
+        assert_eq!(shape, got.shape, "{name}");
+        assert_eq!(data, got.data, "{name}");
+    }
+}
