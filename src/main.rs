@@ -27,7 +27,7 @@ enum Command {
     /// Write the interactive allocation map (HTML) and usage plots (PNG/SVG) of a trace.
     Report(cli::report::VizArgs),
     /// Run a workload under the sanitizer: `run gpt-oss [...]` or `run [OPTIONS] -- CMD ARGS...`.
-    Run(cli::run::RunArgs),
+    Run(Box<cli::run::RunArgs>),
     /// Inspect trace files.
     #[command(subcommand)]
     Trace(TraceCommand),

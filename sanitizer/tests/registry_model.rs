@@ -59,20 +59,23 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![3 => alloc, 2 => (0usize..64).prop_map(|pick| Op::Free { pick }), 3 => write]
 }
 
+/// Every byte an allocation owns: (chip, space, unit, address).
+type Bytes = Vec<(u32, Space, Unit, u64)>;
+
 /// The naive model: for every byte of every unit of every chip, the live owners; and the
 /// quarantine as a list of (id, bytes) in free order.
 #[derive(Default)]
 struct Model {
-    live: HashMap<u64, Vec<(u32, Space, Unit, u64)>>,
+    live: HashMap<u64, Bytes>,
     order: Vec<u64>,
-    quarantine: Vec<(u64, Vec<(u32, Space, Unit, u64)>)>,
+    quarantine: Vec<(u64, Bytes)>,
 }
 
 fn units(g: &Geometry, space: Space) -> Vec<Unit> {
     g.units(space)
 }
 
-fn bytes_of(g: &Geometry, devices: &[u32], a: &BufferAlloc) -> Vec<(u32, Space, Unit, u64)> {
+fn bytes_of(g: &Geometry, devices: &[u32], a: &BufferAlloc) -> Bytes {
     let chips: Vec<u32> = match a.device {
         None => devices.to_vec(),
         Some(d) => vec![d],
