@@ -141,11 +141,8 @@ fn mesh_ops_are_drawn_on_every_chip_and_nested_ops_on_their_own_track() {
         let want = if e["name"] == "ttnn.linear" { 1 } else { 2 };
         assert_eq!(e["tid"], want, "{e}");
     }
-    let on_chip1: Vec<i64> = events(&doc, "C")
-        .iter()
-        .filter(|e| e["pid"] == 1)
-        .map(|e| e["args"]["bytes"].as_i64().unwrap())
-        .collect();
+    let on_chip1: Vec<i64> =
+        events(&doc, "C").iter().filter(|e| e["pid"] == 1).map(|e| e["args"]["bytes"].as_i64().unwrap()).collect();
     assert_eq!(on_chip1, [12 * 2048, 24 * 2048], "the mesh buffer, then chip 1's own");
 }
 

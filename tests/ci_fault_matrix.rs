@@ -159,7 +159,8 @@ fn stray_writes_into_free_memory_are_caught_where_writes_are_seen() {
     let dir = support::tempdir();
     for shape in MESHES {
         let (_, sinks_at) = run(shape, DetectMode::Writes, "", two_matmuls);
-        let spec = format!("stray-write:op=ttnn.matmul,device=0,space=dram,bank=3,addr={},len=64", sinks_at + (256 << 20));
+        let spec =
+            format!("stray-write:op=ttnn.matmul,device=0,space=dram,bank=3,addr={},len=64", sinks_at + (256 << 20));
         // Digests mode cannot see a write where no buffer lives: no guard covers free memory.
         for mode in [DetectMode::Writes, DetectMode::Both] {
             let (events, _) = run(shape, mode, &spec, two_matmuls);

@@ -30,7 +30,11 @@ fn scenarios(dir: &Path) -> Vec<(String, PathBuf, Vec<String>)> {
     hook.insert(1, Event::Mark { text: ttsan_sanitizer::ci::scan::TEST_PANIC_MARK.into() });
     let mut cases: Vec<(String, Vec<Event>, Vec<String>)> =
         fixtures::all().into_iter().map(|(name, events)| (name.to_string(), events, Vec::new())).collect();
-    cases.push(("suppressed".into(), fixtures::use_after_free(), vec!["--suppressions".into(), supp.display().to_string()]));
+    cases.push((
+        "suppressed".into(),
+        fixtures::use_after_free(),
+        vec!["--suppressions".into(), supp.display().to_string()],
+    ));
     cases.push(("leaks".into(), fixtures::leak(), vec!["--leaks".into()]));
     cases.push(("internal".into(), hook, Vec::new()));
     cases.push(("no-start".into(), fixtures::clean()[1..].to_vec(), Vec::new()));
@@ -97,7 +101,8 @@ fn junit_output_validates_against_junit_10_xsd() {
     // The schema is not vacuous: a test case without a name fails.
     let broken = dir.path().join("broken.xml");
     let text = std::fs::read_to_string(dir.path().join("use-after-free.xml")).unwrap();
-    std::fs::write(&broken, text.replacen(r#"classname="ttsan.run" name="#, r#"classname="ttsan.run" nom="#, 1)).unwrap();
+    std::fs::write(&broken, text.replacen(r#"classname="ttsan.run" name="#, r#"classname="ttsan.run" nom="#, 1))
+        .unwrap();
     let o = Command::new("xmllint").arg("--noout").arg("--schema").arg(&xsd).arg(&broken).output().unwrap();
     assert!(!o.status.success(), "a testcase without a name must not validate");
 }

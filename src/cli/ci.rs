@@ -174,3 +174,33 @@ fn finish(gate: &Gate, settings: &Settings) -> Outcome {
         Verdict::Internal => Err(Failure::internal(anyhow!("ci: {}", reasons()))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ttsan_sanitizer::{fixtures, Analyzer};
+
+    fn report(events: &[ttsan_sanitizer::events::Event]) -> Report {
+        let mut a = Analyzer::new(Default::default());
+        events.iter().for_each(|e| a.feed(e));
+        Report::new(a.finish(None))
+    }
+
+    /// `ttsan run` analyses in memory and calls `emit`; CI options must gate that path too.
+    #[test]
+    fn emit_gates_in_memory_reports_in_ci_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let junit = dir.path().join("r.xml");
+        let args = ReportArgs { junit: Some(junit.clone()), ..ReportArgs::default() };
+        let settings = args.settings().unwrap();
+        assert!(settings.ci.active());
+        assert_eq!(super::super::analyze::emit(&report(&fixtures::clean()), &settings).unwrap(), CLEAN);
+        assert!(std::fs::read_to_string(&junit).unwrap().contains(r#"failures="0" errors="0""#));
+        let code = super::super::analyze::emit(&report(&fixtures::oob_write()), &settings).unwrap();
+        assert_eq!(code, super::super::exit::FINDINGS);
+        let no_start = report(&fixtures::clean()[1..]);
+        let failure = super::super::analyze::emit(&no_start, &settings).unwrap_err();
+        assert_eq!(failure.code, super::super::exit::USAGE);
+        assert!(failure.to_string().contains("no capture_start"), "{failure}");
+    }
+}

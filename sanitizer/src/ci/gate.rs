@@ -92,8 +92,7 @@ impl Gate {
             .findings
             .iter()
             .map(|f| {
-                if let Some((i, s)) = policy.suppressions.as_ref().and_then(|s| s.find(f).map(|i| (i, &s.entries[i])))
-                {
+                if let Some((i, s)) = policy.suppressions.as_ref().and_then(|s| s.find(f).map(|i| (i, &s.entries[i]))) {
                     used[i] = true;
                     FindingState::Suppressed { line: s.line, reason: s.reason.clone() }
                 } else if policy.baseline.as_ref().is_some_and(|b| b.contains(f)) {
@@ -218,8 +217,8 @@ mod tests {
         assert_eq!(gate(&fixtures::clean(), &none).verdict, Verdict::Pass);
         let g = gate(&fixtures::use_after_free(), &none);
         assert_eq!(g.verdict, Verdict::Findings);
-        let supp = Suppressions::parse("kind=use-after-free reason=known\nkind=leak reason=unused", Path::new("s"))
-            .unwrap();
+        let supp =
+            Suppressions::parse("kind=use-after-free reason=known\nkind=leak reason=unused", Path::new("s")).unwrap();
         let g = gate(&fixtures::use_after_free(), &Policy { suppressions: Some(supp), ..Policy::default() });
         assert_eq!(g.verdict, Verdict::Pass);
         assert_eq!(g.counts(), (0, 1, 0));

@@ -62,8 +62,7 @@ impl TraceFacts {
 
 /// Analyses a trace file and gathers its [`TraceFacts`] in the same pass.
 pub fn scan_file(path: &Path, options: AnalysisOptions) -> Result<(Analysis, TraceFacts), CiError> {
-    let mut reader =
-        TraceReader::open(path).map_err(|source| CiError::Trace { path: path.to_path_buf(), source })?;
+    let mut reader = TraceReader::open(path).map_err(|source| CiError::Trace { path: path.to_path_buf(), source })?;
     let mut analyzer = Analyzer::new(options);
     let mut facts = TraceFacts::new();
     reader

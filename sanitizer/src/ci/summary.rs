@@ -73,7 +73,9 @@ fn groups(gate: &Gate) -> Vec<Group<'_>> {
                 g.occurrences += f.count;
                 g.devices.extend(&f.devices);
             }
-            None => groups.push(Group { first: f, state, findings: 1, occurrences: f.count, devices: f.devices.clone() }),
+            None => {
+                groups.push(Group { first: f, state, findings: 1, occurrences: f.count, devices: f.devices.clone() })
+            }
         }
     }
     let rank = |s: &FindingState| match s {
