@@ -1,0 +1,81 @@
+//! The C ABI for programs and bindings that mark ops and guards themselves.
+//!
+//! Look the functions up with `dlsym(RTLD_DEFAULT, "ttsan_op_begin")` so the program also runs
+//! without the shim (the lookup then fails and the program skips the calls). Ops nest; an
+//! allocation carries the innermost open op. Guarded buffers are digested at the start and end
+//! of every top-level op.
+//!
+//! ```c
+//! void ttsan_op_begin(const char* name);
+//! void ttsan_op_end(void);
+//! int  ttsan_guard(void* buffer, const char* name);      // buffer: tt::tt_metal::Buffer*
+//! int  ttsan_op_writes(void* buffer);                      // the open op writes this buffer
+//! ```
+
+use crate::reentry::Entered;
+use crate::state;
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+fn text(p: *const c_char) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    // SAFETY: the caller passes a NUL-terminated string (or null).
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+/// Runs `f` inside the shim, or returns `fallback` when recording is off, the thread is already
+/// inside the shim, or `f` panicked.
+fn inside<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    if !state::enabled() {
+        return fallback;
+    }
+    let Some(_entered) = Entered::enter() else { return fallback };
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)
+}
+
+/// Starts an op named `name`; allocations until the matching [`ttsan_op_end`] belong to it.
+///
+/// # Safety
+/// `name` is null or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn ttsan_op_begin(name: *const c_char) {
+    let name = text(name);
+    inside((), || state::op_begin(name));
+}
+
+/// Ends the innermost open op.
+#[no_mangle]
+pub extern "C" fn ttsan_op_end() {
+    inside((), state::op_end);
+}
+
+/// Guards `buffer` (a live `tt::tt_metal::Buffer*`, e.g. `mesh_buffer->get_backing_buffer()`),
+/// naming it `name` in reports. Returns 0, or -1 when the shim does not know the buffer.
+///
+/// # Safety
+/// `name` is null or a NUL-terminated string; `buffer` is only compared, never dereferenced.
+#[no_mangle]
+pub unsafe extern "C" fn ttsan_guard(buffer: *mut c_void, name: *const c_char) -> c_int {
+    let name = text(name);
+    if inside(false, || state::guard(buffer, name)) {
+        0
+    } else {
+        -1
+    }
+}
+
+/// Declares that the innermost open op writes `buffer` (so its guard may change across it).
+/// Returns 0, or -1 when no op is open or the buffer is unknown.
+///
+/// # Safety
+/// `buffer` is only compared, never dereferenced.
+#[no_mangle]
+pub unsafe extern "C" fn ttsan_op_writes(buffer: *mut c_void) -> c_int {
+    if inside(false, || state::op_writes(buffer)) {
+        0
+    } else {
+        -1
+    }
+}

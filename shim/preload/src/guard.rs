@@ -1,0 +1,195 @@
+//! Which buffers are guarded without a code change: by size, by type, by allocation stack, and
+//! "everything allocated before the first op".
+//!
+//! Every criterion given must hold (they narrow each other); with none given, only buffers the
+//! program names through `ttsan_guard` are guarded.
+
+use crate::glob::glob_match;
+use ttsan_events::Space;
+
+/// A guard selection that could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectError {
+    /// The minimum size is not a number.
+    #[error("guard minimum size `{0}` is not a byte count (e.g. 1048576, 64K, 1M)")]
+    Size(String),
+    /// An unknown buffer type.
+    #[error("unknown guard buffer type `{0}` (known: dram, l1, l1_small, trace)")]
+    Type(String),
+    /// The preloaded flag is not a boolean.
+    #[error("guard-preloaded value `{0}` is not 0 or 1")]
+    Flag(String),
+}
+
+/// The selection criteria.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuardSelection {
+    /// Buffers of at least this many bytes.
+    pub min_size: Option<u64>,
+    /// Buffers in one of these spaces.
+    pub spaces: Option<Vec<Space>>,
+    /// Buffers with an allocation frame matching one of these globs.
+    pub stack_globs: Vec<String>,
+    /// Only buffers allocated before the first op.
+    pub preloaded: bool,
+}
+
+/// Parses `1048576`, `64K`, `1M`, `2G` (binary multiples).
+pub(crate) fn parse_size(text: &str) -> Result<u64, SelectError> {
+    let t = text.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1u64 << 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    num.trim().parse::<u64>().ok().and_then(|n| n.checked_mul(mult)).ok_or_else(|| SelectError::Size(text.into()))
+}
+
+fn parse_space(name: &str) -> Result<Space, SelectError> {
+    let n = name.trim().to_ascii_lowercase();
+    Space::ALL.into_iter().find(|s| s.as_str() == n).ok_or_else(|| SelectError::Type(name.trim().into()))
+}
+
+impl GuardSelection {
+    /// Parses the environment's values (see [`crate::ENV_GUARD_MIN_SIZE`] and friends).
+    pub fn parse(
+        min_size: Option<&str>,
+        types: Option<&str>,
+        stack: Option<&str>,
+        preloaded: Option<&str>,
+    ) -> Result<GuardSelection, SelectError> {
+        let spaces = types
+            .map(|t| t.split(',').filter(|s| !s.trim().is_empty()).map(parse_space).collect::<Result<Vec<_>, _>>())
+            .transpose()?;
+        let preloaded = match preloaded.map(str::trim) {
+            None | Some("" | "0" | "false" | "no") => false,
+            Some("1" | "true" | "yes") => true,
+            Some(other) => return Err(SelectError::Flag(other.into())),
+        };
+        Ok(GuardSelection {
+            min_size: min_size.map(parse_size).transpose()?,
+            spaces,
+            stack_globs: stack
+                .map(|s| s.split(',').map(str::trim).filter(|g| !g.is_empty()).map(String::from).collect())
+                .unwrap_or_default(),
+            preloaded,
+        })
+    }
+
+    /// The environment variables that carry this selection to the shim.
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(n) = self.min_size {
+            out.push((crate::ENV_GUARD_MIN_SIZE, n.to_string()));
+        }
+        if let Some(s) = &self.spaces {
+            out.push((crate::ENV_GUARD_TYPES, s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")));
+        }
+        if !self.stack_globs.is_empty() {
+            out.push((crate::ENV_GUARD_STACK, self.stack_globs.join(",")));
+        }
+        if self.preloaded {
+            out.push((crate::ENV_GUARD_PRELOADED, "1".into()));
+        }
+        out
+    }
+
+    /// Whether any criterion is set.
+    pub fn is_active(&self) -> bool {
+        self.min_size.is_some() || self.spaces.is_some() || !self.stack_globs.is_empty() || self.preloaded
+    }
+
+    /// Whether the criteria need the allocation stack's symbol names.
+    pub fn needs_symbols(&self) -> bool {
+        !self.stack_globs.is_empty()
+    }
+
+    /// Why a buffer is guarded, or `None`. `frames` names the allocation stack, one frame per
+    /// item; it is only asked for when a stack glob is set.
+    pub fn reason(
+        &self,
+        size: u64,
+        space: Space,
+        before_first_op: bool,
+        frames: impl FnOnce() -> Vec<String>,
+    ) -> Option<String> {
+        if !self.is_active() {
+            return None;
+        }
+        let mut why = Vec::new();
+        if let Some(min) = self.min_size {
+            if size < min {
+                return None;
+            }
+            why.push(format!("size >= {min}"));
+        }
+        if let Some(spaces) = &self.spaces {
+            if !spaces.contains(&space) {
+                return None;
+            }
+            why.push(format!("type {space}"));
+        }
+        if self.preloaded {
+            if !before_first_op {
+                return None;
+            }
+            why.push("allocated before the first op".into());
+        }
+        if !self.stack_globs.is_empty() {
+            let frames = frames();
+            let glob = self.stack_globs.iter().find(|g| frames.iter().any(|f| glob_match(g, f)))?;
+            why.push(format!("allocation stack matches `{glob}`"));
+        }
+        Some(why.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_suffixes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("1m"), Ok(1 << 20));
+        assert!(parse_size("big").is_err());
+        assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn criteria_narrow_each_other() {
+        let g = GuardSelection::parse(Some("1K"), Some("dram"), None, Some("1")).unwrap();
+        assert!(g.reason(4096, Space::Dram, true, Vec::new).is_some());
+        assert!(g.reason(4096, Space::L1, true, Vec::new).is_none());
+        assert!(g.reason(512, Space::Dram, true, Vec::new).is_none());
+        assert!(g.reason(4096, Space::Dram, false, Vec::new).is_none());
+        assert!(GuardSelection::default().reason(1 << 30, Space::Dram, true, Vec::new).is_none());
+    }
+
+    #[test]
+    fn stack_globs_match_any_frame() {
+        let g = GuardSelection::parse(None, None, Some("*load_weights*, *embed*"), None).unwrap();
+        let frames = || vec!["main+0x1 (prog)".to_string(), "load_weights(int)+0x2 (prog)".to_string()];
+        let why = g.reason(1, Space::L1, false, frames).unwrap();
+        assert!(why.contains("*load_weights*"), "{why}");
+        assert!(g.reason(1, Space::L1, false, || vec!["main+0x1".into()]).is_none());
+    }
+
+    #[test]
+    fn env_round_trip_and_errors() {
+        let g = GuardSelection::parse(Some("2M"), Some("l1,l1_small"), Some("*a*"), Some("1")).unwrap();
+        let env: std::collections::HashMap<_, _> = g.to_env().into_iter().collect();
+        let back = GuardSelection::parse(
+            env.get(crate::ENV_GUARD_MIN_SIZE).map(String::as_str),
+            env.get(crate::ENV_GUARD_TYPES).map(String::as_str),
+            env.get(crate::ENV_GUARD_STACK).map(String::as_str),
+            env.get(crate::ENV_GUARD_PRELOADED).map(String::as_str),
+        )
+        .unwrap();
+        assert_eq!(back, g);
+        assert_eq!(GuardSelection::parse(None, Some("sram"), None, None), Err(SelectError::Type("sram".into())));
+        assert!(GuardSelection::parse(None, None, None, Some("maybe")).is_err());
+    }
+}

@@ -1,0 +1,48 @@
+//! `libttsan_preload.so`: an `LD_PRELOAD` shim that records what the real `libtt_metal.so`
+//! allocates into a ttsan trace.
+//!
+//! It interposes `BufferImpl::allocate_impl` and `BufferImpl::deallocate_impl` (every buffer the
+//! device allocator places: mesh backing buffers and device-local buffers of every type), reads
+//! each buffer through tt-metal's exported const accessors, and records `BufferAlloc` /
+//! `BufferFree` with a native backtrace. Programs mark ops and guards through a tiny C ABI
+//! ([`cabi`]); guarded buffers are read back and digested at the end of every top-level op.
+//!
+//! Events go from the calling thread, in the order tt-metal's allocator saw them, to one writer
+//! thread that encodes and appends them to `$TTSAN_TRACE`. The trace is flushed at exit and on
+//! SIGINT, SIGTERM, SIGABRT, SIGSEGV and SIGBUS, so a crashed run still leaves a readable trace.
+//! A forked child stops recording (its parent's trace stays consistent); an exec'd child that
+//! uses tt-metal writes its own `$TTSAN_TRACE.<pid>`.
+//!
+//! The crate is also an rlib so that the `ttsan` binary can depend on it (which makes every
+//! `cargo build` produce the shim) and share the wrapper-side pieces: the environment protocol,
+//! status lines, guard selection and [`ignore_interrupts`].
+//!
+//! Nothing here may unwind into the traced program: every exported function catches panics, and
+//! tt-metal's own exceptions (an out-of-memory from the allocator) pass through untouched.
+#![deny(missing_docs)]
+
+pub mod cabi;
+mod config;
+mod digest;
+mod geometry;
+mod glob;
+mod guard;
+mod interpose;
+mod interrupts;
+mod lifecycle;
+mod reentry;
+mod signals;
+mod stack;
+mod state;
+mod status;
+mod tt;
+mod writer;
+
+pub use config::{
+    ENV_COMMAND, ENV_GUARD_MIN_SIZE, ENV_GUARD_PRELOADED, ENV_GUARD_STACK, ENV_GUARD_TYPES, ENV_STACK_DEPTH,
+    ENV_STATUS, ENV_TRACE,
+};
+pub use glob::glob_match;
+pub use guard::{GuardSelection, SelectError};
+pub use interrupts::{ignore_interrupts, InterruptsIgnored};
+pub use status::{StatusLine, STATUS_ERROR, STATUS_LOADED, STATUS_TT_METAL};

@@ -1,0 +1,180 @@
+//! tt-metal's exported functions the shim calls, resolved at run time.
+//!
+//! The shim never links against tt-metal: the accessors are looked up with
+//! `dlsym(RTLD_DEFAULT)` once the library is in the process (the first interposed call proves
+//! it is), and the interposed functions' real definitions with `dlsym(RTLD_NEXT)`. Signatures
+//! are those of ttnn 0.81.1; members take `this` first, `const T&` arrives as a pointer.
+
+use std::ffi::{c_void, CStr};
+use std::sync::OnceLock;
+
+/// `tt::tt_metal::BufferType` values.
+pub(crate) mod buffer_type {
+    pub const DRAM: i32 = 0;
+    pub const L1: i32 = 1;
+    pub const L1_SMALL: i32 = 3;
+    pub const TRACE: i32 = 4;
+}
+
+/// `tt::tt_metal::HalMemType` values.
+mod hal_mem {
+    pub const L1: u8 = 0;
+    pub const DRAM: u8 = 1;
+}
+
+/// `tt::xy_pair`, returned in registers.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct XyPair {
+    pub x: usize,
+    pub y: usize,
+}
+
+/// The three pointers of a libstdc++ `std::vector`.
+#[repr(C)]
+pub(crate) struct RawVec<T> {
+    pub begin: *mut T,
+    pub end: *mut T,
+    pub cap: *mut T,
+}
+
+type Ptr = *const c_void;
+
+/// Accessors of `tt::tt_metal::Buffer`, `Allocator` and `MeshDevice`.
+pub(crate) struct Api {
+    pub address: unsafe extern "C" fn(Ptr) -> u32,
+    pub size: unsafe extern "C" fn(Ptr) -> u64,
+    pub page_size: unsafe extern "C" fn(Ptr) -> u64,
+    pub buffer_type: unsafe extern "C" fn(Ptr) -> i32,
+    pub layout: unsafe extern "C" fn(Ptr) -> i32,
+    pub unique_id: unsafe extern "C" fn(Ptr) -> usize,
+    pub device: unsafe extern "C" fn(Ptr) -> Ptr,
+    pub allocator: unsafe extern "C" fn(Ptr) -> Ptr,
+
+    pub num_banks: unsafe extern "C" fn(Ptr, *const i32) -> u32,
+    pub bank_size: unsafe extern "C" fn(Ptr, *const i32) -> u64,
+    pub alignment: unsafe extern "C" fn(Ptr, i32) -> u32,
+    pub base_addr: unsafe extern "C" fn(Ptr, *const u8) -> u64,
+    pub core_of_bank: unsafe extern "C" fn(Ptr, u32) -> XyPair,
+    pub worker_l1_size: unsafe extern "C" fn(Ptr) -> usize,
+
+    /// Address of the vtable pointer a `MeshDevice` object carries (vtable symbol + 16).
+    pub mesh_vptr: Option<usize>,
+    pub mesh_rows: Option<unsafe extern "C" fn(Ptr) -> usize>,
+    pub mesh_cols: Option<unsafe extern "C" fn(Ptr) -> usize>,
+    /// Returns `std::vector<int>` through a hidden result pointer (first argument).
+    pub mesh_device_ids: Option<unsafe extern "C" fn(*mut RawVec<i32>, Ptr) -> *mut RawVec<i32>>,
+    pub mesh_backing_buffer: Option<unsafe extern "C" fn(Ptr) -> Ptr>,
+    pub operator_delete: Option<unsafe extern "C" fn(*mut c_void)>,
+
+    pub is_mock: Option<unsafe extern "C" fn() -> bool>,
+    /// `tt::tt_metal::detail::ReadFromBuffer(Buffer&, uint8_t*)`; may throw.
+    pub read_buffer: Option<unsafe extern "C" fn(*mut c_void, *mut u8)>,
+}
+
+impl Api {
+    pub(crate) fn hal_dram() -> u8 {
+        hal_mem::DRAM
+    }
+    pub(crate) fn hal_l1() -> u8 {
+        hal_mem::L1
+    }
+}
+
+static API: OnceLock<Result<Api, String>> = OnceLock::new();
+
+fn lookup(handle: *mut c_void, name: &CStr) -> Option<*mut c_void> {
+    // SAFETY: name is NUL-terminated; dlsym has no other preconditions.
+    let p = unsafe { libc::dlsym(handle, name.as_ptr()) };
+    (!p.is_null()).then_some(p)
+}
+
+/// Looks up a symbol anywhere in the process.
+pub(crate) fn global(name: &CStr) -> Option<*mut c_void> {
+    lookup(libc::RTLD_DEFAULT, name)
+}
+
+/// Looks up the definition after this library's (the real one behind an interposed symbol).
+pub(crate) fn next(name: &CStr) -> Option<*mut c_void> {
+    lookup(libc::RTLD_NEXT, name)
+}
+
+/// Reinterprets a symbol address as the function pointer type `F`.
+///
+/// # Safety
+/// `p` must be a function with the signature `F` describes.
+unsafe fn cast<F: Copy>(p: *mut c_void) -> F {
+    const { assert!(std::mem::size_of::<F>() == std::mem::size_of::<*mut c_void>()) };
+    // SAFETY: F is a function pointer of the same size (checked above); the caller vouches for
+    // the signature.
+    unsafe { std::mem::transmute_copy::<*mut c_void, F>(&p) }
+}
+
+macro_rules! required {
+    ($missing:ident, $name:literal) => {
+        match global($name) {
+            // SAFETY: the symbol is tt-metal's function with the signature declared in `Api`.
+            Some(p) => unsafe { cast(p) },
+            None => {
+                $missing.push($name.to_string_lossy().into_owned());
+                return Err($missing.join(", "));
+            }
+        }
+    };
+}
+
+macro_rules! optional {
+    ($name:literal) => {
+        // SAFETY: as above; absent symbols disable only the feature that needs them.
+        global($name).map(|p| unsafe { cast(p) })
+    };
+}
+
+fn resolve() -> Result<Api, String> {
+    let mut missing: Vec<String> = Vec::new();
+    Ok(Api {
+        address: required!(missing, c"_ZNK2tt8tt_metal6Buffer7addressEv"),
+        size: required!(missing, c"_ZNK2tt8tt_metal6Buffer4sizeEv"),
+        page_size: required!(missing, c"_ZNK2tt8tt_metal6Buffer9page_sizeEv"),
+        buffer_type: required!(missing, c"_ZNK2tt8tt_metal6Buffer11buffer_typeEv"),
+        layout: required!(missing, c"_ZNK2tt8tt_metal6Buffer13buffer_layoutEv"),
+        unique_id: required!(missing, c"_ZNK2tt8tt_metal6Buffer9unique_idEv"),
+        device: required!(missing, c"_ZNK2tt8tt_metal6Buffer6deviceEv"),
+        allocator: required!(missing, c"_ZNK2tt8tt_metal6Buffer9allocatorEv"),
+        num_banks: required!(missing, c"_ZNK2tt8tt_metal9Allocator13get_num_banksERKNS0_10BufferTypeE"),
+        bank_size: required!(missing, c"_ZNK2tt8tt_metal9Allocator13get_bank_sizeERKNS0_10BufferTypeE"),
+        alignment: required!(missing, c"_ZNK2tt8tt_metal9Allocator13get_alignmentENS0_10BufferTypeE"),
+        base_addr: required!(missing, c"_ZNK2tt8tt_metal9Allocator23get_base_allocator_addrERKNS0_10HalMemTypeE"),
+        core_of_bank: required!(missing, c"_ZNK2tt8tt_metal9Allocator29get_logical_core_from_bank_idEj"),
+        worker_l1_size: required!(missing, c"_ZNK2tt8tt_metal9Allocator18get_worker_l1_sizeEv"),
+        // The primary vtable pointer points past offset-to-top and typeinfo (two words).
+        mesh_vptr: global(c"_ZTVN2tt8tt_metal11distributed10MeshDeviceE").map(|p| p as usize + 16),
+        mesh_rows: optional!(c"_ZNK2tt8tt_metal11distributed10MeshDevice8num_rowsEv"),
+        mesh_cols: optional!(c"_ZNK2tt8tt_metal11distributed10MeshDevice8num_colsEv"),
+        mesh_device_ids: optional!(c"_ZNK2tt8tt_metal11distributed10MeshDevice14get_device_idsEv"),
+        mesh_backing_buffer: optional!(c"_ZNK2tt8tt_metal11distributed10MeshBuffer18get_backing_bufferEv"),
+        operator_delete: optional!(c"_ZdlPv"),
+        is_mock: optional!(c"_ZN2tt8tt_metal12experimental23is_mock_mode_registeredEv"),
+        read_buffer: optional!(c"_ZN2tt8tt_metal6detail14ReadFromBufferERNS0_6BufferEPh"),
+    })
+}
+
+/// The accessors, or which symbols are missing. Only call once tt-metal is loaded.
+pub(crate) fn api() -> Result<&'static Api, &'static str> {
+    API.get_or_init(resolve).as_ref().map_err(|s| s.as_str())
+}
+
+/// Whether `libtt_metal.so` is in the process (its allocator is, behind ours).
+pub(crate) fn library_loaded() -> bool {
+    next(crate::interpose::ALLOCATE_IMPL).is_some()
+}
+
+/// Whether the mock cluster is in use, in which case device memory cannot be read.
+/// Unknown counts as mock: an unreadable digest is the safe answer.
+pub(crate) fn is_mock(api: &Api) -> bool {
+    match api.is_mock {
+        // SAFETY: a static function without arguments.
+        Some(f) => unsafe { f() },
+        None => true,
+    }
+}

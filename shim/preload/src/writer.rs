@@ -1,0 +1,306 @@
+//! The one writer thread, and the file it appends to.
+//!
+//! Producers hand complete events to the writer over a channel, in the order tt-metal's
+//! allocator saw them; the writer names stack frames, encodes records and appends them with
+//! write(2). A signal handler can push out whatever the writer has not written yet without
+//! allocating: it waits (bounded) for the writer to drain, then writes the preallocated
+//! pending buffer itself.
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use std::cell::{Cell, UnsafeCell};
+use std::ffi::CString;
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::time::Duration;
+use ttsan_events::trace::{encode_record, Header};
+use ttsan_events::Event;
+
+/// What producers send.
+pub(crate) enum Msg {
+    /// An event ready to encode.
+    Event(Event),
+    /// An allocation or free whose stack (raw return addresses) the writer names.
+    Stacked(Event, Vec<usize>),
+}
+
+/// Records drained per write: bounds the latency of a burst reaching the file.
+const BATCH: usize = 256;
+/// Preallocated so that the signal path never allocates.
+const PENDING_CAPACITY: usize = 1 << 20;
+/// Longest the writer sleeps when idle; the worst-case delay before an event reaches the disk.
+const MAX_IDLE: Duration = Duration::from_millis(8);
+
+struct Sink {
+    lock: AtomicBool,
+    fd: AtomicI32,
+    pending: UnsafeCell<Vec<u8>>,
+    sent: AtomicU64,
+    written: AtomicU64,
+    done: AtomicBool,
+}
+
+// SAFETY: `pending` is only touched while `lock` is held.
+unsafe impl Sync for Sink {}
+
+static SINK: Sink = Sink {
+    lock: AtomicBool::new(false),
+    fd: AtomicI32::new(-1),
+    pending: UnsafeCell::new(Vec::new()),
+    sent: AtomicU64::new(0),
+    written: AtomicU64::new(0),
+    done: AtomicBool::new(false),
+};
+
+thread_local! {
+    static IS_WRITER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A trace file that could not be created.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WriterError {
+    /// open(2) or the header write failed.
+    #[error("cannot create trace {path}: {source}")]
+    Create {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The writer thread could not be started.
+    #[error("cannot start the trace writer thread: {0}")]
+    Spawn(std::io::Error),
+}
+
+fn open_flags(path: &Path, flags: i32) -> Result<RawFd, std::io::Error> {
+    let c = CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in path"))?;
+    // SAFETY: c is NUL-terminated.
+    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_WRONLY | libc::O_CLOEXEC, 0o644) };
+    if fd < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(fd)
+    }
+}
+
+/// Creates this process's trace: `path` if nobody has it yet, else `path.<pid>` (another
+/// process of the same run, e.g. an exec'd child, already writes `path`).
+pub(crate) fn claim(path: &Path) -> Result<(RawFd, PathBuf), WriterError> {
+    match open_flags(path, libc::O_CREAT | libc::O_EXCL) {
+        Ok(fd) => Ok((fd, path.to_path_buf())),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mut own = path.as_os_str().to_owned();
+            own.push(format!(".{}", std::process::id()));
+            let own = PathBuf::from(own);
+            let fd = open_flags(&own, libc::O_CREAT | libc::O_TRUNC)
+                .map_err(|source| WriterError::Create { path: own.clone(), source })?;
+            Ok((fd, own))
+        }
+        Err(source) => Err(WriterError::Create { path: path.to_path_buf(), source }),
+    }
+}
+
+/// write(2) until everything is out; async-signal-safe.
+fn write_all(fd: RawFd, mut bytes: &[u8]) -> bool {
+    while !bytes.is_empty() {
+        // SAFETY: bytes is a valid slice.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return false;
+        }
+        bytes = &bytes[n as usize..];
+    }
+    true
+}
+
+fn try_lock() -> bool {
+    SINK.lock.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
+}
+
+fn unlock() {
+    SINK.lock.store(false, Ordering::Release);
+}
+
+/// Writes the header and starts the writer thread on `fd`.
+pub(crate) fn start(fd: RawFd, path: &Path) -> Result<Sender<Msg>, WriterError> {
+    let mut header = Vec::new();
+    let _ = Header::current().write_to(&mut header);
+    if !write_all(fd, &header) {
+        return Err(WriterError::Create { path: path.to_path_buf(), source: std::io::Error::last_os_error() });
+    }
+    while !try_lock() {
+        std::hint::spin_loop();
+    }
+    // SAFETY: the lock is held.
+    unsafe { (*SINK.pending.get()).reserve(PENDING_CAPACITY) };
+    SINK.fd.store(fd, Ordering::Release);
+    unlock();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::Builder::new().name("ttsan-writer".into()).spawn(move || run(rx)).map_err(WriterError::Spawn)?;
+    Ok(tx)
+}
+
+/// Sends one message, counted so that a signal handler knows when the writer has caught up.
+pub(crate) fn send(tx: &Sender<Msg>, msg: Msg) {
+    SINK.sent.fetch_add(1, Ordering::AcqRel);
+    if tx.send(msg).is_err() {
+        // The writer is gone (exit in progress); count it as handled so nobody waits for it.
+        SINK.written.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+fn block_async_signals() {
+    // SIGINT/SIGTERM go to another thread, whose handler can wait for this one to drain.
+    // SAFETY: plain signal-mask manipulation of the calling thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+fn encode(msg: Msg, scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
+    let event = match msg {
+        Msg::Event(e) => e,
+        Msg::Stacked(mut e, ips) => {
+            let stack = (!ips.is_empty()).then(|| crate::stack::symbolize(&ips, crate::config::get().stack_depth));
+            match &mut e {
+                Event::BufferAlloc(b) => b.stack = stack,
+                Event::BufferFree(f) => f.stack = stack,
+                _ => {}
+            }
+            e
+        }
+    };
+    encode_record(&event, scratch, out);
+}
+
+fn run(rx: Receiver<Msg>) {
+    let _ = IS_WRITER.try_with(|w| w.set(true));
+    block_async_signals();
+    let mut scratch = Vec::with_capacity(4096);
+    let mut frames = Vec::with_capacity(64 * 1024);
+    let mut idle = Duration::from_micros(250);
+    loop {
+        let mut n = 0u64;
+        let mut closed = false;
+        while n < BATCH as u64 {
+            match rx.try_recv() {
+                Ok(msg) => {
+                    encode(msg, &mut scratch, &mut frames);
+                    n += 1;
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        if n > 0 {
+            commit(&frames, n);
+            frames.clear();
+            idle = Duration::from_micros(250);
+            continue;
+        }
+        if closed {
+            break;
+        }
+        // Polling instead of blocking on the channel keeps senders from paying a futex wake-up
+        // per event; the delay only postpones when bytes reach the file.
+        std::thread::sleep(idle);
+        idle = (idle * 2).min(MAX_IDLE);
+    }
+    SINK.done.store(true, Ordering::Release);
+}
+
+fn commit(frames: &[u8], records: u64) {
+    while !try_lock() {
+        std::thread::yield_now();
+    }
+    let fd = SINK.fd.load(Ordering::Acquire);
+    // SAFETY: the lock is held.
+    let pending = unsafe { &mut *SINK.pending.get() };
+    if pending.len() + frames.len() <= pending.capacity() {
+        pending.extend_from_slice(frames);
+        SINK.written.fetch_add(records, Ordering::AcqRel);
+        write_all(fd, pending);
+        pending.clear();
+    } else {
+        // Larger than the preallocated buffer (a huge digest record): write it straight out.
+        write_all(fd, pending);
+        pending.clear();
+        SINK.written.fetch_add(records, Ordering::AcqRel);
+        write_all(fd, frames);
+    }
+    unlock();
+}
+
+/// Waits for the writer to finish after the last sender is gone (bounded: exit must not hang).
+pub(crate) fn wait_done(limit: Duration) {
+    let step = Duration::from_millis(1);
+    let mut waited = Duration::ZERO;
+    while !SINK.done.load(Ordering::Acquire) && waited < limit {
+        std::thread::sleep(step);
+        waited += step;
+    }
+    let fd = SINK.fd.swap(-1, Ordering::AcqRel);
+    if fd >= 0 && SINK.done.load(Ordering::Acquire) {
+        // SAFETY: fd is ours; the writer has stopped using it.
+        unsafe { libc::close(fd) };
+    }
+}
+
+fn nap(ms: i64) {
+    let ts = libc::timespec { tv_sec: 0, tv_nsec: ms * 1_000_000 };
+    // SAFETY: nanosleep is async-signal-safe.
+    unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
+}
+
+/// From a signal handler: lets the writer drain what was sent (at most ~0.2 s), then writes
+/// whatever is still pending with write(2). Allocates nothing and takes no lock it could wait
+/// on forever. With `keep_locked` the writer stays locked out afterwards (the process is about
+/// to die and must not start a record it cannot finish).
+pub(crate) fn flush_from_signal(keep_locked: bool) {
+    if SINK.fd.load(Ordering::Acquire) < 0 {
+        return;
+    }
+    let on_writer = IS_WRITER.try_with(|w| w.get()).unwrap_or(true);
+    if !on_writer {
+        for _ in 0..200 {
+            if SINK.written.load(Ordering::Acquire) >= SINK.sent.load(Ordering::Acquire) {
+                break;
+            }
+            nap(1);
+        }
+    }
+    let mut locked = false;
+    for _ in 0..(if on_writer { 1 } else { 100 }) {
+        if try_lock() {
+            locked = true;
+            break;
+        }
+        nap(1);
+    }
+    if !locked {
+        return;
+    }
+    let fd = SINK.fd.load(Ordering::Acquire);
+    // SAFETY: the lock is held; set_len(0) neither allocates nor frees.
+    unsafe {
+        let pending = &mut *SINK.pending.get();
+        if fd >= 0 && !pending.is_empty() {
+            write_all(fd, pending);
+            pending.set_len(0);
+        }
+    }
+    if !keep_locked {
+        unlock();
+    }
+}

@@ -1,0 +1,213 @@
+// Test program for `ttsan run -- CMD`: drives the real libtt_metal.so (ttnn 0.81.1) in mock mode
+// with hand-written declarations (the wheel ships no host-API headers), marks ops and guards
+// through the shim's C ABI looked up with dlsym (so it also runs without the shim), and prints
+// every buffer it allocates with the address the real allocator gave it:
+//   ALLOC <tag> uid=<unique id> addr=<address> size=<bytes> type=<BufferType>
+//   FREE <tag> uid=<unique id>
+// Modes: basic <chips> | threads <chips> | fork <chips> | segv <chips> | bench <chips> <iterations>
+#include <dlfcn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <optional>
+#include <span>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+namespace tt { enum class ARCH { WORMHOLE_B0 = 2, BLACKHOLE = 3, QUASAR = 4, Invalid = 0xFF }; }
+namespace tt::tt_metal {
+enum class BufferType { DRAM, L1, SYSTEM_MEMORY, L1_SMALL, TRACE };
+enum class DispatchCoreType : uint32_t { WORKER, ETH, COUNT };
+enum class DispatchCoreAxis { ROW, COL, COUNT };
+class DispatchCoreConfig { public: DispatchCoreType type_ = DispatchCoreType::WORKER; std::optional<DispatchCoreAxis> axis_; };
+class BufferShardingArgs { public: BufferShardingArgs(); ~BufferShardingArgs(); private: alignas(8) unsigned char opaque_[8]; };
+class Buffer { public: uint32_t address() const; uint64_t size() const; size_t unique_id() const; BufferType buffer_type() const; };
+namespace experimental { void configure_mock_mode(tt::ARCH, unsigned int); }
+namespace distributed {
+struct ReplicatedBufferConfig; struct ShardedBufferConfig; struct DeviceLocalBufferConfig; class MeshShape; class MeshCoordinate;
+class MeshDevice {
+ public:
+  static std::shared_ptr<MeshDevice> create_unit_mesh(int, unsigned long, unsigned long, unsigned long,
+      const DispatchCoreConfig&, std::span<const unsigned int>, unsigned long);
+  size_t num_devices() const; bool close();
+};
+class MeshBuffer { public:
+  static std::shared_ptr<MeshBuffer> create(const std::variant<ReplicatedBufferConfig, ShardedBufferConfig>&,
+      const DeviceLocalBufferConfig&, MeshDevice*, std::optional<unsigned long>);
+  Buffer* get_backing_buffer() const; void deallocate(); };
+}}
+namespace ttnn::distributed {
+std::shared_ptr<tt::tt_metal::distributed::MeshDevice> open_mesh_device(unsigned long, unsigned long, unsigned long,
+    const tt::tt_metal::DispatchCoreConfig&, const std::optional<tt::tt_metal::distributed::MeshShape>&,
+    const std::optional<tt::tt_metal::distributed::MeshCoordinate>&, const std::vector<int>&, unsigned long);
+void close_mesh_device(const std::shared_ptr<tt::tt_metal::distributed::MeshDevice>&);
+}
+using namespace tt::tt_metal;
+using namespace tt::tt_metal::distributed;
+using Buf = std::shared_ptr<MeshBuffer>;
+
+// The shim's C ABI, when the shim is there.
+static void (*op_begin_fn)(const char*);
+static void (*op_end_fn)();
+static int (*guard_fn)(void*, const char*);
+static void op_begin(const char* name) { if (op_begin_fn) op_begin_fn(name); printf("OP %s\n", name); }
+static void op_end() { if (op_end_fn) op_end_fn(); }
+
+static std::mutex print_lock;
+struct alignas(16) Blob { unsigned char b[1024]; };
+
+static Buf make(MeshDevice* dev, const char* tag, uint64_t size, uint64_t page, BufferType t, bool quiet = false) {
+  Blob cfg, local;
+  memset(&cfg, 0, sizeof cfg); memset(&local, 0, sizeof local);
+  memcpy(cfg.b, &size, 8); memcpy(local.b, &page, 8); memcpy(local.b + 8, &t, sizeof t);
+  new (local.b + 16) BufferShardingArgs();
+  Buf b = MeshBuffer::create(*reinterpret_cast<const std::variant<ReplicatedBufferConfig, ShardedBufferConfig>*>(&cfg),
+                             *reinterpret_cast<const DeviceLocalBufferConfig*>(&local), dev, std::nullopt);
+  if (!quiet) {
+    Buffer* bb = b->get_backing_buffer();
+    std::lock_guard<std::mutex> g(print_lock);
+    printf("ALLOC %s uid=%zu addr=%u size=%lu type=%d\n", tag, bb->unique_id(), bb->address(),
+           (unsigned long)bb->size(), (int)bb->buffer_type());
+    fflush(stdout);
+  }
+  return b;
+}
+
+static void drop(Buf& b, const char* tag) {
+  size_t uid = b->get_backing_buffer()->unique_id();
+  b->deallocate();
+  b.reset();
+  std::lock_guard<std::mutex> g(print_lock);
+  printf("FREE %s uid=%zu\n", tag, uid);
+  fflush(stdout);
+}
+
+static std::shared_ptr<MeshDevice> open(unsigned chips) {
+  tt::tt_metal::experimental::configure_mock_mode(tt::ARCH::WORMHOLE_B0, chips);
+  DispatchCoreConfig dcc;
+  if (chips == 1) return MeshDevice::create_unit_mesh(0, 0, 0, 1, dcc, {}, 0);
+  static Blob no_shape, no_coord;
+  memset(&no_shape, 0, sizeof no_shape); memset(&no_coord, 0, sizeof no_coord);
+  return ttnn::distributed::open_mesh_device(0, 0, 1, dcc, *reinterpret_cast<const std::optional<MeshShape>*>(&no_shape),
+      *reinterpret_cast<const std::optional<MeshCoordinate>*>(&no_coord), {}, 0);
+}
+
+static void close(std::shared_ptr<MeshDevice>& mesh, unsigned chips) {
+  if (chips == 1) mesh->close(); else ttnn::distributed::close_mesh_device(mesh);
+  mesh.reset();
+}
+
+// Weights before the first op, two ops (one nested) that allocate and free, a guarded weight.
+static void basic(MeshDevice* dev) {
+  Buf w1 = make(dev, "weight.embed", 1 << 20, 2048, BufferType::DRAM);
+  Buf w2 = make(dev, "weight.norm", 64 << 10, 2048, BufferType::L1);
+  if (guard_fn) printf("GUARD weight.embed rc=%d\n", guard_fn(w1->get_backing_buffer(), "weight.embed"));
+  op_begin("ttnn.matmul");
+  Buf act = make(dev, "matmul.out", 128 << 10, 2048, BufferType::DRAM);
+  Buf scratch = make(dev, "matmul.scratch", 32 << 10, 2048, BufferType::L1);
+  drop(scratch, "matmul.scratch");
+  op_end();
+  op_begin("ttnn.add");
+  op_begin("ttnn.add.inner");
+  Buf out = make(dev, "add.out", 128 << 10, 2048, BufferType::DRAM);
+  op_end();
+  drop(act, "matmul.out");
+  op_end();
+  drop(out, "add.out");
+  drop(w2, "weight.norm");
+  drop(w1, "weight.embed");
+}
+
+// Four threads allocate; each frees half of its own buffers and hands the rest to the main
+// thread, which frees them (cross-thread frees).
+static void threads(MeshDevice* dev) {
+  std::vector<Buf> handed;
+  std::mutex handed_lock;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t) {
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < 6; ++i) {
+        std::string tag = "t" + std::to_string(t) + "." + std::to_string(i);
+        Buf b = make(dev, tag.c_str(), (uint64_t)(t + 1) * 8192, 2048, i % 2 ? BufferType::L1 : BufferType::DRAM);
+        if (i % 2 == 0) drop(b, tag.c_str());
+        else { std::lock_guard<std::mutex> g(handed_lock); handed.push_back(b); }
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  for (auto& b : handed) drop(b, "handed");
+}
+
+static void fork_mode(MeshDevice* dev) {
+  Buf before = make(dev, "parent.before", 256 << 10, 2048, BufferType::DRAM);
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    // The child allocates and frees through the inherited allocator, then leaves without
+    // running tt-metal's destructors (its threads did not survive the fork).
+    Buf c = make(dev, "child", 64 << 10, 2048, BufferType::DRAM, true);
+    c->deallocate();
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  printf("CHILD exit=%d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  Buf after = make(dev, "parent.after", 128 << 10, 2048, BufferType::DRAM);
+  drop(after, "parent.after");
+  drop(before, "parent.before");
+}
+
+static void segv(MeshDevice* dev) {
+  Buf w = make(dev, "weight", 1 << 20, 2048, BufferType::DRAM);
+  op_begin("ttnn.crashing_op");
+  Buf a = make(dev, "activation", 64 << 10, 2048, BufferType::L1);
+  printf("CRASHING\n");
+  fflush(stdout);
+  volatile int* p = nullptr;
+  *p = 1;
+}
+
+static void bench(MeshDevice* dev, long n) {
+  // Warm-up so first-use costs (symbol lookup, the trace file) stay out of the measurement.
+  for (int i = 0; i < 100; ++i) { Buf b = make(dev, "", 64 << 10, 2048, BufferType::DRAM, true); b->deallocate(); }
+  auto t0 = std::chrono::steady_clock::now();
+  for (long i = 0; i < n; ++i) {
+    Buf b = make(dev, "", (i % 4 + 1) * 16384, 2048, i % 2 ? BufferType::L1 : BufferType::DRAM, true);
+    b->deallocate();
+  }
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+  printf("BENCH iterations=%ld ns_per_iteration=%.1f\n", n, (double)ns / (double)n);
+}
+
+int main(int argc, char** argv) {
+  if (argc < 3) { fprintf(stderr, "usage: %s MODE CHIPS [N]\n", argv[0]); return 2; }
+  std::string mode = argv[1];
+  unsigned chips = (unsigned)atoi(argv[2]);
+  op_begin_fn = (void (*)(const char*))dlsym(RTLD_DEFAULT, "ttsan_op_begin");
+  op_end_fn = (void (*)())dlsym(RTLD_DEFAULT, "ttsan_op_end");
+  guard_fn = (int (*)(void*, const char*))dlsym(RTLD_DEFAULT, "ttsan_guard");
+  printf("SHIM %s\n", op_begin_fn ? "present" : "absent");
+  auto mesh = open(chips);
+  printf("MESH devices=%zu\n", mesh->num_devices());
+  fflush(stdout);
+  if (mode == "basic") basic(mesh.get());
+  else if (mode == "threads") threads(mesh.get());
+  else if (mode == "fork") fork_mode(mesh.get());
+  else if (mode == "segv") segv(mesh.get());
+  else if (mode == "bench") bench(mesh.get(), argc > 3 ? atol(argv[3]) : 2000);
+  else { fprintf(stderr, "unknown mode %s\n", mode.c_str()); return 2; }
+  close(mesh, chips);
+  printf("DONE\n");
+  return 0;
+}
