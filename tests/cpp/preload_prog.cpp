@@ -4,7 +4,8 @@
 // every buffer it allocates with the address the real allocator gave it:
 //   ALLOC <tag> uid=<unique id> addr=<address> size=<bytes> type=<BufferType>
 //   FREE <tag> uid=<unique id>
-// Modes: basic <chips> | threads <chips> | fork <chips> | segv <chips> | bench <chips> <iterations>
+// Modes: basic | threads | fork | segv | leak | idle (loads tt-metal, allocates nothing) | bench N;
+// each takes the chip count next.
 #include <dlfcn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -178,6 +179,12 @@ static void segv(MeshDevice* dev) {
   *p = 1;
 }
 
+// A buffer still allocated when the device closes (the allocator releases it without a free).
+static void leak(MeshDevice* dev) {
+  static Buf* kept = new Buf(make(dev, "leaked", 64 << 10, 2048, BufferType::DRAM));
+  (void)kept;
+}
+
 static void bench(MeshDevice* dev, long n) {
   // Warm-up so first-use costs (symbol lookup, the trace file) stay out of the measurement.
   for (int i = 0; i < 100; ++i) { Buf b = make(dev, "", 64 << 10, 2048, BufferType::DRAM, true); b->deallocate(); }
@@ -198,6 +205,7 @@ int main(int argc, char** argv) {
   op_end_fn = (void (*)())dlsym(RTLD_DEFAULT, "ttsan_op_end");
   guard_fn = (int (*)(void*, const char*))dlsym(RTLD_DEFAULT, "ttsan_guard");
   printf("SHIM %s\n", op_begin_fn ? "present" : "absent");
+  if (mode == "idle") { printf("DONE\n"); return 0; }
   auto mesh = open(chips);
   printf("MESH devices=%zu\n", mesh->num_devices());
   fflush(stdout);
@@ -205,6 +213,7 @@ int main(int argc, char** argv) {
   else if (mode == "threads") threads(mesh.get());
   else if (mode == "fork") fork_mode(mesh.get());
   else if (mode == "segv") segv(mesh.get());
+  else if (mode == "leak") leak(mesh.get());
   else if (mode == "bench") bench(mesh.get(), argc > 3 ? atol(argv[3]) : 2000);
   else { fprintf(stderr, "unknown mode %s\n", mode.c_str()); return 2; }
   close(mesh, chips);

@@ -1,0 +1,445 @@
+//! `ttsan run -- CMD` over C++ programs that drive the real tt-metal library in mock mode.
+//!
+//! The program (tests/cpp/preload_prog.cpp) prints every buffer it allocates with the address
+//! the real allocator gave it; the tests check each of them against the trace the preload shim
+//! wrote. Tests that need the library or g++ skip loudly when they are missing (run
+//! scripts/fetch-ttnn) and fail instead under CI=true.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use tt_metal_sys::RuntimeRoot;
+use ttsan_events::trace::{read_all, ReadStats};
+use ttsan_events::{Event, Space};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ttsan");
+
+fn skip(test: &str, why: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: CI=true but {why}");
+    }
+    // Straight to the stderr handle: the test harness captures eprintln! of passing tests.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test} because {why}");
+}
+
+/// The runtime root and the compiled test program, or `None` after a loud SKIPPED line.
+fn setup(test: &str) -> Option<(PathBuf, PathBuf)> {
+    let root = RuntimeRoot::locate(None);
+    if let Err(e) = root.check() {
+        skip(test, &format!("the tt-metal library is unusable: {e}"));
+        return None;
+    }
+    match program(root.path()) {
+        Ok(p) => Some((root.path().to_path_buf(), p)),
+        Err(e) => {
+            skip(test, &e);
+            None
+        }
+    }
+}
+
+/// Compiles tests/cpp/preload_prog.cpp once per test binary.
+fn program(root: &Path) -> Result<PathBuf, String> {
+    static PROG: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    PROG.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cpp/preload_prog.cpp");
+        let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("preload-prog-{}", std::process::id()));
+        std::fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+        let exe = out_dir.join("preload_prog");
+        let lib = root.join("ttnn/build/lib");
+        let libs = root.join("ttnn.libs");
+        let out = Command::new("g++")
+            .args(["-std=c++20", "-O1", "-pthread", "-o"])
+            .arg(&exe)
+            .arg(&src)
+            .arg(format!("-L{}", lib.display()))
+            .args(["-l:_ttnncpp.so", "-ltt_metal"])
+            .arg(format!("-Wl,-rpath,{}", lib.display()))
+            .arg(format!("-Wl,-rpath,{}", libs.display()))
+            .output()
+            .map_err(|e| format!("g++ is not available: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("g++ failed: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(exe)
+    })
+    .clone()
+}
+
+/// `ttsan run [extra] -- prog mode chips` in a fresh directory with tt-metal's mock-mode env.
+fn run(root: &Path, prog: &Path, dir: &Path, extra: &[&str], mode: &[&str]) -> Output {
+    Command::new(BIN)
+        .current_dir(dir)
+        .env("TT_METAL_RUNTIME_ROOT", root.join("ttnn"))
+        .env("TT_METAL_SHM_TRACKING_DISABLED", "1")
+        .env("OMPI_MCA_btl", "self")
+        .env("TT_METAL_CACHE", dir.join("cache"))
+        .env("TT_METAL_LOGGER_LEVEL", "error")
+        .env_remove("TTSAN_OPTIONS")
+        .env_remove("LD_PRELOAD")
+        .arg("run")
+        .args(extra)
+        .arg("--")
+        .arg(prog)
+        .args(mode)
+        .output()
+        .unwrap()
+}
+
+/// One `ALLOC` line of the program.
+#[derive(Debug, Clone)]
+struct Printed {
+    tag: String,
+    uid: u64,
+    addr: u64,
+    size: u64,
+    space: Space,
+}
+
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split_whitespace().find_map(|w| w.strip_prefix(key).and_then(|w| w.strip_prefix('='))).unwrap_or("")
+}
+
+fn printed(out: &Output) -> (Vec<Printed>, Vec<u64>) {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut allocs = Vec::new();
+    let mut frees = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("ALLOC ") {
+            let space = match field(line, "type") {
+                "0" => Space::Dram,
+                "1" => Space::L1,
+                "3" => Space::L1Small,
+                "4" => Space::Trace,
+                other => panic!("unexpected buffer type {other}"),
+            };
+            allocs.push(Printed {
+                tag: rest.split_whitespace().next().unwrap_or("").to_string(),
+                uid: field(line, "uid").parse().unwrap(),
+                addr: field(line, "addr").parse().unwrap(),
+                size: field(line, "size").parse().unwrap(),
+                space,
+            });
+        } else if line.starts_with("FREE ") {
+            frees.push(field(line, "uid").parse().unwrap());
+        }
+    }
+    (allocs, frees)
+}
+
+fn trace(path: &Path) -> (Vec<Event>, ReadStats) {
+    read_all(path).unwrap_or_else(|e| panic!("trace {} unreadable: {e}", path.display()))
+}
+
+fn allocs_of(events: &[Event]) -> HashMap<u64, &ttsan_events::BufferAlloc> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::BufferAlloc(b) => Some((b.id, b)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn freed(events: &[Event]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::BufferFree(f) => Some(f.id),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every buffer the program printed is in the trace with its real address, size and type; and
+/// every free it printed is recorded.
+fn assert_matches_printout(out: &Output, events: &[Event]) {
+    let (printed_allocs, printed_frees) = printed(out);
+    assert!(!printed_allocs.is_empty(), "the program printed no allocation: {}", String::from_utf8_lossy(&out.stdout));
+    let traced = allocs_of(events);
+    for p in &printed_allocs {
+        let b = traced.get(&p.uid).unwrap_or_else(|| panic!("{} (uid {}) missing from the trace", p.tag, p.uid));
+        assert_eq!((b.address, b.size, b.space), (p.addr, p.size, p.space), "{}", p.tag);
+        assert_eq!(b.device, None, "{}: a mesh buffer is on every chip", p.tag);
+    }
+    let traced_frees = freed(events);
+    for uid in &printed_frees {
+        assert!(traced_frees.contains(uid), "free of uid {uid} missing from the trace");
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn ops(events: &[Event]) -> Vec<(u64, String, Option<u64>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::OpBegin(o) => Some((o.index, o.name.clone(), o.parent)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn one_chip_allocations_ops_and_guards_are_traced() {
+    let test = "one_chip_allocations_ops_and_guards_are_traced";
+    let Some((root, prog)) = setup(test) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&root, &prog, dir.path(), &["--trace", "t.ttsan"], &["basic", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SHIM present"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ttsan: clean"), "{}", String::from_utf8_lossy(&out.stdout));
+
+    let (events, stats) = trace(&dir.path().join("t.ttsan"));
+    assert!(!stats.is_damaged(), "{stats:?}");
+    let Some(Event::CaptureStart(start)) = events.first() else { panic!("the trace does not start with CaptureStart") };
+    assert!(start.producer.contains("ttsan-preload"), "{}", start.producer);
+    assert!(start.producer.contains("read from the allocator"), "{}", start.producer);
+    assert_eq!((start.geometry.dram_banks, start.geometry.l1_banks(), start.mesh.len()), (12, 64, 1));
+    assert_eq!(start.geometry.dram_unreserved_base, 0x10_0040);
+    assert!(matches!(events.last(), Some(Event::CaptureEnd { dropped: 0 })));
+    assert_matches_printout(&out, &events);
+
+    // Ops as the program marked them, the inner one nested in `ttnn.add`.
+    let ops = ops(&events);
+    assert_eq!(
+        ops,
+        vec![(0, "ttnn.matmul".into(), None), (1, "ttnn.add".into(), None), (2, "ttnn.add.inner".into(), Some(1))]
+    );
+    let (p, _) = printed(&out);
+    let traced = allocs_of(&events);
+    let op_of = |tag: &str| traced[&p.iter().find(|x| x.tag == tag).unwrap().uid].op;
+    assert_eq!(op_of("weight.embed"), None);
+    assert_eq!(op_of("weight.norm"), None);
+    assert_eq!(op_of("matmul.out"), Some(0));
+    assert_eq!(op_of("matmul.scratch"), Some(0));
+    assert_eq!(op_of("add.out"), Some(2));
+    // Frees carry the op they happen in (matmul.out is freed inside ttnn.add).
+    let free_op: HashMap<u64, Option<u64>> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::BufferFree(f) => Some((f.id, f.op)),
+            _ => None,
+        })
+        .collect();
+    let uid = |tag: &str| p.iter().find(|x| x.tag == tag).unwrap().uid;
+    assert_eq!(free_op[&uid("matmul.scratch")], Some(0));
+    assert_eq!(free_op[&uid("matmul.out")], Some(1));
+    assert_eq!(free_op[&uid("add.out")], None);
+    // Stacks are named native frames, the shim's own frames dropped.
+    let stack = traced[&uid("weight.embed")].stack.as_deref().unwrap_or("");
+    assert!(stack.lines().next().unwrap_or("").contains("libtt_metal.so"), "{stack}");
+    assert!(!stack.contains("libttsan_preload"), "{stack}");
+
+    // The guard the program asked for: registered, digested around each top-level op, and
+    // never claimed readable on a mock chip.
+    assert!(events.iter().any(|e| matches!(e,
+        Event::GuardRegister { buffer, reason } if *buffer == uid("weight.embed") && reason.contains("weight.embed"))));
+    let digests: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::GuardDigest(g) => Some(g),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(digests.iter().map(|g| g.after_op).collect::<Vec<_>>(), vec![None, Some(0), Some(1)]);
+    assert!(digests.iter().all(|g| !g.readable && g.pages.is_empty()));
+}
+
+#[test]
+fn eight_chip_mesh_is_traced_with_its_geometry() {
+    let test = "eight_chip_mesh_is_traced_with_its_geometry";
+    let Some((root, prog)) = setup(test) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&root, &prog, dir.path(), &["--trace", "t.ttsan"], &["basic", "8"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (events, _) = trace(&dir.path().join("t.ttsan"));
+    let Some(Event::CaptureStart(start)) = events.first() else { panic!("no CaptureStart") };
+    assert_eq!((start.mesh.rows, start.mesh.cols, start.mesh.len()), (2, 4, 8));
+    let mut ids = start.mesh.device_ids.clone();
+    ids.sort();
+    assert_eq!(ids, (0..8).collect::<Vec<u32>>());
+    // T3K keeps a worker row for dispatch: 8x7 compute cores.
+    assert_eq!(start.geometry.l1_banks(), 56);
+    assert_matches_printout(&out, &events);
+    assert_eq!(ops(&events).len(), 3);
+    // One unreadable digest per chip at each of the three digest points.
+    let digests = events.iter().filter(|e| matches!(e, Event::GuardDigest(g) if !g.readable)).count();
+    assert_eq!(digests, 3 * 8);
+}
+
+#[test]
+fn threads_allocating_and_freeing_across_threads_keep_trace_order() {
+    let test = "threads_allocating_and_freeing_across_threads_keep_trace_order";
+    let Some((root, prog)) = setup(test) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&root, &prog, dir.path(), &["--trace", "t.ttsan"], &["threads", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (events, stats) = trace(&dir.path().join("t.ttsan"));
+    assert!(!stats.is_damaged(), "{stats:?}");
+    assert_matches_printout(&out, &events);
+    let (p, frees) = printed(&out);
+    assert_eq!((p.len(), frees.len()), (24, 24));
+    // Every free comes after its allocation, whichever thread made either.
+    let mut seen = std::collections::HashSet::new();
+    for e in &events {
+        match e {
+            Event::BufferAlloc(b) => assert!(seen.insert(b.id), "buffer {} allocated twice", b.id),
+            Event::BufferFree(f) => assert!(seen.remove(&f.id), "buffer {} freed before it was allocated", f.id),
+            _ => {}
+        }
+    }
+    assert!(seen.is_empty());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ttsan: clean"));
+}
+
+#[test]
+fn a_forked_child_records_nothing_and_the_parent_trace_stays_whole() {
+    let test = "a_forked_child_records_nothing_and_the_parent_trace_stays_whole";
+    let Some((root, prog)) = setup(test) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&root, &prog, dir.path(), &["--trace", "t.ttsan"], &["fork", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CHILD exit=0"));
+    let (events, stats) = trace(&dir.path().join("t.ttsan"));
+    assert!(!stats.is_damaged(), "{stats:?}");
+    assert_matches_printout(&out, &events);
+    // Only the parent's two buffers: the child's allocation and free are not in any trace.
+    assert_eq!(allocs_of(&events).len(), 2);
+    assert_eq!(freed(&events).len(), 2);
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert!(!names.iter().any(|n| n.starts_with("t.ttsan.")), "{names:?}");
+    assert!(matches!(events.last(), Some(Event::CaptureEnd { .. })));
+}
+
+#[test]
+fn a_crashed_run_leaves_a_readable_trace() {
+    let test = "a_crashed_run_leaves_a_readable_trace";
+    let Some((root, prog)) = setup(test) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&root, &prog, dir.path(), &["--trace", "t.ttsan"], &["segv", "1"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CRASHING"));
+    // No finding: the command's own status (killed by SIGSEGV) is the exit code.
+    assert_eq!(out.status.code(), Some(128 + 11), "{}", stderr(&out));
+    assert!(stderr(&out).contains("killed by signal 11"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("without an orderly exit"), "{}", stderr(&out));
+    let (events, stats) = trace(&dir.path().join("t.ttsan"));
+    assert!(!stats.is_damaged(), "{stats:?}");
+    assert!(matches!(events.first(), Some(Event::CaptureStart(_))));
+    assert!(!events.iter().any(|e| matches!(e, Event::CaptureEnd { .. })));
+    assert_matches_printout(&out, &events);
+    assert_eq!(ops(&events), vec![(0, "ttnn.crashing_op".into(), None)]);
+    let (p, _) = printed(&out);
+    let traced = allocs_of(&events);
+    assert_eq!(traced[&p[1].uid].op, Some(0), "the activation belongs to the op that crashed");
+}
+
+#[test]
+fn guards_are_selected_without_code_changes() {
+    let test = "guards_are_selected_without_code_changes";
+    let Some((root, prog)) = setup(test) else { return };
+    let registered = |extra: &[&str]| -> Vec<(String, String)> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["--trace", "t.ttsan"];
+        args.extend_from_slice(extra);
+        let out = run(&root, &prog, dir.path(), &args, &["basic", "1"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let (events, _) = trace(&dir.path().join("t.ttsan"));
+        let (p, _) = printed(&out);
+        let tag = |id: u64| p.iter().find(|x| x.uid == id).map(|x| x.tag.clone()).unwrap_or_default();
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::GuardRegister { buffer, reason } if !reason.starts_with("ttsan_guard") => {
+                    Some((tag(*buffer), reason.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let tags = |v: &[(String, String)]| v.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>();
+
+    let pre = registered(&["--guard-preloaded"]);
+    assert_eq!(tags(&pre), vec!["weight.embed", "weight.norm"]);
+    assert!(pre[0].1.contains("before the first op"), "{}", pre[0].1);
+    assert_eq!(tags(&registered(&["--guard-preloaded", "--guard-type", "l1"])), vec!["weight.norm"]);
+    assert_eq!(tags(&registered(&["--guard-min-size", "100K"])), vec!["weight.embed", "matmul.out", "add.out"]);
+    let by_stack = registered(&["--guard-stack", "*MeshBuffer::create*", "--guard-type", "l1"]);
+    assert_eq!(tags(&by_stack), vec!["weight.norm", "matmul.scratch"]);
+    assert!(by_stack[0].1.contains("*MeshBuffer::create*"), "{}", by_stack[0].1);
+}
+
+#[test]
+fn findings_set_the_exit_code() {
+    let test = "findings_set_the_exit_code";
+    let Some((root, prog)) = setup(test) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&root, &prog, dir.path(), &["--leaks"], &["leak", "1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("leak"), "{stdout}");
+    let out = run(&root, &prog, dir.path(), &["--leaks", "--error-exitcode", "9"], &["leak", "1"]);
+    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
+    let out = run(&root, &prog, dir.path(), &[], &["leak", "1"]);
+    assert_eq!(out.status.code(), Some(0), "leaks are off by default: {}", stderr(&out));
+}
+
+#[test]
+fn tt_metal_loaded_without_allocations_is_never_clean() {
+    let test = "tt_metal_loaded_without_allocations_is_never_clean";
+    let Some((root, prog)) = setup(test) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&root, &prog, dir.path(), &[], &["idle", "1"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no allocation was recorded"), "{}", stderr(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("clean"));
+}
+
+#[test]
+fn a_shim_that_cannot_record_is_never_clean() {
+    let test = "a_shim_that_cannot_record_is_never_clean";
+    let Some((root, prog)) = setup(test) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&root, &prog, dir.path(), &["--trace", "no/such/dir/t.ttsan"], &["basic", "1"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("could not record"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_command_without_tt_metal_keeps_its_exit_code() {
+    // Needs only the shim, not tt-metal.
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN).current_dir(dir.path()).env_remove("TTSAN_OPTIONS").arg("run").arg("--").args(args).output()
+    };
+    let out = run(&["true"]).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("the tt-metal library was never loaded"), "{}", stderr(&out));
+    let out = run(&["sh", "-c", "exit 7"]).unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(stderr(&out).contains("never loaded"), "{}", stderr(&out));
+    let out = run(&["/no/such/program"]).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn a_static_program_that_ignores_the_shim_is_never_clean() {
+    let test = "a_static_program_that_ignores_the_shim_is_never_clean";
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("s.c");
+    std::fs::write(&src, "int main(void) { return 0; }\n").unwrap();
+    let exe = dir.path().join("s");
+    match Command::new("gcc").arg("-static").arg("-o").arg(&exe).arg(&src).output() {
+        Ok(o) if o.status.success() => {}
+        // Static glibc (libc6-dev's libc.a) is not everywhere.
+        _ => return skip(test, "gcc -static cannot build a static program here"),
+    }
+    let out = Command::new(BIN).current_dir(dir.path()).arg("run").arg("--").arg(&exe).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("never loaded into"), "{}", stderr(&out));
+}
