@@ -51,6 +51,7 @@ pub struct OpTable {
     ops: HashMap<u64, OpInfo>,
     names: HashMap<String, Arc<str>>,
     calls: HashMap<Arc<str>, u64>,
+    last_index: HashMap<Arc<str>, u64>,
     history: HashMap<Arc<str>, VecDeque<u64>>,
     open: Vec<u64>,
 }
@@ -64,6 +65,7 @@ impl OpTable {
             *n += 1;
             *n
         };
+        self.last_index.insert(name.clone(), begin.index);
         let mut declared = HashMap::default();
         for &b in &begin.inputs {
             declared.insert(b, Declared::Input);
@@ -141,6 +143,11 @@ impl OpTable {
     /// An op by index.
     pub fn get(&self, index: u64) -> Option<&OpInfo> {
         self.ops.get(&index)
+    }
+
+    /// The most recent call of ops named `name`.
+    pub fn last_call(&self, name: &str) -> Option<&OpInfo> {
+        self.last_index.get(name).and_then(|i| self.ops.get(i))
     }
 
     /// Buffers declared by earlier calls of ops named `name` (program-cache state lives there).

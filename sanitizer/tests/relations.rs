@@ -163,3 +163,74 @@ fn one_cb_clash_per_program_and_buffer_with_the_whole_region() {
     assert_eq!(f[0].core, Some([2, 3]));
     assert!(f[0].mechanism.ends_with(&format!("core range {{[(x=0,y=0) - (x=7,y=7)]}}. L1 buffer allocated at {} and static circular buffer region ends at {}", base + 672, base + 8192)), "{}", f[0].mechanism);
 }
+
+#[test]
+fn digest_change_across_an_unrelated_op_is_blamed_on_the_late_async_writer() {
+    let mut b = TraceBuilder::wormhole(1, 1);
+    b.alloc(1, "experts.out", Role::Activation, Space::Dram, DRAM_BASE, 12 * 2048, 2048, None);
+    let rs = b.op("ttnn.experimental.reduce_scatter_minimal_async", &[1], &[], &[]);
+    b.alloc(
+        2,
+        "layer0.experts.tp_allreduce.rs_intermediate",
+        Role::CclScratch,
+        Space::Dram,
+        DRAM_BASE + 2048,
+        12 * 2048,
+        2048,
+        Some(rs),
+    );
+    b.end(rs);
+    let teardown = b.op("ttnn.deallocate", &[2], &[], &[]);
+    b.free(2, Some(teardown));
+    b.end(teardown);
+    b.alloc(3, "layer1.attn.sinks", Role::Weight, Space::Dram, DRAM_BASE + 2048, 12 * 2048, 2048, None);
+    b.guard(3);
+    b.digest(3, 0, None, &[0; 12]);
+    // QKV's own buffers are 1 MiB away: nothing of it explains the damage.
+    b.alloc(4, "layer1.attn.wqkv", Role::Weight, Space::Dram, DRAM_BASE + 0x10_0000, 12 * 2048, 2048, None);
+    let qkv = b.op("ttnn.linear", &[4], &[], &[]);
+    b.alloc(5, "qkv.out", Role::Activation, Space::Dram, DRAM_BASE + 0x20_0000, 12 * 2048, 2048, Some(qkv));
+    b.end(qkv);
+    let mut changed = [0u8; 12];
+    changed[5] = 7;
+    b.digest(3, 0, Some(qkv), &changed);
+    let f = findings(b.finish());
+    assert_eq!(f.len(), 1, "{f:#?}");
+    let f = &f[0];
+    assert_eq!(f.kind, FindingKind::GuardCorruption);
+    let c = f.culprit.as_ref().unwrap();
+    assert_eq!((c.op.as_str(), c.op_index), ("ttnn.experimental.reduce_scatter_minimal_async", rs));
+    let rel = f.related.as_ref().unwrap();
+    assert_eq!(
+        (rel.relation, rel.buffer.name.as_str()),
+        (Relation::StaleAddress, "layer0.experts.tp_allreduce.rs_intermediate")
+    );
+    assert!(
+        f.mechanism
+            .contains("changed across op #2 ttnn.linear, which does not write it, and none of its buffers explains it"),
+        "{}",
+        f.mechanism
+    );
+    assert!(f.mechanism.ends_with("op #0 ttnn.experimental.reduce_scatter_minimal_async, which used it, wrote there after it was freed (a late asynchronous write)"), "{}", f.mechanism);
+}
+
+#[test]
+fn digest_change_next_to_the_ops_own_output_stays_with_that_op() {
+    let mut b = TraceBuilder::wormhole(1, 1);
+    b.alloc(1, "old.scratch", Role::CclScratch, Space::Dram, DRAM_BASE + 2048, 12 * 2048, 2048, None);
+    b.free(1, None);
+    b.alloc(2, "w", Role::Weight, Space::Dram, DRAM_BASE + 2048, 12 * 2048, 2048, None);
+    b.guard(2);
+    b.digest(2, 0, None, &[0; 12]);
+    let op = b.op("ttnn.concat", &[], &[], &[]);
+    b.alloc(3, "concat.out", Role::Activation, Space::Dram, DRAM_BASE, 12 * 2048, 2048, Some(op));
+    b.end(op);
+    let mut changed = [0u8; 12];
+    changed[0] = 1;
+    b.digest(2, 0, Some(op), &changed);
+    let f = findings(b.finish());
+    let c = f[0].culprit.as_ref().unwrap();
+    assert_eq!(c.op, "ttnn.concat");
+    let rel = f[0].related.as_ref().unwrap();
+    assert_eq!((rel.relation, rel.distance, rel.buffer.name.as_str()), (Relation::PastEnd, 0, "concat.out"));
+}

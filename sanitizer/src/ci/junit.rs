@@ -7,7 +7,7 @@
 
 use super::gate::{FindingState, Gate};
 use super::text::{block, mechanism, title};
-use super::xml::escape;
+use super::xml::{escape, escape_text};
 use std::fmt::Write as _;
 
 /// Renders the JUnit XML document.
@@ -57,16 +57,16 @@ pub fn render(gate: &Gate) -> String {
                     r#"      <failure type="{}" message="{}">{}</failure>"#,
                     f.kind,
                     escape(&mechanism(f)),
-                    escape(&block(&gate.report, f))
+                    escape_text(&block(&gate.report, f))
                 );
             }
             FindingState::Suppressed { line, reason } => {
                 let _ = writeln!(x, r#"      <skipped message="suppressed (line {line}): {}"/>"#, escape(reason));
-                let _ = writeln!(x, "      <system-out>{}</system-out>", escape(&block(&gate.report, f)));
+                let _ = writeln!(x, "      <system-out>{}</system-out>", escape_text(&block(&gate.report, f)));
             }
             FindingState::Baselined => {
                 let _ = writeln!(x, r#"      <skipped message="in the baseline: a known finding"/>"#);
-                let _ = writeln!(x, "      <system-out>{}</system-out>", escape(&block(&gate.report, f)));
+                let _ = writeln!(x, "      <system-out>{}</system-out>", escape_text(&block(&gate.report, f)));
             }
         }
         let _ = writeln!(x, "    </testcase>");
@@ -84,7 +84,7 @@ fn run_case(x: &mut String, gate: &Gate, active: usize) {
             r#"      <error type="{}" message="{}">{}</error>"#,
             f.kind.as_str(),
             escape(&f.message),
-            escape(&f.message)
+            escape_text(&f.message)
         );
     }
     if active > 0 {
@@ -92,7 +92,7 @@ fn run_case(x: &mut String, gate: &Gate, active: usize) {
         let _ = writeln!(
             x,
             r#"      <failure type="findings" message="{active} new finding(s)">{}</failure>"#,
-            escape(&list.join("\n"))
+            escape_text(&list.join("\n"))
         );
     }
     let s = &gate.report.summary;
@@ -103,6 +103,6 @@ fn run_case(x: &mut String, gate: &Gate, active: usize) {
     for w in gate.warnings() {
         let _ = write!(out, "\nwarning: {w}");
     }
-    let _ = writeln!(x, "      <system-out>{}</system-out>", escape(&out));
+    let _ = writeln!(x, "      <system-out>{}</system-out>", escape_text(&out));
     let _ = writeln!(x, "    </testcase>");
 }

@@ -2,8 +2,9 @@
 
 use super::Context;
 use crate::attribution::{self, Damage};
-use crate::finding::{BufferRef, Culprit, Finding, FindingKind};
+use crate::finding::{BufferRef, Culprit, Finding, FindingKind, Related, Relation};
 use crate::model::page_location;
+use crate::ops::OpInfo;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use ttsan_events::{Digest, GuardDigest};
 
@@ -82,18 +83,70 @@ impl GuardState {
         let per_unit = ctx.registry.footprint_of(g.buffer).map(|fp| fp.max_len()).unwrap_or(0);
         let victim = BufferRef::new(info, per_unit, label);
         let related = attribution::rank(op, ctx.ops, ctx.registry, &damage, Some(g.buffer));
-        f.culprit = Some(Culprit { op: op.name.to_string(), op_index: op.index, call: op.call });
-        f.mechanism = format!(
-            "{} of {} page(s) of guarded '{}' changed across op {}, which does not write it; {}",
+        let summary = format!(
+            "{} of {} page(s) of guarded '{}' changed across op {}, which does not write it",
             changed.len(),
             prev.len().max(g.pages.len()),
             victim.name,
-            op.label(),
-            attribution::mechanism(op, related.as_ref(), Some(&victim))
+            op.label()
         );
+        if let (false, Some((writer, stale))) = (explains(related.as_ref()), late_writer(ctx, &damage, op.index)) {
+            // The op the digest changed across owns nothing near the damage, but the bytes are a
+            // freed buffer's stale address: the op that used that buffer wrote after the free (an
+            // asynchronous op whose writes landed late, or a cached address reused).
+            f.mechanism = format!(
+                "{summary}, and none of its buffers explains it; the changed bytes are the stale address of '{}' \
+                 ({}), freed by {}: op {}, which used it, wrote there after it was freed (a late asynchronous write)",
+                stale.buffer.name,
+                stale.buffer.role,
+                stale.buffer.freed_by.as_deref().unwrap_or("an earlier op"),
+                writer.label()
+            );
+            f.culprit = Some(Culprit { op: writer.name.to_string(), op_index: writer.index, call: writer.call });
+            f.related = Some(stale);
+        } else {
+            f.culprit = Some(Culprit { op: op.name.to_string(), op_index: op.index, call: op.call });
+            f.mechanism = format!("{summary}; {}", attribution::mechanism(op, related.as_ref(), Some(&victim)));
+            f.related = related;
+        }
         f.pages = changed.into_iter().take(MAX_LISTED_PAGES).collect();
         f.victim = Some(victim);
-        f.related = related;
         Some(f)
     }
+}
+
+/// Whether a relation found among the culprit's own buffers is a real explanation: it shares,
+/// used to own, or sits right next to the damaged bytes. A buffer that is merely declared, or
+/// kilobytes away, explains nothing.
+fn explains(related: Option<&Related>) -> bool {
+    related.is_some_and(|r| match r.relation {
+        Relation::Overlap | Relation::StaleAddress | Relation::PeerAddress => true,
+        Relation::PastEnd | Relation::BeforeStart => r.distance <= NEAR_BYTES,
+        Relation::Declared => false,
+    })
+}
+
+/// Distance within which an overrun or underrun of the culprit's own buffer explains damage.
+const NEAR_BYTES: u64 = 4096;
+
+/// The most recent call of the op that allocated the most recently freed buffer whose old bytes
+/// the damage hits, and that buffer, related as a stale address.
+fn late_writer<'a>(ctx: &'a Context<'_>, damage: &[Damage], before: u64) -> Option<(&'a OpInfo, Related)> {
+    let label = |i: u64| attribution::op_label(ctx.ops, i);
+    for d in damage {
+        for hit in ctx.registry.freed_at(d.device, d.space, d.unit, d.range.clone()) {
+            let Some(freed) = ctx.registry.get(hit.id) else { continue };
+            let Some(alloc_op) = freed.alloc_op.and_then(|i| ctx.ops.get(i)) else { continue };
+            let Some(writer) = ctx.ops.last_call(&alloc_op.name).filter(|w| w.index <= before) else { continue };
+            let per_unit = ctx.registry.footprint_of(hit.id).map(|f| f.max_len()).unwrap_or(0);
+            let related = Related {
+                buffer: BufferRef::new(freed, per_unit, label),
+                relation: Relation::StaleAddress,
+                distance: 0,
+                peer_device: None,
+            };
+            return Some((writer, related));
+        }
+    }
+    None
 }
