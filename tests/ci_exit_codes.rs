@@ -277,3 +277,16 @@ fn the_summary_stays_short_whatever_the_run() {
     assert!(text.contains("more line(s) in the full report"), "{text}");
     assert_eq!(r.json()["findings"].as_array().unwrap().len(), n as usize);
 }
+
+#[test]
+fn help_on_the_ci_commands() {
+    for cmd in [&["ci"][..], &["export"]] {
+        let out = ttsan().args(cmd).arg("--help").output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{cmd:?}");
+        assert!(stdout(&out).contains("Usage:"), "{cmd:?}");
+    }
+    let out = ttsan().args(["analyze", "--help"]).output().unwrap();
+    for flag in ["--ci", "--junit", "--sarif", "--suppressions", "--baseline", "--write-baseline"] {
+        assert!(stdout(&out).contains(flag), "analyze --help lacks {flag}");
+    }
+}
