@@ -95,13 +95,15 @@ fn circular_buffers_reaching_an_l1_buffer_fail_like_tt_metal() {
     m.deallocate(&y).unwrap();
     m.finish().unwrap();
     let a = analyze(&rec.take());
-    // The sanitizer reports each circular buffer that reaches the wall (both do here).
-    assert_eq!(a.findings.len(), 2, "{:?}", a.findings);
-    for f in &a.findings {
-        assert_eq!(f.kind, FindingKind::CbClash);
-        assert_eq!(f.culprit.as_ref().map(|c| c.op_index), Some(program));
-        assert_eq!(f.victim.as_ref().map(|v| v.name.as_str()), Some("l1.wall"));
-    }
+    // The sanitizer reports the program's whole CB region once, with the numbers tt-metal gives.
+    assert_eq!(a.findings.len(), 1, "{:?}", a.findings);
+    let f = &a.findings[0];
+    assert_eq!(f.kind, FindingKind::CbClash);
+    assert_eq!(f.culprit.as_ref().map(|c| c.op_index), Some(program));
+    assert_eq!(f.victim.as_ref().map(|v| v.name.as_str()), Some("l1.wall"));
+    let tail =
+        format!("L1 buffer allocated at {} and static circular buffer region ends at {region_end}", wall.address());
+    assert!(f.mechanism.ends_with(&tail), "{}", f.mechanism);
 }
 
 #[test]
