@@ -279,7 +279,6 @@ fn throughput_experts_match_reference_on_4x8() {
 /// at row `l * B*G + row` instead of `l * B*G*S + row` (sim/ccl/all_to_all.rs), which only
 /// matters when a chip holds more than one expert and S > 1. Passes with that stride fixed.
 #[test]
-#[ignore = "simulator bug: all_to_all_combine ignores the S stride for local experts > 0"]
 fn throughput_experts_match_reference_on_1x8() {
     check_throughput_experts(1, 8);
 }

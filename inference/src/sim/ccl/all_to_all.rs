@@ -177,7 +177,8 @@ pub fn all_to_all_combine(
                             format!("device {m} holds more experts than its input's {el}"),
                         ));
                     }
-                    let src = (local * bg + row) * h;
+                    // Each local expert's block is B*G token rows of S positions each.
+                    let src = (local * bg * s + row) * h;
                     let dst = ((kk * b + bb) * s + ss) * h;
                     o.data[dst..dst + h].copy_from_slice(&xs[m].data[src..src + h]);
                 }
