@@ -14,7 +14,7 @@ pub use all_gather::{all_gather, all_gather_async, AllGatherAsync};
 pub use all_reduce::all_reduce;
 pub use all_to_all::{all_to_all_combine, all_to_all_dispatch};
 pub use reduce_scatter::{reduce_scatter, reduce_scatter_minimal_async, ReduceScatterAsync};
-pub use semaphore::{CclManager, GlobalSemaphore};
+pub use semaphore::{gpt_oss_ccl_cores, CclManager, GlobalSemaphore};
 
 use super::chip::Chip;
 use super::error::{SimError, SimResult};

@@ -6,7 +6,7 @@ use crate::sim::error::SimResult;
 use crate::sim::host::HostTensor;
 use crate::sim::mesh::Mesh;
 use crate::sim::tensor::{Distribution, MemoryConfig, Tensor, TensorSpec};
-use ttsan_events::{CoreRange, Role};
+use ttsan_events::{CoreCoord, CoreRange, Role};
 
 /// A global semaphore: one 4-byte L1 word per core, a HEIGHT_SHARDED L1 buffer at the same
 /// address on every core and chip (`ttnn.create_global_semaphore`).
@@ -72,6 +72,12 @@ impl CclManager {
         Ok(CclManager { rs, ag, barrier: [b0, b1], rs_next: 0, ag_next: 0, barrier_next: 0, topology, num_links })
     }
 
+    /// GPT-OSS's manager on `mesh`, on the cores [`gpt_oss_ccl_cores`] picks for it.
+    pub fn gpt_oss(mesh: &mut Mesh, topology: Topology, num_links: u32) -> SimResult<Self> {
+        let cores = gpt_oss_ccl_cores(mesh);
+        CclManager::new(mesh, cores, topology, num_links)
+    }
+
     /// The current reduce-scatter set of 3; flips to the other set for the next call.
     pub fn rs_semaphores(&mut self) -> Vec<GlobalSemaphore> {
         let s = self.rs[self.rs_next].clone();
@@ -92,4 +98,20 @@ impl CclManager {
         self.barrier_next ^= 1;
         s
     }
+}
+
+/// The CCL core range of GPT-OSS's manager on `mesh`: tt-metal's (0,0)-(7,7) rectangle clipped
+/// to the chip's compute grid.
+///
+/// `tt/ccl.py` hard-codes (0,0)-(7,7), which fits the 8x9 grid of a Galaxy (32 chips,
+/// dispatch on ethernet cores) unchanged. A T3K / n300 chip (the 1x8 mesh) keeps a worker row
+/// for dispatch and has an 8x7 compute grid, so row 7 does not exist there and the rectangle
+/// becomes (0,0)-(7,6), the whole grid, which is what tt-metal's T3K demos take
+/// (`models/demos/t3000/mixtral8x7b/tt/mixtral_ccl.py` and `falcon40b/tt/falcon_ccl.py` span
+/// `compute_with_storage_grid_size()`). A Blackhole grid (11x10 or more) also
+/// holds (0,0)-(7,7) unchanged.
+pub fn gpt_oss_ccl_cores(mesh: &Mesh) -> CoreRange {
+    let grid = mesh.compute_grid();
+    let end = CoreCoord::new(grid.end.x.min(7), grid.end.y.min(7));
+    CoreRange::new(CoreCoord::new(0, 0), end)
 }
