@@ -142,6 +142,9 @@ pub fn run(args: &AnalyzeArgs) -> Outcome {
 
 /// Analyses a trace file into a report; an unreadable trace is a usage error (exit 2).
 pub fn analyze_trace(trace: &Path, settings: &Settings) -> Result<Report, Failure> {
+    if settings.ci.active() {
+        return super::ci::analyze_trace(trace, settings);
+    }
     let analysis = analyze_file(trace, settings.analysis.clone())
         .with_context(|| trace.display().to_string())
         .map_err(Failure::usage)?;

@@ -11,9 +11,9 @@ use super::options::EnvOptions;
 use anyhow::{anyhow, Context as _};
 use clap::Args;
 use std::path::{Path, PathBuf};
-use ttsan_sanitizer::ci::checks::facts_of_report;
+use ttsan_sanitizer::ci::checks::{check_run, facts_of_report};
 use ttsan_sanitizer::ci::{self, Gate, Policy, RunFailure, RunFailureKind, Verdict};
-use ttsan_sanitizer::report::{render_text, Report};
+use ttsan_sanitizer::report::{render_text, Report, Status};
 
 /// Arguments of `ttsan ci`.
 #[derive(Debug, Args)]
@@ -124,6 +124,23 @@ pub fn gate_report(report: &Report, settings: &Settings) -> Outcome {
     finish(&gate, settings)
 }
 
+/// [`super::analyze::analyze_trace`] in CI mode, for callers that go on to [`super::analyze::emit`]
+/// (`ttsan run -- CMD`). `emit` only sees the report, so the checks that need the reader
+/// (damaged records, shim failure marks) are folded into the report's errors here, which
+/// makes its status `error` and the gate fail.
+pub fn analyze_trace(trace: &Path, settings: &Settings) -> Result<Report, Failure> {
+    let (analysis, facts) = ci::scan_file(trace, settings.analysis.clone()).map_err(Failure::usage)?;
+    let mut report = Report::new(analysis);
+    let max = Some(settings.ci.max_damaged_records.unwrap_or(0));
+    for f in check_run(&report, &facts, max) {
+        if matches!(f.kind, RunFailureKind::Damaged | RunFailureKind::ShimFailed) {
+            report.errors.push(f.message);
+            report.status = Status::Error;
+        }
+    }
+    Ok(report)
+}
+
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
@@ -202,5 +219,36 @@ mod tests {
         let failure = super::super::analyze::emit(&no_start, &settings).unwrap_err();
         assert_eq!(failure.code, super::super::exit::USAGE);
         assert!(failure.to_string().contains("no capture_start"), "{failure}");
+    }
+
+    /// The `ttsan run -- CMD` path: analyze_trace then emit, with the reader's checks kept.
+    #[test]
+    fn analyze_then_emit_keeps_the_reader_checks_in_ci_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, events: &[ttsan_sanitizer::events::Event]| {
+            let path = dir.path().join(name);
+            let file = std::fs::File::create(&path).unwrap();
+            let mut w = ttsan_sanitizer::events::trace::TraceWriter::new(std::io::BufWriter::new(file)).unwrap();
+            events.iter().for_each(|e| w.write(e).unwrap());
+            w.into_inner().unwrap();
+            path
+        };
+        let settings = ReportArgs { ci: true, ..ReportArgs::default() }.settings().unwrap();
+        let run = |path: &Path| {
+            let report = super::super::analyze::analyze_trace(path, &settings)?;
+            super::super::analyze::emit(&report, &settings)
+        };
+        assert_eq!(run(&write("clean.ttsan", &fixtures::clean())).unwrap(), CLEAN);
+        let mut events = fixtures::clean();
+        let text = "ttsan-preload: tt-metal symbols missing, buffers cannot be read: Buffer::address".to_string();
+        events.insert(1, ttsan_sanitizer::events::Event::Mark { text });
+        let failure = run(&write("shim.ttsan", &events)).unwrap_err();
+        assert_eq!(failure.code, super::super::exit::USAGE);
+        assert!(failure.to_string().contains("failed to load: ttsan-preload: tt-metal symbols missing"), "{failure}");
+        let torn = write("torn.ttsan", &fixtures::clean());
+        let bytes = std::fs::read(&torn).unwrap();
+        std::fs::write(&torn, &bytes[..bytes.len() - 3]).unwrap();
+        let failure = run(&torn).unwrap_err();
+        assert!(failure.to_string().contains("damaged record"), "{failure}");
     }
 }

@@ -13,6 +13,10 @@ use ttsan_events::Event;
 /// trace exists, but it cannot have seen the run's allocations.
 pub const SHIM_ERROR_PREFIX: &str = "shim-error:";
 
+/// Marks the preload shim (shim/preload) writes when it started but cannot read buffers. It
+/// predates [`SHIM_ERROR_PREFIX`], so its wording is recognised as well.
+pub const PRELOAD_FAILURE_MARKS: &[&str] = &["ttsan-preload: tt-metal symbols missing"];
+
 /// The text of the `mark` record that makes [`scan_file`] panic when the `test-hooks` feature
 /// is on, so the tests can prove that a panic inside ttsan exits 3 and is never reported clean.
 #[cfg(feature = "test-hooks")]
@@ -46,6 +50,8 @@ impl TraceFacts {
                 }
                 if let Some(reason) = text.strip_prefix(SHIM_ERROR_PREFIX) {
                     self.shim_errors.push(reason.trim().to_string());
+                } else if PRELOAD_FAILURE_MARKS.iter().any(|m| text.starts_with(m)) {
+                    self.shim_errors.push(text.clone());
                 }
             }
             _ => {}
