@@ -311,8 +311,11 @@ fn a_forked_child_records_nothing_and_the_parent_trace_stays_whole() {
     // Only the parent's two buffers: the child's allocation and free are not in any trace.
     assert_eq!(allocs_of(&events).len(), 2);
     assert_eq!(freed(&events).len(), 2);
-    let names: Vec<String> =
-        std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     assert!(!names.iter().any(|n| n.starts_with("t.ttsan.")), "{names:?}");
     assert!(matches!(events.last(), Some(Event::CaptureEnd { .. })));
 }

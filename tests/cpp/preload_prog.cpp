@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <ctime>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -188,13 +189,19 @@ static void leak(MeshDevice* dev) {
 static void bench(MeshDevice* dev, long n) {
   // Warm-up so first-use costs (symbol lookup, the trace file) stay out of the measurement.
   for (int i = 0; i < 100; ++i) { Buf b = make(dev, "", 64 << 10, 2048, BufferType::DRAM, true); b->deallocate(); }
+  // Wall time, this thread's CPU time (what the shim adds to each tt-metal call) and the whole
+  // process's CPU time (that plus the shim's writer thread).
+  auto cpu = [](clockid_t c) { timespec t; clock_gettime(c, &t); return (double)t.tv_sec * 1e9 + (double)t.tv_nsec; };
+  double thread0 = cpu(CLOCK_THREAD_CPUTIME_ID), process0 = cpu(CLOCK_PROCESS_CPUTIME_ID);
   auto t0 = std::chrono::steady_clock::now();
   for (long i = 0; i < n; ++i) {
     Buf b = make(dev, "", (i % 4 + 1) * 16384, 2048, i % 2 ? BufferType::L1 : BufferType::DRAM, true);
     b->deallocate();
   }
   auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
-  printf("BENCH iterations=%ld ns_per_iteration=%.1f\n", n, (double)ns / (double)n);
+  double thread_ns = cpu(CLOCK_THREAD_CPUTIME_ID) - thread0, process_ns = cpu(CLOCK_PROCESS_CPUTIME_ID) - process0;
+  printf("BENCH iterations=%ld ns_per_iteration=%.1f thread_cpu_ns=%.1f process_cpu_ns=%.1f\n", n, (double)ns / (double)n,
+         thread_ns / (double)n, process_ns / (double)n);
 }
 
 int main(int argc, char** argv) {

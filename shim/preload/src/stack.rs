@@ -1,29 +1,140 @@
 //! Native backtraces: raw return addresses at the event (cheap), names later (in the writer
 //! thread, or at allocation time only when a guard selects by stack).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 extern "C" {
-    // glibc <execinfo.h>; unwinds with libgcc and never calls into the shim.
-    fn backtrace(buffer: *mut *mut c_void, size: c_int) -> c_int;
+    // libgcc's unwinder (libgcc_s, which every Rust cdylib links for panics).
+    fn _Unwind_Backtrace(trace: extern "C" fn(*mut c_void, *mut c_void) -> c_int, arg: *mut c_void) -> c_int;
+    fn _Unwind_GetIP(ctx: *mut c_void) -> usize;
+    fn _Unwind_GetCFA(ctx: *mut c_void) -> usize;
 }
+
+/// `_URC_NO_REASON`: keep unwinding.
+const URC_CONTINUE: c_int = 0;
+/// `_URC_END_OF_STACK`: stop.
+const URC_STOP: c_int = 5;
 
 /// Extra frames captured for the shim's own frames at the top of every capture (how many
 /// there are depends on inlining), which naming drops.
 const OWN_FRAMES: usize = 8;
+/// Cached call chains per thread; cleared when full (a bound, not a policy).
+const CACHE_ENTRIES: usize = 4096;
 
-/// Return addresses of the calling thread's stack, innermost first, at most `depth`.
-pub(crate) fn capture(depth: usize) -> Vec<usize> {
-    if depth == 0 {
-        return Vec::new();
+/// A captured call chain (return addresses, innermost first). Shared, so that an event carries
+/// it without copying and the writer can recognise a chain it has named before by pointer.
+pub(crate) type Chain = Arc<[usize]>;
+
+struct Walk {
+    ips: Vec<usize>,
+    cfas: Vec<usize>,
+    max: usize,
+}
+
+/// A chain as unwound, with the CFA libgcc reported for each frame.
+struct Cached {
+    ips: Chain,
+    cfas: Box<[usize]>,
+}
+
+/// Multiplicative hashing for keys that are addresses (no need for SipHash's DoS resistance).
+#[derive(Default)]
+pub(crate) struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
     }
-    let mut frames = [std::ptr::null_mut::<c_void>(); 64 + OWN_FRAMES];
-    let want = (depth + OWN_FRAMES).min(frames.len());
-    // SAFETY: the buffer holds `want` pointers.
-    let n = unsafe { backtrace(frames.as_mut_ptr(), want as c_int) }.max(0) as usize;
-    frames[..n].iter().map(|&p| p as usize).collect()
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
+    }
+}
+
+/// A HashMap keyed by addresses.
+pub(crate) type AddrMap<V> = HashMap<usize, V, std::hash::BuildHasherDefault<AddrHasher>>;
+
+extern "C" fn step(ctx: *mut c_void, arg: *mut c_void) -> c_int {
+    // SAFETY: arg is the Walk passed to _Unwind_Backtrace below; ctx is libgcc's context.
+    let walk = unsafe { &mut *(arg as *mut Walk) };
+    let (ip, cfa) = unsafe { (_Unwind_GetIP(ctx), _Unwind_GetCFA(ctx)) };
+    if ip == 0 {
+        return URC_STOP;
+    }
+    walk.ips.push(ip);
+    walk.cfas.push(cfa);
+    if walk.ips.len() >= walk.max {
+        URC_STOP
+    } else {
+        URC_CONTINUE
+    }
+}
+
+thread_local! {
+    static CHAINS: RefCell<AddrMap<Cached>> = RefCell::new(AddrMap::default());
+}
+
+/// Whether `chain` is still what the stack holds. libgcc reports with each frame the CFA of
+/// the frame it called, so a frame's return address sits right below its own reported CFA
+/// (x86-64); matching slots mean the same call chain. Frame 0 (this function, whose slot
+/// belongs to the unwinder call that a cached capture does not make) is the same by construction.
+fn still_valid(chain: &Cached) -> bool {
+    chain.ips.iter().zip(chain.cfas.iter()).skip(1).all(|(&ip, &cfa)| {
+        // SAFETY: the chain was unwound on this thread from the same stack position, so every
+        // slot from frame 1 on lies in this thread's live stack, above the current frame.
+        unsafe { std::ptr::read_volatile((cfa - 8) as *const usize) == ip }
+    })
+}
+
+/// Return addresses of the calling thread's stack, innermost first, at most `depth` (plus the
+/// shim's own frames).
+///
+/// DWARF unwinding costs microseconds per stack, more than tt-metal's allocation itself. Most
+/// allocations come from a handful of call chains reached at the same stack depth (a loop, an
+/// op called again), so chains are cached per thread by stack position and reused when every
+/// return-address slot of the cached chain still holds the same address; anything else is
+/// unwound afresh.
+#[inline(never)]
+pub(crate) fn capture(depth: usize) -> Option<Chain> {
+    if depth == 0 {
+        return None;
+    }
+    let marker = 0u8;
+    let key = std::ptr::addr_of!(marker) as usize;
+    let max = depth + OWN_FRAMES;
+    let cached = CHAINS
+        .try_with(|c| c.borrow().get(&key).filter(|ch| ch.ips.len() <= max && still_valid(ch)).map(|ch| ch.ips.clone()))
+        .ok()
+        .flatten();
+    let chain = match cached {
+        Some(chain) => chain,
+        None => {
+            let mut walk = Walk { ips: Vec::with_capacity(max), cfas: Vec::with_capacity(max), max };
+            // SAFETY: step only touches `walk`, which outlives the call.
+            unsafe { _Unwind_Backtrace(step, (&mut walk as *mut Walk).cast()) };
+            let chain: Chain = walk.ips.into();
+            let _ = CHAINS.try_with(|c| {
+                let mut c = c.borrow_mut();
+                if c.len() >= CACHE_ENTRIES {
+                    c.clear();
+                }
+                c.insert(key, Cached { ips: chain.clone(), cfas: walk.cfas.into() });
+            });
+            chain
+        }
+    };
+    std::hint::black_box(&marker);
+    Some(chain)
 }
 
 /// Loads libgcc's unwinder now, outside any interposed call: glibc dlopens it on the first
@@ -107,7 +218,7 @@ fn describe_with_base(ip: usize) -> (String, usize) {
     let name = match cstr(info.dli_sname) {
         Some(sym) => {
             let off = ip.wrapping_sub(info.dli_saddr as usize);
-            format!("{}+{off:#x} ({module})", demangle(&sym))
+            format!("{}+{off:#x} ({module})", without_parameters(&demangle(&sym)))
         }
         None => format!("{ip:#x} ({module}+{:#x})", ip.wrapping_sub(base)),
     };
@@ -117,6 +228,29 @@ fn describe_with_base(ip: usize) -> (String, usize) {
 fn cstr(p: *const c_char) -> Option<String> {
     // SAFETY: dladdr's strings are NUL-terminated and live as long as the module.
     (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+}
+
+/// `ns::f(int, std::vector<...> const&) const` -> `ns::f`: the parameter list makes C++ frames
+/// several times longer (and every record carries its stack) without helping to find the code.
+fn without_parameters(name: &str) -> &str {
+    let trimmed = name.strip_suffix(" const").unwrap_or(name);
+    if !trimmed.ends_with(')') {
+        return name;
+    }
+    let mut depth = 0i32;
+    for (i, c) in trimmed.char_indices().rev() {
+        match c {
+            ')' => depth += 1,
+            '(' => {
+                depth -= 1;
+                if depth == 0 {
+                    return if i == 0 { name } else { &trimmed[..i] };
+                }
+            }
+            _ => {}
+        }
+    }
+    name
 }
 
 type Demangle = unsafe extern "C" fn(*const c_char, *mut c_char, *mut usize, *mut c_int) -> *mut c_char;
@@ -143,9 +277,21 @@ fn demangle(sym: &str) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn parameter_lists_are_dropped() {
+        assert_eq!(
+            without_parameters("tt::tt_metal::BufferImpl::create(tt::tt_metal::IDevice*, std::optional<bool>)"),
+            "tt::tt_metal::BufferImpl::create"
+        );
+        assert_eq!(without_parameters("ns::C<void (int)>::f(int) const"), "ns::C<void (int)>::f");
+        assert_eq!(without_parameters("main"), "main");
+        assert_eq!(without_parameters("(anonymous namespace)::g()"), "(anonymous namespace)::g");
+        assert_eq!(without_parameters("(weird)"), "(weird)");
+    }
+
     #[inline(never)]
     fn here() -> Vec<usize> {
-        capture(8)
+        capture(8).map(|c| c.to_vec()).unwrap_or_default()
     }
 
     #[test]
@@ -156,6 +302,30 @@ mod tests {
         let text = symbolize(&ips, 64);
         assert_eq!(text.lines().count(), ips.len());
         assert_eq!(symbolize(&ips, 2).lines().count(), 2);
-        assert!(capture(0).is_empty());
+    }
+
+    #[inline(never)]
+    fn from(level: u32) -> Vec<usize> {
+        if level == 0 {
+            capture(16).map(|c| c.to_vec()).unwrap_or_default()
+        } else {
+            std::hint::black_box(from(level - 1))
+        }
+    }
+
+    #[test]
+    fn cached_chains_are_reused_only_for_the_same_chain() {
+        // The same call chain at the same depth: the cached chain is valid and identical.
+        let a: Vec<Vec<usize>> = (0..3).map(|_| from(2)).collect();
+        assert_eq!(a[0], a[1]);
+        assert_eq!(a[1], a[2]);
+        // A different chain (another depth) is unwound afresh.
+        let b = from(3);
+        assert_ne!(a[0], b);
+        // One more level of `from` than the first chain shows: same return address, once more.
+        let count = |v: &[usize], ip: usize| v.iter().filter(|&&x| x == ip).count();
+        let recursive = b[2];
+        assert_eq!(count(&b, recursive), count(&a[0], recursive) + 1);
+        assert!(capture(0).is_none());
     }
 }

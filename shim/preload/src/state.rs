@@ -285,7 +285,9 @@ pub(crate) fn on_allocated(buffer: *const c_void) {
     }
     let op = st.ops.last().copied();
     let before_first_op = st.next_op == 0;
-    let reason = cfg.guards.reason(f.size, space, before_first_op, || stack::frames(&ips, cfg.stack_depth));
+    let reason = cfg.guards.reason(f.size, space, before_first_op, || {
+        ips.as_deref().map(|c| stack::frames(c, cfg.stack_depth)).unwrap_or_default()
+    });
     st.send(Msg::Stacked(
         Event::BufferAlloc(BufferAlloc {
             id: f.id,

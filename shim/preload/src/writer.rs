@@ -6,6 +6,7 @@
 //! allocating: it waits (bounded) for the writer to drain, then writes the preallocated
 //! pending buffer itself.
 
+use crate::stack::{AddrMap, Chain};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use std::cell::{Cell, UnsafeCell};
 use std::ffi::CString;
@@ -21,11 +22,13 @@ pub(crate) enum Msg {
     /// An event ready to encode.
     Event(Event),
     /// An allocation or free whose stack (raw return addresses) the writer names.
-    Stacked(Event, Vec<usize>),
+    Stacked(Event, Option<crate::stack::Chain>),
 }
 
 /// Records drained per write: bounds the latency of a burst reaching the file.
 const BATCH: usize = 256;
+/// Messages in flight between producers and the writer.
+const CHANNEL_CAPACITY: usize = 1 << 14;
 /// Preallocated so that the signal path never allocates.
 const PENDING_CAPACITY: usize = 1 << 20;
 /// Longest the writer sleeps when idle; the worst-case delay before an event reaches the disk.
@@ -139,7 +142,9 @@ pub(crate) fn start(fd: RawFd, path: &Path) -> Result<Sender<Msg>, WriterError> 
     unsafe { (*SINK.pending.get()).reserve(PENDING_CAPACITY) };
     SINK.fd.store(fd, Ordering::Release);
     unlock();
-    let (tx, rx) = crossbeam_channel::unbounded();
+    // Bounded: a writer that falls behind slows producers down instead of growing memory
+    // without limit (and the array flavour sends without allocating).
+    let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
     std::thread::Builder::new().name("ttsan-writer".into()).spawn(move || run(rx)).map_err(WriterError::Spawn)?;
     Ok(tx)
 }
@@ -165,11 +170,36 @@ fn block_async_signals() {
     }
 }
 
-fn encode(msg: Msg, scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
+/// Named stacks by call chain: a program allocates from few chains, so naming (a lookup per
+/// frame) happens once per chain.
+struct StackNames {
+    /// By the chain's address; the chain is kept so that the address stays its own.
+    names: AddrMap<(Chain, String)>,
+}
+
+/// Distinct chains remembered at most (a bound, not a policy).
+const STACK_NAMES: usize = 16 * 1024;
+
+impl StackNames {
+    fn name(&mut self, chain: Chain) -> String {
+        let key = chain.as_ptr() as usize;
+        if let Some((_, n)) = self.names.get(&key) {
+            return n.clone();
+        }
+        let n = crate::stack::symbolize(&chain, crate::config::get().stack_depth);
+        if self.names.len() >= STACK_NAMES {
+            self.names.clear();
+        }
+        self.names.insert(key, (chain, n.clone()));
+        n
+    }
+}
+
+fn encode(msg: Msg, names: &mut StackNames, scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
     let event = match msg {
         Msg::Event(e) => e,
         Msg::Stacked(mut e, ips) => {
-            let stack = (!ips.is_empty()).then(|| crate::stack::symbolize(&ips, crate::config::get().stack_depth));
+            let stack = ips.filter(|c| !c.is_empty()).map(|c| names.name(c));
             match &mut e {
                 Event::BufferAlloc(b) => b.stack = stack,
                 Event::BufferFree(f) => f.stack = stack,
@@ -184,6 +214,7 @@ fn encode(msg: Msg, scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
 fn run(rx: Receiver<Msg>) {
     let _ = IS_WRITER.try_with(|w| w.set(true));
     block_async_signals();
+    let mut names = StackNames { names: AddrMap::default() };
     let mut scratch = Vec::with_capacity(4096);
     let mut frames = Vec::with_capacity(64 * 1024);
     let mut idle = Duration::from_micros(250);
@@ -193,7 +224,7 @@ fn run(rx: Receiver<Msg>) {
         while n < BATCH as u64 {
             match rx.try_recv() {
                 Ok(msg) => {
-                    encode(msg, &mut scratch, &mut frames);
+                    encode(msg, &mut names, &mut scratch, &mut frames);
                     n += 1;
                 }
                 Err(TryRecvError::Empty) => break,

@@ -1,0 +1,128 @@
+//! Overhead of the preload shim on tt-metal's allocate/free path.
+//!
+//! `cargo bench -p ttsan-preload --bench overhead [-- ITERATIONS ROUNDS]` compiles
+//! tests/cpp/preload_prog.cpp against the real library (run scripts/fetch-ttnn first), then runs
+//! its `bench` mode (MeshBuffer::create + deallocate in a loop, one mock Wormhole chip) without
+//! the shim, with it, and with it but without backtraces, interleaved round by round so that
+//! machine load hits all three alike. Prints the median per allocate/free pair of wall time,
+//! of the calling thread's CPU time (what the shim adds to each tt-metal call) and of the whole
+//! process's CPU time (that plus the writer thread), and the ratios to the run without the shim.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("overhead bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let iterations: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let rounds: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(7);
+    let root = std::env::var_os("TTSAN_TTNN_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/ttnn/root"));
+    if !root.join("ttnn/build/lib/libtt_metal.so").is_file() {
+        return Err(format!("no tt-metal library under {} (run scripts/fetch-ttnn)", root.display()));
+    }
+    let shim = shim()?;
+    let work = std::env::temp_dir().join(format!("ttsan-overhead-{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let prog = compile(&root, &work)?;
+    println!("shim: {}", shim.display());
+    println!("{iterations} allocate/free pairs per run, {rounds} rounds, median ns per pair:");
+
+    let configs: [(&str, Option<&str>); 3] =
+        [("without shim", None), ("with shim", Some("16")), ("shim, no stacks", Some("0"))];
+    // samples[config][measure]: wall, calling thread's CPU, whole process's CPU.
+    let mut samples: Vec<[Vec<f64>; 3]> = vec![Default::default(); configs.len()];
+    for _ in 0..rounds {
+        for (i, (_, depth)) in configs.iter().enumerate() {
+            let m = once(&root, &prog, &work, &shim, *depth, iterations)?;
+            for (k, v) in m.into_iter().enumerate() {
+                samples[i][k].push(v);
+            }
+        }
+    }
+    let medians: Vec<[f64; 3]> =
+        samples.iter_mut().map(|s| [median(&mut s[0]), median(&mut s[1]), median(&mut s[2])]).collect();
+    println!("  {:<16} {:>22} {:>22} {:>22}", "", "wall", "calling-thread CPU", "process CPU");
+    for (i, (name, _)) in configs.iter().enumerate() {
+        let cell = |k: usize| format!("{:>7.0} ns ({:.2}x)", medians[i][k], medians[i][k] / medians[0][k]);
+        println!("  {name:<16} {:>22} {:>22} {:>22}", cell(0), cell(1), cell(2));
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// The shim built for this bench (`cargo bench` builds the cdylib in the same profile).
+fn shim() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let deps = exe.parent().ok_or("no bench directory")?;
+    [deps.join("libttsan_preload.so"), deps.join("../libttsan_preload.so")]
+        .into_iter()
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max_by_key(|(t, _)| *t)
+        .map(|(_, p)| p)
+        .ok_or_else(|| format!("libttsan_preload.so not found near {}", deps.display()))
+}
+
+fn compile(root: &Path, work: &Path) -> Result<PathBuf, String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/cpp/preload_prog.cpp");
+    let exe = work.join("preload_prog");
+    let lib = root.join("ttnn/build/lib");
+    let out = Command::new("g++")
+        .args(["-std=c++20", "-O2", "-pthread", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .arg(format!("-L{}", lib.display()))
+        .args(["-l:_ttnncpp.so", "-ltt_metal"])
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg(format!("-Wl,-rpath,{}", root.join("ttnn.libs").display()))
+        .output()
+        .map_err(|e| format!("g++: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("g++ failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(exe)
+}
+
+/// One run: ns per allocate/free pair of wall time, calling-thread CPU and process CPU.
+fn once(root: &Path, prog: &Path, work: &Path, shim: &Path, depth: Option<&str>, n: u64) -> Result<[f64; 3], String> {
+    let trace = work.join("bench.ttsan");
+    let _ = std::fs::remove_file(&trace);
+    let mut cmd = Command::new(prog);
+    cmd.current_dir(work)
+        .args(["bench", "1", &n.to_string()])
+        .env("TT_METAL_RUNTIME_ROOT", root.join("ttnn"))
+        .env("TT_METAL_SHM_TRACKING_DISABLED", "1")
+        .env("OMPI_MCA_btl", "self")
+        .env("TT_METAL_CACHE", work.join("cache"))
+        .env("TT_METAL_LOGGER_LEVEL", "error")
+        .env_remove("LD_PRELOAD")
+        .env_remove("TTSAN_TRACE");
+    if let Some(d) = depth {
+        cmd.env("LD_PRELOAD", shim).env("TTSAN_TRACE", &trace).env("TTSAN_STACK_DEPTH", d);
+    }
+    let out = cmd.output().map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("BENCH "))
+        .ok_or_else(|| format!("no BENCH line from the program: {text} {}", String::from_utf8_lossy(&out.stderr)))?;
+    let value = |key: &str| -> Result<f64, String> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("no {key} in `{line}`"))
+    };
+    Ok([value("ns_per_iteration=")?, value("thread_cpu_ns=")?, value("process_cpu_ns=")?])
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
