@@ -46,6 +46,10 @@ pub struct WrapArgs {
     /// Guard only what is allocated before the first op (with no other guard option: all of it).
     #[arg(long)]
     pub guard_preloaded: bool,
+    /// Mark every top-level ttnn op as a ttsan op (Python programs; a pytest plugin, loaded
+    /// through PYTEST_PLUGINS, that marks ops only while a test function runs).
+    #[arg(long)]
+    pub ttnn_ops: bool,
     /// Frames recorded per allocation and free (0 turns backtraces off) [default: 16].
     #[arg(long, value_name = "N")]
     pub stack_depth: Option<usize>,
@@ -100,6 +104,9 @@ pub fn run(args: &WrapArgs) -> Outcome {
     }
     if let Some(d) = args.stack_depth {
         cmd.env(ttsan_preload::ENV_STACK_DEPTH, d.to_string());
+    }
+    if args.ttnn_ops {
+        ttnn_ops_plugin(&mut cmd, &scratch.dir)?;
     }
     let mut child = cmd.spawn().with_context(|| format!("cannot run `{program}`")).map_err(Failure::usage)?;
     let status = {
@@ -218,6 +225,23 @@ fn report_one(trace: &Path, s: &Settings, html: Option<&Path>) -> Outcome {
         super::report::run(&viz)?;
     }
     emit(&report, s)
+}
+
+/// Writes the ttnn-op plugin into `dir` and puts it on the command's PYTHONPATH and
+/// PYTEST_PLUGINS (after whatever the caller has there).
+fn ttnn_ops_plugin(cmd: &mut Command, dir: &Path) -> Result<(), Failure> {
+    let module = ttsan_preload::TTNN_OPS_MODULE;
+    let file = dir.join(format!("{module}.py"));
+    std::fs::write(&file, ttsan_preload::TTNN_OPS_PLUGIN)
+        .with_context(|| format!("writing {}", file.display()))
+        .map_err(Failure::internal)?;
+    let join = |var: &str, sep: &str, value: &str| match std::env::var(var) {
+        Ok(old) if !old.is_empty() => format!("{value}{sep}{old}"),
+        _ => value.to_string(),
+    };
+    cmd.env("PYTHONPATH", join("PYTHONPATH", ":", &dir.to_string_lossy()));
+    cmd.env("PYTEST_PLUGINS", join("PYTEST_PLUGINS", ",", module));
+    Ok(())
 }
 
 /// The shim next to this executable: the newest of `<dir>/`, `<dir>/deps/` (where cargo leaves

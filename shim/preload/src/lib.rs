@@ -46,3 +46,9 @@ pub use glob::glob_match;
 pub use guard::{GuardSelection, SelectError};
 pub use interrupts::{ignore_interrupts, InterruptsIgnored};
 pub use status::{StatusLine, STATUS_ERROR, STATUS_LOADED, STATUS_TT_METAL};
+
+/// Python module name of [`TTNN_OPS_PLUGIN`].
+pub const TTNN_OPS_MODULE: &str = "ttsan_ttnn_ops";
+/// `python/ttsan_ttnn_ops.py`: marks every top-level ttnn op through ttnn's operation hooks
+/// (a pytest plugin, or `install()` from a script); `ttsan run --ttnn-ops` puts it on the path.
+pub const TTNN_OPS_PLUGIN: &str = include_str!("../python/ttsan_ttnn_ops.py");

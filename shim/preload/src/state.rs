@@ -415,9 +415,14 @@ pub(crate) fn backing_of(mesh_buffer: *const c_void) -> Option<*const c_void> {
 /// "never loaded".
 pub(crate) fn finish() {
     let mut st = lock();
-    if st.phase == Phase::Idle && (tt::library_loaded() || !st.early.is_empty()) {
+    let loaded = tt::library_loaded();
+    if st.phase == Phase::Idle && (loaded || !st.early.is_empty()) {
         st.start(None);
-        st.mark("ttsan-preload: tt-metal was loaded but allocated no buffer".into());
+        st.mark(if loaded {
+            "ttsan-preload: tt-metal was loaded but allocated no buffer".into()
+        } else {
+            "ttsan-preload: ops were marked but tt-metal was never loaded".into()
+        });
     }
     if st.phase != Phase::Started {
         return;
