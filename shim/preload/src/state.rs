@@ -5,9 +5,9 @@
 //! free releases the address; an allocation after the real allocation returns).
 
 use crate::writer::{self, Msg};
+use crate::stack::AddrMap;
 use crate::{config, digest, geometry, stack, status, tt};
 use crossbeam_channel::Sender;
-use std::collections::BTreeMap;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -51,7 +51,7 @@ enum Phase {
 struct State {
     phase: Phase,
     tx: Option<Sender<Msg>>,
-    live: BTreeMap<usize, Live>,
+    live: AddrMap<Live>,
     ops: Vec<u64>,
     next_op: u64,
     /// Events before the first buffer told us the geometry (ops and marks from the C ABI).
@@ -64,7 +64,7 @@ struct State {
 static STATE: Mutex<State> = Mutex::new(State {
     phase: Phase::Idle,
     tx: None,
-    live: BTreeMap::new(),
+    live: AddrMap::with_hasher(std::hash::BuildHasherDefault::new()),
     ops: Vec::new(),
     next_op: 0,
     early: Vec::new(),
