@@ -446,3 +446,31 @@ fn a_static_program_that_ignores_the_shim_is_never_clean() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("never loaded into"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_program_that_dlopens_tt_metal_is_traced_too() {
+    // Python loads tt-metal with dlopen (RTLD_LOCAL), not at link time; `ttsan tt-metal replay`
+    // does the same, so wrapping it checks that interposition reaches a dlopen'ed library.
+    let test = "a_program_that_dlopens_tt_metal_is_traced_too";
+    let root = RuntimeRoot::locate(None);
+    if let Err(e) = root.check() {
+        return skip(test, &format!("the tt-metal library is unusable: {e}"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("script.txt"), "a d1 dram 131072 2048\na w l1 32768 2048\nf d1\nf w\n").unwrap();
+    let out = Command::new(BIN)
+        .current_dir(dir.path())
+        .env_remove("TTSAN_OPTIONS")
+        .env_remove("LD_PRELOAD")
+        .args(["run", "--trace", "t.ttsan", "--", BIN, "tt-metal", "replay", "script.txt", "--chips", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("d1 {}", 0x10_0040)), "{stdout}");
+    let (events, _) = trace(&dir.path().join("t.ttsan"));
+    let mut got: Vec<(u64, Space)> = allocs_of(&events).values().map(|b| (b.address, b.space)).collect();
+    got.sort();
+    assert_eq!(got, vec![(0x10_0040, Space::Dram), (0x16_d800, Space::L1)]);
+    assert_eq!(freed(&events).len(), 2);
+}

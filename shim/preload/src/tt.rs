@@ -164,9 +164,24 @@ pub(crate) fn api() -> Result<&'static Api, &'static str> {
     API.get_or_init(resolve).as_ref().map_err(|s| s.as_str())
 }
 
-/// Whether `libtt_metal.so` is in the process (its allocator is, behind ours).
+/// Whether `libtt_metal.so` is in the process. By module name rather than by symbol: a
+/// tt-metal whose allocator symbols changed must still count as loaded, so that a run whose
+/// allocations the shim could not see is reported as unchecked, not as "never loaded".
 pub(crate) fn library_loaded() -> bool {
-    next(crate::interpose::ALLOCATE_IMPL).is_some()
+    unsafe extern "C" fn visit(info: *mut libc::dl_phdr_info, _size: usize, found: *mut c_void) -> libc::c_int {
+        // SAFETY: the loader passes a valid entry; dlpi_name is NUL-terminated or null.
+        let name = unsafe { (*info).dlpi_name };
+        if !name.is_null() && unsafe { CStr::from_ptr(name) }.to_bytes().windows(14).any(|w| w == b"libtt_metal.so") {
+            // SAFETY: found points at the bool below.
+            unsafe { *(found as *mut bool) = true };
+            return 1;
+        }
+        0
+    }
+    let mut found = false;
+    // SAFETY: visit only reads the entry and writes `found`.
+    unsafe { libc::dl_iterate_phdr(Some(visit), (&mut found as *mut bool).cast()) };
+    found || next(crate::interpose::ALLOCATE_IMPL).is_some()
 }
 
 /// Whether the mock cluster is in use, in which case device memory cannot be read.
