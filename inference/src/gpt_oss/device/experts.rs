@@ -64,9 +64,12 @@ impl DeviceExperts {
     ) -> Result<Self, DeviceError> {
         let plan = TpPlan::new(config, mesh)?;
         let (e, h, i) = (config.num_local_experts, config.hidden_size, config.intermediate_size);
-        if mesh.desc().rows != 1 || i % plan.tp != 0 {
+        // On meshes with several rows the weights are replicated down the rows: prefill then
+        // computes every row's copy alike, and decode splits the experts over the rows with
+        // moe_routing_remap (expert parallelism on axis 0).
+        if i % plan.tp != 0 {
             return Err(DeviceError::Placement(format!(
-                "low-latency prefill experts need a 1xN mesh and intermediate {i} divisible by {}",
+                "low-latency experts need intermediate {i} divisible by {}",
                 plan.tp
             )));
         }

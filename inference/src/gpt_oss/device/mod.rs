@@ -7,11 +7,18 @@
 //! low-latency prefill experts (section 3.8.2) on 1xN meshes, and with them whole decoder
 //! layers and the whole model in prefill on 1xN; and the throughput experts of 4x8 decode
 //! (section 3.8.3: all_to_all dispatch, dense local experts, combine, all_reduce).
+//! Decode (sections 3.6, 3.8.2, 3.9): attention with the KV cache, router + low-latency
+//! experts with EP over the rows, decoder layers and the whole-model decode step, on 1xN and
+//! RxN meshes; the prefill that fills the cache.
 //! Ops the simulator does not have yet are composed from the ones it has; each such spot says
 //! which ttnn op it stands in for.
 
 mod allreduce;
 mod attention;
+mod decode_attention;
+mod decode_cache;
+mod decode_experts;
+mod decode_model;
 mod error;
 mod experts;
 mod model;
@@ -22,6 +29,10 @@ mod upload;
 
 pub use allreduce::allreduce;
 pub use attention::{prefill_attention, DeviceAttention};
+pub use decode_attention::{decode_attention, prefill_attention_fill, DecodeAttention, DecodePosition};
+pub use decode_cache::{DeviceKvCache, LayerKv, KV_BLOCK};
+pub use decode_experts::{decode_experts, dense_routing};
+pub use decode_model::{decode_layer, DecodeModel};
 pub use error::DeviceError;
 pub use experts::{prefill_experts, DeviceExperts, TpReduce, BLOCK};
 pub use model::{prefill_layer, DeviceLayer, DeviceModel};

@@ -4,6 +4,10 @@
 //! [`super::ccl`]). The kernels compute in `f32` on the CPU and round once when they store
 //! the result in the output's dtype.
 
+mod cache;
+mod decode_heads;
+mod decode_routing;
+mod decode_sdpa;
 mod eltwise;
 mod embedding;
 mod layout;
@@ -18,6 +22,12 @@ mod softmax;
 mod sparse_matmul;
 mod topk;
 
+pub use cache::{fill_cache, paged_fill_cache, paged_update_cache};
+pub use decode_heads::{
+    nlp_concat_heads, nlp_concat_heads_decode, nlp_create_qkv_heads, nlp_create_qkv_heads_decode, QkvHeads,
+};
+pub use decode_routing::{moe_routing_remap, scatter};
+pub use decode_sdpa::{paged_scaled_dot_product_attention_decode, scaled_dot_product_attention_decode, SdpaDecodeArgs};
 pub use eltwise::{add, binary, multiply, silu, subtract, unary, BinaryOp, UnaryOp};
 pub use embedding::embedding;
 pub use layout::{to_layout, to_memory_config};

@@ -1,0 +1,229 @@
+//! Decoder layers and the whole model in decode (`tt/layer.py`, `tt/model.py`, reference doc
+//! sections 3.5, 3.9 and 3.10), and the prefill that fills the KV cache for it.
+//!
+//! [`DecodeModel`] wraps the prefill placement ([`DeviceModel`]) and adds what decode needs
+//! (the decode sinks), so prefill and decode share every weight on the mesh, as the demo's
+//! single model object does. One user; on meshes with several rows the rows run the same user
+//! (attention replicated, experts split over the rows).
+
+use super::decode_attention::{decode_attention, prefill_attention_fill, DecodeAttention, DecodePosition};
+use super::decode_cache::{DeviceKvCache, LayerKv};
+use super::decode_experts::{decode_experts, dense_routing};
+use super::error::DeviceError;
+use super::experts::{prefill_experts, TpReduce, BLOCK};
+use super::model::{DeviceLayer, DeviceModel};
+use crate::gpt_oss::error::GptOssError;
+use crate::gpt_oss::weights::ModelWeights;
+use crate::sim::ccl::CclManager;
+use crate::sim::ops::{self, MatmulArgs, Out};
+use crate::sim::{DType, Distribution, HostTensor, Mesh, PageLayout, Tensor, TensorSpec};
+use ttsan_events::Role;
+
+/// One decoder layer in decode on the residual stream `x` (`[1, 1, 1, H]`) at `position`;
+/// writes the token's key and value into `cache`, returns the new residual stream and frees
+/// `x`.
+#[allow(clippy::too_many_arguments)]
+pub fn decode_layer(
+    mesh: &mut Mesh,
+    ccl_manager: &mut CclManager,
+    layer: &DeviceLayer,
+    attn: &DecodeAttention,
+    x: Tensor,
+    cache: &LayerKv,
+    page_table: Option<&Tensor>,
+    position: &DecodePosition,
+) -> Result<Tensor, DeviceError> {
+    let h = ops::rms_norm(mesh, &x, Some(&layer.input_norm), layer.eps, &Out::l1().named("layer.decode.input_norm"))?;
+    let a = decode_attention(mesh, ccl_manager, attn, &h, cache, page_table, position)?;
+    mesh.deallocate(&h)?;
+    let x1 = ops::add(mesh, &x, &a, &Out::dram().named("layer.decode.residual_attn"))?;
+    mesh.deallocate(&x)?;
+    mesh.deallocate(&a)?;
+    let h2 = ops::rms_norm(mesh, &x1, Some(&layer.post_norm), layer.eps, &Out::l1().named("layer.decode.post_norm"))?;
+    let routing = dense_routing(mesh, &layer.router, &h2)?;
+    let moe = decode_experts(mesh, ccl_manager, &layer.experts, &h2, &routing, layer.router.top_k)?;
+    mesh.deallocate(&h2)?;
+    mesh.deallocate(&routing)?;
+    let x2 = ops::add(mesh, &x1, &moe, &Out::dram().named("layer.decode.residual_mlp"))?;
+    mesh.deallocate(&x1)?;
+    mesh.deallocate(&moe)?;
+    Ok(x2)
+}
+
+/// One decoder layer in prefill that also fills `cache` with positions `0..T`.
+#[allow(clippy::too_many_arguments)]
+fn prefill_layer_fill(
+    mesh: &mut Mesh,
+    ccl_manager: &mut CclManager,
+    layer: &DeviceLayer,
+    x: Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    cache: &LayerKv,
+    page_table: Option<&Tensor>,
+    reduce: TpReduce,
+) -> Result<Tensor, DeviceError> {
+    let h = ops::rms_norm(mesh, &x, Some(&layer.input_norm), layer.eps, &Out::dram().named("layer.input_norm"))?;
+    let a = prefill_attention_fill(mesh, ccl_manager, &layer.attn, &h, cos, sin, cache, page_table)?;
+    mesh.deallocate(&h)?;
+    let x1 = ops::add(mesh, &x, &a, &Out::dram().named("layer.residual_attn"))?;
+    mesh.deallocate(&x)?;
+    mesh.deallocate(&a)?;
+    let h2 = ops::rms_norm(mesh, &x1, Some(&layer.post_norm), layer.eps, &Out::dram().named("layer.post_norm"))?;
+    let dense = dense_routing(mesh, &layer.router, &h2)?;
+    // The prefill experts weigh each expert's rows by a [1, E, T, 1] routing.
+    let routing = ops::permute(mesh, &dense, &[0, 3, 2, 1], &Out::dram().named("experts.routing"))?;
+    mesh.deallocate(&dense)?;
+    let moe = prefill_experts(mesh, ccl_manager, &layer.experts, &h2, &routing, reduce)?;
+    mesh.deallocate(&h2)?;
+    mesh.deallocate(&routing)?;
+    let x2 = ops::add(mesh, &x1, &moe, &Out::dram().named("layer.residual_mlp"))?;
+    mesh.deallocate(&x1)?;
+    mesh.deallocate(&moe)?;
+    Ok(x2)
+}
+
+/// The whole model for prefill and decode on the mesh.
+#[derive(Debug, Clone)]
+pub struct DecodeModel {
+    /// The prefill placement of every weight.
+    pub model: DeviceModel,
+    /// Per layer: the attention weights with the decode sinks.
+    pub attention: Vec<DecodeAttention>,
+}
+
+impl DecodeModel {
+    /// Uploads every weight of `weights` (any mesh whose columns divide the heads, kv heads,
+    /// intermediate size and vocabulary, and whose rows divide the experts).
+    pub fn upload(mesh: &mut Mesh, weights: &ModelWeights) -> Result<Self, DeviceError> {
+        let model = DeviceModel::upload(mesh, weights)?;
+        Self::with_prefill(mesh, model, weights)
+    }
+
+    /// Adds the decode-only weights to a model already on the mesh.
+    pub fn with_prefill(mesh: &mut Mesh, model: DeviceModel, weights: &ModelWeights) -> Result<Self, DeviceError> {
+        let rows = mesh.desc().rows as usize;
+        let e = weights.config.num_local_experts;
+        if rows == 0 || e % rows != 0 {
+            return Err(DeviceError::Placement(format!("{e} experts over {rows} mesh rows")));
+        }
+        let attention = model
+            .layers
+            .iter()
+            .zip(&weights.layers)
+            .enumerate()
+            .map(|(i, (l, w))| DecodeAttention::with_prefill(mesh, l.attn.clone(), &w.attn, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(DecodeModel { model, attention })
+    }
+
+    fn check_tokens(&self, tokens: &[u32]) -> Result<(), DeviceError> {
+        if let Some(bad) = tokens.iter().find(|&&id| id as usize >= self.model.vocab) {
+            return Err(GptOssError::InvalidInput(format!("token id {bad} >= vocab_size {}", self.model.vocab)).into());
+        }
+        Ok(())
+    }
+
+    fn embed(&self, mesh: &mut Mesh, tokens: &[u32]) -> Result<Tensor, DeviceError> {
+        let t = tokens.len();
+        let ids = HostTensor::new(vec![1, 1, t], tokens.iter().map(|&i| i as f32).collect())?;
+        let ids_spec = TensorSpec::new(&[1, 1, t], DType::U32).row_major();
+        let ids = mesh.from_host(&ids, &ids_spec, &Distribution::Replicate, "tokens", Role::Activation)?;
+        let x =
+            ops::embedding(mesh, &ids, &self.model.embed, &Out::dram().named("embedding").layout(PageLayout::Tile))?;
+        mesh.deallocate(&ids)?;
+        Ok(x)
+    }
+
+    /// Final norm, lm_head (column-parallel over the vocabulary) and the host gather of the
+    /// first row's shards, as the demo gathers logits on the host. Frees `x`.
+    fn logits(&self, mesh: &mut Mesh, x: Tensor) -> Result<Vec<f32>, DeviceError> {
+        let m = &self.model;
+        let normed = ops::rms_norm(mesh, &x, Some(&m.norm), m.eps, &Out::dram().named("final_norm"))?;
+        mesh.deallocate(&x)?;
+        let logits = ops::matmul(mesh, &normed, &m.lm_head, MatmulArgs::default(), &Out::dram().named("lm_head.out"))?;
+        mesh.deallocate(&normed)?;
+        let shards = mesh.to_host(&logits)?;
+        mesh.deallocate(&logits)?;
+        let tp = mesh.desc().cols as usize;
+        Ok(HostTensor::concat(&shards[..tp.min(shards.len())], 3)?.data)
+    }
+
+    /// Prefill of `tokens` at positions `0..T` into the empty `cache`: logits `[T, V]`.
+    ///
+    /// Whole blocks of 32 tokens run the prefill path (`fill_cache` / `paged_fill_cache` of
+    /// each layer's keys and values); other lengths are fed through [`DecodeModel::decode_step`]
+    /// one token at a time, which fills the cache with `paged_update_cache` instead.
+    pub fn prefill(
+        &self,
+        mesh: &mut Mesh,
+        ccl_manager: &mut CclManager,
+        cache: &mut DeviceKvCache,
+        tokens: &[u32],
+        reduce: TpReduce,
+    ) -> Result<Vec<f32>, DeviceError> {
+        let t = tokens.len();
+        if t == 0 || !cache.is_empty() || t > cache.max_seq || cache.layers.len() != self.model.layers.len() {
+            return Err(GptOssError::InvalidInput(format!(
+                "prefill of {t} tokens needs an empty cache of this model with room for them"
+            ))
+            .into());
+        }
+        self.check_tokens(tokens)?;
+        if t % BLOCK != 0 {
+            let mut logits = Vec::with_capacity(t * self.model.vocab);
+            for (pos, &token) in tokens.iter().enumerate() {
+                logits.extend(self.decode_step(mesh, ccl_manager, cache, token, pos)?);
+            }
+            return Ok(logits);
+        }
+        let mut x = self.embed(mesh, tokens)?;
+        let first = self.model.layers.first().ok_or_else(|| DeviceError::Placement("no layers".to_owned()))?;
+        let (cos, sin) = first.attn.rope_tables(mesh, &self.model.rope, 0, t)?;
+        for (layer, kv) in self.model.layers.iter().zip(&cache.layers) {
+            x = prefill_layer_fill(mesh, ccl_manager, layer, x, &cos, &sin, kv, cache.page_table.as_ref(), reduce)?;
+        }
+        mesh.deallocate(&cos)?;
+        mesh.deallocate(&sin)?;
+        cache.len = t;
+        self.logits(mesh, x)
+    }
+
+    /// One decode step: the logits (`[V]`) of `token` at position `pos`, which must be at most
+    /// the cache's length (positions past it would leave a hole). Writes the token's keys and
+    /// values into `cache` at `pos`.
+    pub fn decode_step(
+        &self,
+        mesh: &mut Mesh,
+        ccl_manager: &mut CclManager,
+        cache: &mut DeviceKvCache,
+        token: u32,
+        pos: usize,
+    ) -> Result<Vec<f32>, DeviceError> {
+        if pos > cache.len || pos >= cache.max_seq || cache.layers.len() != self.model.layers.len() {
+            return Err(GptOssError::InvalidInput(format!(
+                "decode at position {pos} with a cache of {} / {} positions",
+                cache.len, cache.max_seq
+            ))
+            .into());
+        }
+        self.check_tokens(&[token])?;
+        let mut x = self.embed(mesh, &[token])?;
+        let first = self.attention.first().ok_or_else(|| DeviceError::Placement("no layers".to_owned()))?;
+        let position = DecodePosition::upload(mesh, &first.attn, &self.model.rope, pos)?;
+        for ((layer, attn), kv) in self.model.layers.iter().zip(&self.attention).zip(&cache.layers) {
+            x = decode_layer(mesh, ccl_manager, layer, attn, x, kv, cache.page_table.as_ref(), &position)?;
+        }
+        position.deallocate(mesh)?;
+        cache.len = cache.len.max(pos + 1);
+        self.logits(mesh, x)
+    }
+
+    /// Frees every weight.
+    pub fn deallocate(&self, mesh: &mut Mesh) -> Result<(), DeviceError> {
+        for a in &self.attention {
+            mesh.deallocate(&a.decode_sinks)?;
+        }
+        self.model.deallocate(mesh)
+    }
+}
