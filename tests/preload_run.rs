@@ -239,6 +239,11 @@ fn one_chip_allocations_ops_and_guards_are_traced() {
     // never claimed readable on a mock chip.
     assert!(events.iter().any(|e| matches!(e,
         Event::GuardRegister { buffer, reason } if *buffer == uid("weight.embed") && reason.contains("weight.embed"))));
+    // ... and the one it named by type and address; an address with no buffer is refused.
+    assert!(events.iter().any(|e| matches!(e,
+        Event::GuardRegister { buffer, reason } if *buffer == uid("weight.norm") && reason.contains("weight.norm"))));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("GUARD weight.norm rc=0") && stdout.contains("GUARD nothing rc=-1"), "{stdout}");
     let digests: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
@@ -246,7 +251,8 @@ fn one_chip_allocations_ops_and_guards_are_traced() {
             _ => None,
         })
         .collect();
-    assert_eq!(digests.iter().map(|g| g.after_op).collect::<Vec<_>>(), vec![None, Some(0), Some(1)]);
+    let points: Vec<Option<u64>> = digests.iter().map(|g| g.after_op).collect();
+    assert_eq!(points, vec![None, None, Some(0), Some(0), Some(1), Some(1)]);
     assert!(digests.iter().all(|g| !g.readable && g.pages.is_empty()));
 }
 
@@ -267,9 +273,9 @@ fn eight_chip_mesh_is_traced_with_its_geometry() {
     assert_eq!(start.geometry.l1_banks(), 56);
     assert_matches_printout(&out, &events);
     assert_eq!(ops(&events).len(), 3);
-    // One unreadable digest per chip at each of the three digest points.
+    // One unreadable digest per chip for each of the two guards at each of the three points.
     let digests = events.iter().filter(|e| matches!(e, Event::GuardDigest(g) if !g.readable)).count();
-    assert_eq!(digests, 3 * 8);
+    assert_eq!(digests, 2 * 3 * 8);
 }
 
 #[test]

@@ -63,6 +63,7 @@ using Buf = std::shared_ptr<MeshBuffer>;
 static void (*op_begin_fn)(const char*);
 static void (*op_end_fn)();
 static int (*guard_fn)(void*, const char*);
+static int (*guard_address_fn)(int, uint64_t, const char*);
 static void op_begin(const char* name) { if (op_begin_fn) op_begin_fn(name); printf("OP %s\n", name); }
 static void op_end() { if (op_end_fn) op_end_fn(); }
 
@@ -115,6 +116,11 @@ static void basic(MeshDevice* dev) {
   Buf w1 = make(dev, "weight.embed", 1 << 20, 2048, BufferType::DRAM);
   Buf w2 = make(dev, "weight.norm", 64 << 10, 2048, BufferType::L1);
   if (guard_fn) printf("GUARD weight.embed rc=%d\n", guard_fn(w1->get_backing_buffer(), "weight.embed"));
+  if (guard_address_fn) {
+    Buffer* n = w2->get_backing_buffer();
+    printf("GUARD weight.norm rc=%d\n", guard_address_fn((int)n->buffer_type(), n->address(), "weight.norm"));
+    printf("GUARD nothing rc=%d\n", guard_address_fn((int)BufferType::DRAM, 12345, "nothing"));
+  }
   op_begin("ttnn.matmul");
   Buf act = make(dev, "matmul.out", 128 << 10, 2048, BufferType::DRAM);
   Buf scratch = make(dev, "matmul.scratch", 32 << 10, 2048, BufferType::L1);
@@ -211,6 +217,7 @@ int main(int argc, char** argv) {
   op_begin_fn = (void (*)(const char*))dlsym(RTLD_DEFAULT, "ttsan_op_begin");
   op_end_fn = (void (*)())dlsym(RTLD_DEFAULT, "ttsan_op_end");
   guard_fn = (int (*)(void*, const char*))dlsym(RTLD_DEFAULT, "ttsan_guard");
+  guard_address_fn = (int (*)(int, uint64_t, const char*))dlsym(RTLD_DEFAULT, "ttsan_guard_address");
   printf("SHIM %s\n", op_begin_fn ? "present" : "absent");
   if (mode == "idle") { printf("DONE\n"); return 0; }
   auto mesh = open(chips);

@@ -8,6 +8,9 @@ Host transfers (``ttnn.from_torch``, ``ttnn.as_tensor``, ``ttnn.to_device``, ...
 by default: loading weights is then "before the first op" for ``--guard-preloaded``. Set
 ``TTSAN_TTNN_SKIP_OPS`` (comma-separated fully qualified names) to change the list.
 
+:func:`guard` guards the device buffer behind a ttnn tensor by name (its digests are compared
+around every op that does not write it).
+
 Use it as a pytest plugin (``ttsan run --ttnn-ops -- pytest ...`` sets this up): ops are marked
 only while a test function runs, so fixtures that load weights count as "before the first op".
 Or call :func:`install` from a script. Without the shim in the process nothing happens.
@@ -23,6 +26,7 @@ DEFAULT_SKIP = (
 
 _begin = None
 _end = None
+_guard_address = None
 _installed = []
 _open = 0
 _active = True
@@ -30,13 +34,19 @@ _skip = frozenset()
 
 
 def _load():
-    global _begin, _end, _skip
+    global _begin, _end, _guard_address, _skip
+    if _begin is not None:
+        return True
     process = ctypes.CDLL(None)
     try:
         _begin = process.ttsan_op_begin
         _end = process.ttsan_op_end
+        _guard_address = process.ttsan_guard_address
     except AttributeError:
+        _begin = _end = _guard_address = None
         return False
+    _guard_address.argtypes = [ctypes.c_int, ctypes.c_uint64, ctypes.c_char_p]
+    _guard_address.restype = ctypes.c_int
     _begin.argtypes = [ctypes.c_char_p]
     _begin.restype = None
     _end.argtypes = []
@@ -92,6 +102,23 @@ def install(ttnn=None):
         cm.__enter__()
         _installed.append(cm)
     return True
+
+
+# tt-metal's BufferType values, by the names ttnn.BufferType prints.
+_BUFFER_TYPES = {"DRAM": 0, "L1": 1, "L1_SMALL": 3, "TRACE": 4}
+
+
+def guard(tensor, name=""):
+    """Guards the device buffer behind ``tensor`` (a ttnn device tensor), named ``name`` in
+    reports. Returns whether the shim knows the buffer."""
+    if not _load():
+        return False
+    buffer_type = tensor.memory_config().buffer_type
+    key = getattr(buffer_type, "name", None) or str(buffer_type).rsplit(".", 1)[-1]
+    code = _BUFFER_TYPES.get(key)
+    if code is None:
+        return False
+    return _guard_address(code, int(tensor.buffer_address()), name.encode("utf-8", "replace")) == 0
 
 
 # pytest plugin hooks (plain functions, so this module needs no pytest import).

@@ -9,13 +9,19 @@
 //! void ttsan_op_begin(const char* name);
 //! void ttsan_op_end(void);
 //! int  ttsan_guard(void* buffer, const char* name);      // buffer: tt::tt_metal::Buffer*
+//! int  ttsan_guard_address(int buffer_type, uint64_t address, const char* name);
 //! int  ttsan_op_writes(void* buffer);                      // the open op writes this buffer
 //! ```
+//!
+//! `ttsan_guard_address` is for bindings that only see addresses (a ttnn tensor's
+//! `buffer_address()`): `buffer_type` is tt-metal's `BufferType` (DRAM 0, L1 1, L1_SMALL 3,
+//! TRACE 4), and a mesh buffer has the same address on every chip.
 
 use crate::reentry::Entered;
 use crate::state;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use ttsan_events::Space;
 
 fn text(p: *const c_char) -> String {
     if p.is_null() {
@@ -60,6 +66,28 @@ pub extern "C" fn ttsan_op_end() {
 pub unsafe extern "C" fn ttsan_guard(buffer: *mut c_void, name: *const c_char) -> c_int {
     let name = text(name);
     if inside(false, || state::guard(buffer, name)) {
+        0
+    } else {
+        -1
+    }
+}
+
+/// Guards the live buffer of `buffer_type` at `address`, naming it `name`. Returns 0, or -1 when
+/// no such buffer is live.
+///
+/// # Safety
+/// `name` is null or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn ttsan_guard_address(buffer_type: c_int, address: u64, name: *const c_char) -> c_int {
+    let name = text(name);
+    let space = match buffer_type {
+        crate::tt::buffer_type::DRAM => Space::Dram,
+        crate::tt::buffer_type::L1 => Space::L1,
+        crate::tt::buffer_type::L1_SMALL => Space::L1Small,
+        crate::tt::buffer_type::TRACE => Space::Trace,
+        _ => return -1,
+    };
+    if inside(false, || state::guard_address(space, address, name)) {
         0
     } else {
         -1

@@ -4,8 +4,8 @@
 //! so the trace order is the order tt-metal's allocator saw (a free is recorded before the real
 //! free releases the address; an allocation after the real allocation returns).
 
-use crate::writer::{self, Msg};
 use crate::stack::AddrMap;
+use crate::writer::{self, Msg};
 use crate::{config, digest, geometry, stack, status, tt};
 use crossbeam_channel::Sender;
 use std::ffi::c_void;
@@ -31,6 +31,8 @@ struct Guard {
 
 struct Live {
     id: u64,
+    space: Space,
+    address: u64,
     size: u64,
     page_size: u64,
     guard: Option<Guard>,
@@ -308,7 +310,8 @@ pub(crate) fn on_allocated(buffer: *const c_void) {
         st.event(Event::GuardRegister { buffer: f.id, reason: reason.clone() });
         Guard { reason, baseline: Baseline::First }
     });
-    st.live.insert(buffer as usize, Live { id: f.id, size: f.size, page_size: f.page_size, guard });
+    let live = Live { id: f.id, space, address: f.address, size: f.size, page_size: f.page_size, guard };
+    st.live.insert(buffer as usize, live);
 }
 
 /// Before the real free: records it while the address is still the buffer's.
@@ -380,9 +383,18 @@ pub(crate) fn op_end() {
 
 /// `ttsan_guard`: false when the buffer is not a live one the shim recorded.
 pub(crate) fn guard(buffer: *const c_void, name: String) -> bool {
+    guard_where(|&ptr, _| ptr == buffer as usize, name)
+}
+
+/// `ttsan_guard_address`: the live buffer of that type at that (bank-local) address.
+pub(crate) fn guard_address(space: Space, address: u64, name: String) -> bool {
+    guard_where(|_, l| l.space == space && l.address == address, name)
+}
+
+fn guard_where(pick: impl Fn(&usize, &Live) -> bool, name: String) -> bool {
     let mut st = lock();
     let reason = if name.is_empty() { "ttsan_guard".to_string() } else { format!("ttsan_guard: {name}") };
-    let Some(live) = st.live.get_mut(&(buffer as usize)) else { return false };
+    let Some(live) = st.live.iter_mut().find(|(p, l)| pick(p, l)).map(|(_, l)| l) else { return false };
     if live.guard.is_some() {
         return true;
     }
