@@ -480,3 +480,64 @@ fn a_program_that_dlopens_tt_metal_is_traced_too() {
     assert_eq!(got, vec![(0x10_0040, Space::Dram), (0x16_d800, Space::L1)]);
     assert_eq!(freed(&events).len(), 2);
 }
+
+/// The shim next to the ttsan binary under test (where `ttsan run` finds it too).
+fn shim_library() -> PathBuf {
+    let dir = Path::new(BIN).parent().unwrap();
+    [dir.join("libttsan_preload.so"), dir.join("deps/libttsan_preload.so")]
+        .into_iter()
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max_by_key(|(t, _)| *t)
+        .map(|(_, p)| p)
+        .expect("libttsan_preload.so is built with ttsan")
+}
+
+#[test]
+fn a_terminated_run_flushes_its_trace_from_the_signal_handler() {
+    use std::io::{BufRead, BufReader};
+    let test = "a_terminated_run_flushes_its_trace_from_the_signal_handler";
+    let Some((root, prog)) = setup(test) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let trace_path = dir.path().join("t.ttsan");
+    // The shim directly, without ttsan run, so that the test can signal the program itself.
+    let mut child = Command::new(&prog)
+        .current_dir(dir.path())
+        .args(["wait", "1"])
+        .env("LD_PRELOAD", shim_library())
+        .env("TTSAN_TRACE", &trace_path)
+        .env("TT_METAL_RUNTIME_ROOT", root.join("ttnn"))
+        .env("TT_METAL_SHM_TRACKING_DISABLED", "1")
+        .env("OMPI_MCA_btl", "self")
+        .env("TT_METAL_CACHE", dir.path().join("cache"))
+        .env("TT_METAL_LOGGER_LEVEL", "error")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line == "WAITING";
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(lines.last().map(String::as_str), Some("WAITING"), "{lines:?}");
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(15), "{status:?}");
+
+    let (events, stats) = trace(&trace_path);
+    assert!(!stats.is_damaged(), "{stats:?}");
+    assert!(!events.iter().any(|e| matches!(e, Event::CaptureEnd { .. })));
+    let printed_addrs: Vec<u64> =
+        lines.iter().filter(|l| l.starts_with("ALLOC ")).map(|l| field(l, "addr").parse().unwrap()).collect();
+    let mut traced: Vec<u64> = allocs_of(&events).values().map(|b| b.address).collect();
+    traced.sort();
+    let mut want = printed_addrs.clone();
+    want.sort();
+    assert_eq!(traced, want);
+    assert_eq!(ops(&events), vec![(0, "ttnn.waiting_op".into(), None)]);
+}

@@ -4,7 +4,7 @@
 // every buffer it allocates with the address the real allocator gave it:
 //   ALLOC <tag> uid=<unique id> addr=<address> size=<bytes> type=<BufferType>
 //   FREE <tag> uid=<unique id>
-// Modes: basic | threads | fork | segv | leak | idle (loads tt-metal, allocates nothing) | bench N;
+// Modes: basic | threads | fork | segv | wait (until killed) | leak | idle (loads tt-metal, allocates nothing) | bench N;
 // each takes the chip count next.
 #include <dlfcn.h>
 #include <sys/wait.h>
@@ -186,6 +186,16 @@ static void segv(MeshDevice* dev) {
   *p = 1;
 }
 
+// Allocates, then waits to be killed (the test sends SIGTERM).
+static void wait_mode(MeshDevice* dev) {
+  Buf w = make(dev, "weight", 1 << 20, 2048, BufferType::DRAM);
+  op_begin("ttnn.waiting_op");
+  Buf a = make(dev, "activation", 64 << 10, 2048, BufferType::L1);
+  printf("WAITING\n");
+  fflush(stdout);
+  for (int i = 0; i < 600; ++i) usleep(100 * 1000);
+}
+
 // A buffer still allocated when the device closes (the allocator releases it without a free).
 static void leak(MeshDevice* dev) {
   static Buf* kept = new Buf(make(dev, "leaked", 64 << 10, 2048, BufferType::DRAM));
@@ -228,6 +238,7 @@ int main(int argc, char** argv) {
   else if (mode == "fork") fork_mode(mesh.get());
   else if (mode == "segv") segv(mesh.get());
   else if (mode == "leak") leak(mesh.get());
+  else if (mode == "wait") wait_mode(mesh.get());
   else if (mode == "bench") bench(mesh.get(), argc > 3 ? atol(argv[3]) : 2000);
   else { fprintf(stderr, "unknown mode %s\n", mode.c_str()); return 2; }
   close(mesh, chips);
