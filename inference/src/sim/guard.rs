@@ -58,11 +58,11 @@ impl GuardTracker {
     pub fn register(&mut self, id: u64, reason: String, placement: Arc<Placement>, chips: &[ChipMemory]) -> Vec<Event> {
         let mut events = vec![Event::GuardRegister { buffer: id, reason }];
         let all: Vec<u64> = (0..placement.pages).collect();
-        let mut last = Vec::with_capacity(chips.len());
-        for (device, mem) in chips.iter().enumerate() {
-            let pages = digest_pages(&placement, mem, &all, None);
+        let jobs: Vec<(&ChipMemory, &[u64], Option<&[Digest]>)> =
+            chips.iter().map(|mem| (mem, all.as_slice(), None)).collect();
+        let last = digest_on_chips(&placement, &jobs);
+        for (device, pages) in last.iter().enumerate() {
             events.push(digest_event(id, device as u32, None, pages.clone()));
-            last.push(pages);
         }
         self.guarded.insert(id, Guarded { placement, last });
         events
@@ -83,22 +83,30 @@ impl GuardTracker {
     pub fn check(&mut self, after_op: Option<u64>, logs: &[WriteLog], chips: &[ChipMemory]) -> Vec<Event> {
         let mut events = Vec::new();
         for (&id, g) in self.guarded.iter_mut() {
-            for (device, (log, mem)) in logs.iter().zip(chips).enumerate() {
-                let mut dirty = BTreeSet::new();
-                for unit in log.units(g.placement.space) {
-                    for r in log.runs_on(g.placement.space, unit) {
-                        dirty.extend(g.placement.pages_in(unit, r));
+            let dirty: Vec<(usize, Vec<u64>)> = logs
+                .iter()
+                .enumerate()
+                .map(|(device, log)| {
+                    let mut pages = BTreeSet::new();
+                    for unit in log.units(g.placement.space) {
+                        for r in log.runs_on(g.placement.space, unit) {
+                            pages.extend(g.placement.pages_in(unit, r));
+                        }
                     }
-                }
-                if dirty.is_empty() {
-                    continue;
-                }
-                let dirty: Vec<u64> = dirty.into_iter().collect();
-                let Some(last) = g.last.get_mut(device) else { continue };
-                let fresh = digest_pages(&g.placement, mem, &dirty, Some(last.as_slice()));
-                if fresh != *last {
-                    *last = fresh.clone();
-                    events.push(digest_event(id, device as u32, after_op, fresh));
+                    (device, pages.into_iter().collect::<Vec<u64>>())
+                })
+                .filter(|(device, pages)| !pages.is_empty() && *device < chips.len() && *device < g.last.len())
+                .collect();
+            if dirty.is_empty() {
+                continue;
+            }
+            let jobs: Vec<(&ChipMemory, &[u64], Option<&[Digest]>)> =
+                dirty.iter().map(|(d, pages)| (&chips[*d], pages.as_slice(), Some(g.last[*d].as_slice()))).collect();
+            let fresh = digest_on_chips(&g.placement, &jobs);
+            for ((device, _), fresh) in dirty.iter().zip(fresh) {
+                if fresh != g.last[*device] {
+                    g.last[*device] = fresh.clone();
+                    events.push(digest_event(id, *device as u32, after_op, fresh));
                 }
             }
         }
@@ -106,17 +114,50 @@ impl GuardTracker {
     }
 }
 
+/// Pages below which hashing stays on the calling thread: spawning costs more than it saves.
+const PARALLEL_MIN_PAGES: usize = 256;
+
+/// Runs [`digest_pages`] for several chips, one thread per chip (up to the cores there are)
+/// when there is enough to hash; chips' memories are independent, so this scales with cores.
+pub fn digest_on_chips(p: &Placement, jobs: &[(&ChipMemory, &[u64], Option<&[Digest]>)]) -> Vec<Vec<Digest>> {
+    let total: usize = jobs.iter().map(|(_, pages, _)| pages.len()).sum();
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(jobs.len());
+    if threads <= 1 || total < PARALLEL_MIN_PAGES {
+        return jobs.iter().map(|(mem, pages, prev)| digest_pages(p, mem, pages, *prev)).collect();
+    }
+    let per_thread = jobs.len().div_ceil(threads);
+    let parts = crossbeam::thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .chunks(per_thread)
+            .map(|chunk| {
+                s.spawn(move |_| {
+                    chunk.iter().map(|(mem, pages, prev)| digest_pages(p, mem, pages, *prev)).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join()).collect::<Vec<_>>()
+    });
+    match parts {
+        Ok(parts) if parts.iter().all(Result::is_ok) => parts.into_iter().flatten().flatten().collect(),
+        // A hashing thread cannot fail short of a bug; fall back to hashing here rather than lose digests.
+        _ => jobs.iter().map(|(mem, pages, prev)| digest_pages(p, mem, pages, *prev)).collect(),
+    }
+}
+
 /// Digests of every page, re-hashing only `pages` when the previous digests are given.
-fn digest_pages(p: &Placement, mem: &ChipMemory, pages: &[u64], previous: Option<&[Digest]>) -> Vec<Digest> {
+pub fn digest_pages(p: &Placement, mem: &ChipMemory, pages: &[u64], previous: Option<&[Digest]>) -> Vec<Digest> {
     let mut out: Vec<Digest> = match previous {
         Some(prev) => prev.to_vec(),
         None => vec![[0u8; 16]; p.pages as usize],
     };
-    let mut buf = vec![0u8; p.page_size as usize];
     for &page in pages {
         if let (Some((unit, addr)), Some(slot)) = (p.locate(page), out.get_mut(page as usize)) {
-            mem.read(p.space, unit, addr, &mut buf);
-            *slot = page_digest(&buf);
+            // Hash straight out of chip memory: no copy of the page.
+            let mut hasher = blake3::Hasher::new();
+            mem.visit(p.space, unit, addr, p.page_size, |bytes| {
+                hasher.update(bytes);
+            });
+            slot.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
         }
     }
     out

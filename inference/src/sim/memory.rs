@@ -4,7 +4,7 @@
 //! written, so every DRAM bank and every core's L1 is a map of fixed-size chunks; reading a
 //! chunk that was never written yields zeros, as freshly reset device memory would in a test.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use ttsan_events::{Space, Unit};
 
 /// Bytes per chunk: two bf16 tiles, so a tile write touches at most two chunks.
@@ -58,6 +58,24 @@ impl ChipMemory {
                 None => out[done..done + n].fill(0),
             }
             done += n;
+        }
+    }
+
+    /// Calls `f` on the bytes of `[address, address + len)` of `unit` in order, chunk by chunk,
+    /// without copying them (never-written chunks read as zeros).
+    pub fn visit(&self, space: Space, unit: Unit, address: u64, len: u64, mut f: impl FnMut(&[u8])) {
+        const ZEROS: [u8; CHUNK as usize] = [0u8; CHUNK as usize];
+        let (p, u) = (plane(space), unit.key());
+        let mut done = 0u64;
+        while done < len {
+            let at = address + done;
+            let (chunk, offset) = (at / CHUNK, (at % CHUNK) as usize);
+            let n = (CHUNK - offset as u64).min(len - done) as usize;
+            match self.chunks.get(&(p, u, chunk)) {
+                Some(page) => f(&page[offset..offset + n]),
+                None => f(&ZEROS[offset..offset + n]),
+            }
+            done += n as u64;
         }
     }
 
