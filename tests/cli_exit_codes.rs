@@ -170,3 +170,23 @@ fn trace_dump_is_json_lines_with_event_and_buffer_fields() {
     assert_eq!(op["name"], "ttnn.all_gather");
     assert_eq!(op["index"], 0);
 }
+
+#[test]
+fn analyze_writes_the_html_map_too() {
+    let dir = support::tempdir();
+    let trace = dir.path().join("t.ttsan");
+    let html = dir.path().join("map.html");
+    write_trace(&trace, &fixtures::use_after_free());
+    let out = ttsan().arg("analyze").arg(&trace).arg("--html").arg(&html).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let page = std::fs::read_to_string(&html).expect("html written");
+    assert!(
+        page.starts_with("<!DOCTYPE html>") || page.starts_with("<!doctype html>"),
+        "{}",
+        &page[..60.min(page.len())]
+    );
+    assert!(page.len() > 1000);
+    // An unwritable map path is a usage error, and the report is not claimed clean.
+    let out = ttsan().arg("analyze").arg(&trace).args(["--html", "/nonexistent/dir/map.html"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

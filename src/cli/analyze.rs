@@ -126,6 +126,9 @@ impl ReportArgs {
 pub struct AnalyzeArgs {
     /// The trace file.
     pub trace: PathBuf,
+    /// Also write the HTML allocation map to FILE (as `ttsan report --html`) [TTSAN_OPTIONS: html].
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     #[command(flatten)]
     pub report: ReportArgs,
 }
@@ -133,11 +136,30 @@ pub struct AnalyzeArgs {
 /// Runs `ttsan analyze`.
 pub fn run(args: &AnalyzeArgs) -> Outcome {
     let settings = args.report.settings()?;
+    let html = match &args.html {
+        Some(path) => Some(path.clone()),
+        None => EnvOptions::from_env().map_err(Failure::usage)?.string("html").map(PathBuf::from),
+    };
+    if let Some(path) = &html {
+        write_map(&args.trace, path, &settings)?;
+    }
     if settings.ci.active() {
         return super::ci::gate_trace(&args.trace, &settings);
     }
     let report = analyze_trace(&args.trace, &settings)?;
     emit(&report, &settings)
+}
+
+/// Writes the HTML allocation map of `trace` (a separate streaming pass over the file).
+fn write_map(trace: &Path, path: &Path, settings: &Settings) -> Result<(), Failure> {
+    let (map, analysis) = ttsan_viz::map_trace_file(trace, settings.analysis.clone())
+        .with_context(|| trace.display().to_string())
+        .map_err(Failure::usage)?;
+    ttsan_viz::write_html_file(&map, &analysis, path)
+        .with_context(|| format!("writing HTML map {}", path.display()))
+        .map_err(Failure::usage)?;
+    eprintln!("ttsan: allocation map written to {}", path.display());
+    Ok(())
 }
 
 /// Analyses a trace file into a report; an unreadable trace is a usage error (exit 2).
