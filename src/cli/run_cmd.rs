@@ -95,7 +95,7 @@ pub fn run(args: &WrapArgs) -> Outcome {
 
     let mut cmd = Command::new(program);
     cmd.args(rest)
-        .env("LD_PRELOAD", preload_value(&lib)?)
+        .env("LD_PRELOAD", preload_value(&lib, std::env::var("LD_PRELOAD").ok().as_deref())?)
         .env(ttsan_preload::ENV_TRACE, &trace)
         .env(ttsan_preload::ENV_STATUS, &status_file)
         .env(ttsan_preload::ENV_COMMAND, &shown);
@@ -272,16 +272,16 @@ fn locate_preload() -> Result<PathBuf, Failure> {
         })
 }
 
-/// `LD_PRELOAD` with the shim appended to whatever the caller preloads already.
-fn preload_value(lib: &Path) -> Result<String, Failure> {
+/// `LD_PRELOAD` with the shim appended to whatever the caller preloads already (`existing`).
+fn preload_value(lib: &Path, existing: Option<&str>) -> Result<String, Failure> {
     let lib = lib.to_string_lossy();
     if lib.contains([' ', ':']) {
         return Err(Failure::usage(anyhow!(
             "the shim path `{lib}` contains a space or colon, which LD_PRELOAD cannot carry"
         )));
     }
-    Ok(match std::env::var("LD_PRELOAD") {
-        Ok(existing) if !existing.trim().is_empty() => format!("{existing}:{lib}"),
+    Ok(match existing {
+        Some(existing) if !existing.trim().is_empty() => format!("{existing}:{lib}"),
         _ => lib.into_owned(),
     })
 }
@@ -369,9 +369,11 @@ mod tests {
 
     #[test]
     fn preload_is_appended() {
-        std::env::remove_var("LD_PRELOAD");
-        assert_eq!(preload_value(Path::new("/a/libttsan_preload.so")).unwrap(), "/a/libttsan_preload.so");
-        assert!(preload_value(Path::new("/a b/libttsan_preload.so")).is_err());
+        let lib = Path::new("/a/libttsan_preload.so");
+        assert_eq!(preload_value(lib, None).unwrap(), "/a/libttsan_preload.so");
+        assert_eq!(preload_value(lib, Some(" ")).unwrap(), "/a/libttsan_preload.so");
+        assert_eq!(preload_value(lib, Some("/x/libfoo.so")).unwrap(), "/x/libfoo.so:/a/libttsan_preload.so");
+        assert!(preload_value(Path::new("/a b/libttsan_preload.so"), None).is_err());
     }
 
     #[test]
