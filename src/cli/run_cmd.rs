@@ -97,8 +97,7 @@ pub fn run(args: &WrapArgs) -> Outcome {
     cmd.args(rest)
         .env("LD_PRELOAD", preload_value(&lib, std::env::var("LD_PRELOAD").ok().as_deref())?)
         .env(ttsan_preload::ENV_TRACE, &trace)
-        .env(ttsan_preload::ENV_STATUS, &status_file)
-        .env(ttsan_preload::ENV_COMMAND, &shown);
+        .env(ttsan_preload::ENV_STATUS, &status_file);
     for (k, v) in guards.to_env() {
         cmd.env(k, v);
     }

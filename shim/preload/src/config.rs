@@ -11,7 +11,8 @@ pub const ENV_TRACE: &str = "TTSAN_TRACE";
 pub const ENV_STATUS: &str = "TTSAN_PRELOAD_STATUS";
 /// Frames captured per allocation and free (default 16; 0 disables backtraces).
 pub const ENV_STACK_DEPTH: &str = "TTSAN_STACK_DEPTH";
-/// The command line recorded in `CaptureStart` (default: this process's own).
+/// The command line recorded in `CaptureStart` (default: this process's own, which also tells
+/// the processes of one run apart).
 pub const ENV_COMMAND: &str = "TTSAN_COMMAND";
 /// Guard buffers of at least this many bytes.
 pub const ENV_GUARD_MIN_SIZE: &str = "TTSAN_GUARD_MIN_SIZE";

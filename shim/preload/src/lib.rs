@@ -7,6 +7,13 @@
 //! `BufferFree` with a native backtrace. Programs mark ops and guards through a tiny C ABI
 //! ([`cabi`]); guarded buffers are read back and digested at the end of every top-level op.
 //!
+//! Ops come from the program (the C ABI, or ttnn's Python operation hooks through
+//! [`TTNN_OPS_PLUGIN`]) rather than from tt-metal's graph tracker: `GraphTracker`'s
+//! `track_function_start` is a header template walking thread-local processors, so there is no
+//! exported function to interpose, and registering a processor would mean hand-writing the
+//! vtable of `IGraphProcessor`; a graph capture of our own would nest inside the one newer ttnn
+//! decorators already start around every op.
+//!
 //! Events go from the calling thread, in the order tt-metal's allocator saw them, to one writer
 //! thread that encodes and appends them to `$TTSAN_TRACE`. The trace is flushed at exit and on
 //! SIGINT, SIGTERM, SIGABRT, SIGSEGV and SIGBUS, so a crashed run still leaves a readable trace.
