@@ -261,8 +261,10 @@ fn eight_chip_mesh_is_traced_with_its_geometry() {
     let test = "eight_chip_mesh_is_traced_with_its_geometry";
     let Some((root, prog)) = setup(test) else { return };
     let dir = tempfile::tempdir().unwrap();
-    let out = run(&root, &prog, dir.path(), &["--trace", "t.ttsan"], &["basic", "8"]);
+    let out = run(&root, &prog, dir.path(), &["--trace", "t.ttsan", "--html", "map.html"], &["basic", "8"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let html = std::fs::read_to_string(dir.path().join("map.html")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") || html.contains("<html"), "not an HTML map");
     let (events, _) = trace(&dir.path().join("t.ttsan"));
     let Some(Event::CaptureStart(start)) = events.first() else { panic!("no CaptureStart") };
     assert_eq!((start.mesh.rows, start.mesh.cols, start.mesh.len()), (2, 4, 8));

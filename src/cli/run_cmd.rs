@@ -8,6 +8,7 @@
 
 use super::analyze::{analyze_trace, emit, ReportArgs, Settings};
 use super::exit::{Failure, Outcome, CLEAN, INTERNAL};
+use super::options::EnvOptions;
 use anyhow::{anyhow, Context as _};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -31,7 +32,7 @@ pub struct WrapArgs {
     /// FILE.<pid>). Default: a temporary file, removed after the report.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
-    /// Also write the interactive allocation map (one self-contained HTML file).
+    /// Also write the interactive allocation map (one self-contained HTML file) [TTSAN_OPTIONS: html].
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
     /// Guard buffers of at least this many bytes (suffixes K, M, G).
@@ -80,6 +81,10 @@ impl WrapArgs {
 pub fn run(args: &WrapArgs) -> Outcome {
     let settings = args.report.settings()?;
     let guards = args.guards()?;
+    let html = match &args.html {
+        Some(path) => Some(path.clone()),
+        None => EnvOptions::from_env().map_err(Failure::usage)?.string("html").map(PathBuf::from),
+    };
     let Some((program, rest)) = args.command.split_first() else {
         return Err(Failure::usage(anyhow!("nothing to run after `--`")));
     };
@@ -120,7 +125,7 @@ pub fn run(args: &WrapArgs) -> Outcome {
 
     let lines = read_status(&status_file);
     let traces = collect_traces(&trace);
-    let outcome = judge(&lines, &traces, &shown, code, &settings, args);
+    let outcome = judge(&lines, &traces, &shown, code, &settings, html.as_deref());
     if args.trace.is_some() {
         for t in &traces {
             eprintln!("ttsan: trace kept at {}", t.display());
@@ -131,7 +136,14 @@ pub fn run(args: &WrapArgs) -> Outcome {
 }
 
 /// What the status lines and the traces say, reported; the exit code follows from it.
-fn judge(lines: &[StatusLine], traces: &[PathBuf], shown: &str, code: i32, s: &Settings, args: &WrapArgs) -> Outcome {
+fn judge(
+    lines: &[StatusLine],
+    traces: &[PathBuf],
+    shown: &str,
+    code: i32,
+    s: &Settings,
+    html: Option<&Path>,
+) -> Outcome {
     if !lines.iter().any(|l| matches!(l, StatusLine::Loaded { .. })) {
         return Err(Failure {
             code: INTERNAL,
@@ -170,7 +182,7 @@ fn judge(lines: &[StatusLine], traces: &[PathBuf], shown: &str, code: i32, s: &S
         if traces.len() > 1 {
             println!("== ttsan: {} ==", trace.display());
         }
-        let r = report_one(trace, s, if i == 0 { args.html.as_deref() } else { None });
+        let r = report_one(trace, s, if i == 0 { html } else { None });
         result = worse(result, r.map(|c| if c == CLEAN { code } else { c }), code);
     }
     result
