@@ -5,7 +5,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 use ttsan_events::{Space, Unit};
-use ttsan_inference::sim::{digest_on_chips, digest_pages, page_digest, ChipMemory, Placement};
+use ttsan_inference::sim::{digest_on_chips, digest_pages, page_digest, ChipMemory, DigestJob, Placement};
 
 const PAGE: u64 = 2048;
 const PAGES: u64 = 8192; // 16 MiB per chip
@@ -59,8 +59,7 @@ fn bench(c: &mut Criterion) {
             (0..CHIPS).fold(0u8, |acc, _| acc ^ bytes.chunks(PAGE as usize).map(page_digest).fold(0u8, |a, d| a ^ d[0]))
         })
     });
-    let jobs: Vec<(&ChipMemory, &[u64], Option<&[[u8; 16]]>)> =
-        chips.iter().map(|m| (m, all.as_slice(), None)).collect();
+    let jobs: Vec<DigestJob<'_>> = chips.iter().map(|m| (m, all.as_slice(), None)).collect();
     g.bench_function("sim_digest_8_chips_parallel", |b| b.iter(|| black_box(digest_on_chips(&p, &jobs))));
     // Dirty-page tracking: after an op that wrote 64 pages, only those are re-hashed.
     let prev = digest_pages(&p, &chips[0], &all, None);

@@ -58,8 +58,7 @@ impl GuardTracker {
     pub fn register(&mut self, id: u64, reason: String, placement: Arc<Placement>, chips: &[ChipMemory]) -> Vec<Event> {
         let mut events = vec![Event::GuardRegister { buffer: id, reason }];
         let all: Vec<u64> = (0..placement.pages).collect();
-        let jobs: Vec<(&ChipMemory, &[u64], Option<&[Digest]>)> =
-            chips.iter().map(|mem| (mem, all.as_slice(), None)).collect();
+        let jobs: Vec<DigestJob<'_>> = chips.iter().map(|mem| (mem, all.as_slice(), None)).collect();
         let last = digest_on_chips(&placement, &jobs);
         for (device, pages) in last.iter().enumerate() {
             events.push(digest_event(id, device as u32, None, pages.clone()));
@@ -100,7 +99,7 @@ impl GuardTracker {
             if dirty.is_empty() {
                 continue;
             }
-            let jobs: Vec<(&ChipMemory, &[u64], Option<&[Digest]>)> =
+            let jobs: Vec<DigestJob<'_>> =
                 dirty.iter().map(|(d, pages)| (&chips[*d], pages.as_slice(), Some(g.last[*d].as_slice()))).collect();
             let fresh = digest_on_chips(&g.placement, &jobs);
             for ((device, _), fresh) in dirty.iter().zip(fresh) {
@@ -114,12 +113,16 @@ impl GuardTracker {
     }
 }
 
+/// One chip's share of a digest: its memory, the pages to hash, and the previous digests (to
+/// keep for pages not re-hashed).
+pub type DigestJob<'a> = (&'a ChipMemory, &'a [u64], Option<&'a [Digest]>);
+
 /// Pages below which hashing stays on the calling thread: spawning costs more than it saves.
 const PARALLEL_MIN_PAGES: usize = 256;
 
 /// Runs [`digest_pages`] for several chips, one thread per chip (up to the cores there are)
 /// when there is enough to hash; chips' memories are independent, so this scales with cores.
-pub fn digest_on_chips(p: &Placement, jobs: &[(&ChipMemory, &[u64], Option<&[Digest]>)]) -> Vec<Vec<Digest>> {
+pub fn digest_on_chips(p: &Placement, jobs: &[DigestJob<'_>]) -> Vec<Vec<Digest>> {
     let total: usize = jobs.iter().map(|(_, pages, _)| pages.len()).sum();
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(jobs.len());
     if threads <= 1 || total < PARALLEL_MIN_PAGES {

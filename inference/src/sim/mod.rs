@@ -45,7 +45,7 @@ pub use config::{DetectMode, GuardSelect, MeshConfig, UnknownDetectMode};
 pub use dtype::{DType, PageLayout};
 pub use error::{SimError, SimResult};
 pub use fault::{parse_faults, Fault, FaultParseError, OpCall};
-pub use guard::{digest_on_chips, digest_pages, page_digest};
+pub use guard::{digest_on_chips, digest_pages, page_digest, DigestJob};
 pub use host::{norm_dim, strides, HostTensor};
 pub use memory::{ChipMemory, CHUNK};
 pub use mesh::{Mesh, RunStats, PRODUCER};
