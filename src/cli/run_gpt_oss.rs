@@ -1,18 +1,309 @@
 //! `ttsan run gpt-oss`: the GPT-OSS inference path on the simulated mesh, under the sanitizer.
+//!
+//! Records the run through a `FileRecorder` (a temporary trace unless `--trace`), analyses the
+//! trace as `ttsan analyze` does (same report, same exit codes), prints the module PCCs, adds
+//! them to the JSON report as `modules[]`, and writes the HTML allocation map on request.
 
-use super::analyze::ReportArgs;
-use super::exit::{Failure, Outcome};
+use super::analyze::{analyze_trace, emit, Format, ReportArgs, Settings};
+use super::exit::{Failure, Outcome, CLEAN, USAGE};
+use anyhow::{anyhow, Context as _};
 use clap::Args;
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use ttsan_inference::gpt_oss::npy;
+use ttsan_inference::gpt_oss::run::{
+    parse_ids, parse_layers, parse_mesh, run as run_model, Mode, ModelSource, Module, RunError, RunOptions, RunOutcome,
+};
+use ttsan_inference::sim::DetectMode;
+use ttsan_sanitizer::report::{render_text, Report, Status};
+use ttsan_sanitizer::FindingKind;
+use ttsan_shim::events::{Arch, Role};
+use ttsan_shim::FileRecorder;
 
 /// Options of `ttsan run gpt-oss`.
 #[derive(Debug, Args)]
 pub struct GptOssArgs {
+    /// Mesh shape RxC.
+    #[arg(long, default_value = "1x8")]
+    pub mesh: String,
+    /// Chip architecture: wormhole or blackhole.
+    #[arg(long, default_value = "wormhole")]
+    pub arch: String,
+    /// prefill or decode (default: a prefill of 32 tokens, then decode steps).
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// Prefill tokens (a multiple of 32).
+    #[arg(long, default_value_t = 32)]
+    pub seq_len: usize,
+    /// Decode steps.
+    #[arg(long, default_value_t = 2)]
+    pub decode_steps: usize,
+    /// Layers (N, N-M, comma separated); module tests run on the first.
+    #[arg(long, default_value = "0")]
+    pub layers: String,
+    /// Module tests in order: attention, router, experts, decoder, model, or all.
+    #[arg(long)]
+    pub modules: Option<String>,
+    /// Model config: tiny, 20b or 120b (random weights).
+    #[arg(long, conflicts_with = "checkpoint")]
+    pub config: Option<String>,
+    /// An HF checkpoint directory.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: Option<PathBuf>,
+    /// Random-weight seed.
+    #[arg(long, default_value_t = 21)]
+    pub seed: u64,
+    /// Plan mode: full-size shapes, allocation and op events only.
+    #[arg(long)]
+    pub plan: bool,
+    /// Prompt token ids, comma separated.
+    #[arg(long, value_name = "IDS")]
+    pub input_ids: Option<String>,
+    /// Write the logits of a whole-model prefill as f32 .npy [tokens, vocab].
+    #[arg(long, value_name = "FILE")]
+    pub logits_out: Option<PathBuf>,
+    /// Inject a fault: a named fault (ccl-stale-scratch, ...) or the simulator's syntax.
+    #[arg(long, value_name = "FAULT")]
+    pub inject: Vec<String>,
+    /// Apply a fix: all-reduce (the experts' TP all-reduce through ttnn.all_reduce).
+    #[arg(long, value_name = "FIX")]
+    pub fix: Vec<String>,
+    /// Detection: writes, digests, both or none.
+    #[arg(long, default_value = "writes")]
+    pub detect: String,
+    /// Also guard buffers whose name matches GLOB (digest modes).
+    #[arg(long, value_name = "GLOB")]
+    pub guard: Vec<String>,
+    /// Guard buffers of ROLE (replaces the default, weights).
+    #[arg(long, value_name = "ROLE")]
+    pub guard_role: Vec<String>,
+    /// Keep the trace in FILE (default: a temporary file).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// Write the HTML allocation map to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Report options.
     #[command(flatten)]
     pub report: ReportArgs,
 }
 
+fn usage(e: impl std::fmt::Display) -> Failure {
+    Failure::usage(anyhow!("{e}"))
+}
+
+fn options(args: &GptOssArgs) -> Result<RunOptions, Failure> {
+    let (rows, cols) = parse_mesh(&args.mesh).map_err(usage)?;
+    let arch = match args.arch.as_str() {
+        "wormhole" | "wormhole_b0" => Arch::WormholeB0,
+        "blackhole" => Arch::Blackhole,
+        other => return Err(usage(format!("unknown --arch `{other}` (wormhole, blackhole)"))),
+    };
+    let mode = match args.mode.as_deref() {
+        None => None,
+        Some("prefill") => Some(Mode::Prefill),
+        Some("decode") => Some(Mode::Decode),
+        Some(other) => return Err(usage(format!("unknown --mode `{other}` (prefill, decode)"))),
+    };
+    let detect: DetectMode = args.detect.parse().map_err(usage)?;
+    let guard_roles = if args.guard_role.is_empty() {
+        None
+    } else {
+        let roles = args
+            .guard_role
+            .iter()
+            .map(|r| {
+                Role::ALL.into_iter().find(|x| x.as_str() == r).ok_or_else(|| usage(format!("unknown role `{r}`")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Some(roles)
+    };
+    let mut fix_all_reduce = false;
+    for f in &args.fix {
+        match f.as_str() {
+            "all-reduce" => fix_all_reduce = true,
+            other => return Err(usage(format!("unknown --fix `{other}` (all-reduce)"))),
+        }
+    }
+    let model = match (&args.checkpoint, &args.config) {
+        (Some(dir), _) => ModelSource::Checkpoint(dir.clone()),
+        (None, Some(c)) => ModelSource::Preset(c.clone()),
+        (None, None) => ModelSource::Preset("tiny".into()),
+    };
+    Ok(RunOptions {
+        arch,
+        rows,
+        cols,
+        mode,
+        seq_len: args.seq_len,
+        decode_steps: args.decode_steps,
+        layers: parse_layers(&args.layers).map_err(usage)?,
+        modules: args.modules.as_deref().map(Module::parse_list).transpose().map_err(usage)?,
+        model,
+        seed: args.seed,
+        input_ids: args.input_ids.as_deref().map(parse_ids).transpose().map_err(usage)?,
+        inject: args.inject.clone(),
+        fix_all_reduce,
+        detect,
+        guard_globs: args.guard.clone(),
+        guard_roles,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    })
+}
+
+/// A trace path that is removed when dropped unless it was asked for.
+struct TracePath {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for TracePath {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn trace_path(args: &GptOssArgs) -> TracePath {
+    match &args.trace {
+        Some(p) => TracePath { path: p.clone(), keep: true },
+        None => {
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            let name = format!("ttsan-gpt-oss-{}-{nanos}.ttsan", std::process::id());
+            TracePath { path: std::env::temp_dir().join(name), keep: false }
+        }
+    }
+}
+
 /// Runs GPT-OSS on the simulated mesh.
-pub fn run(_args: &GptOssArgs) -> Outcome {
-    Err(Failure::internal(anyhow::anyhow!("the GPT-OSS run is not built yet")))
+pub fn run(args: &GptOssArgs) -> Outcome {
+    let settings = args.report.settings()?;
+    if args.plan {
+        return Err(usage("--plan: plan mode (full-size shapes, allocations only) is not built yet"));
+    }
+    let opts = options(args)?;
+    let trace = trace_path(args);
+    let recorder = Arc::new(
+        FileRecorder::create(&trace.path).with_context(|| trace.path.display().to_string()).map_err(Failure::usage)?,
+    );
+    let tty = std::io::stderr().is_terminal();
+    let progress = |step: &str| {
+        if tty {
+            eprintln!("ttsan: {step}");
+        }
+    };
+    let outcome = run_model(&opts, recorder.clone(), &progress);
+    recorder.finish().with_context(|| format!("writing trace {}", trace.path.display())).map_err(Failure::internal)?;
+    let outcome = outcome.map_err(|e: RunError| {
+        let code = if e.is_usage() { USAGE } else { super::exit::INTERNAL };
+        Failure { code, error: anyhow!("{e}") }
+    })?;
+    if let (Some(path), Some((shape, values))) = (&args.logits_out, &outcome.logits) {
+        npy::write_f32(path, shape, values).with_context(|| path.display().to_string()).map_err(Failure::usage)?;
+    } else if args.logits_out.is_some() {
+        return Err(usage("--logits-out needs a whole-model run (no --modules, or --modules model)"));
+    }
+    let report = analyze_trace(&trace.path, &settings)?;
+    if let Some(html) = &args.html {
+        write_html(&trace.path, html, &settings)?;
+    }
+    if settings.ci.active() {
+        print_modules(&outcome, &mut std::io::stderr());
+        return emit(&report, &settings);
+    }
+    finish(&report, &outcome, &settings)
+}
+
+fn write_html(trace: &Path, html: &Path, settings: &Settings) -> Result<(), Failure> {
+    let (map, analysis) = ttsan_viz::map_trace_file(trace, settings.analysis.clone())
+        .with_context(|| trace.display().to_string())
+        .map_err(Failure::usage)?;
+    ttsan_viz::write_html_file(&map, &analysis, html)
+        .with_context(|| format!("writing {}", html.display()))
+        .map_err(Failure::usage)
+}
+
+fn print_modules(outcome: &RunOutcome, out: &mut dyn std::io::Write) {
+    for m in &outcome.modules {
+        let _ = writeln!(out, "{m}");
+    }
+}
+
+/// The report as JSON with the module results added as `modules[]`.
+pub fn report_json(report: &Report, outcome: &RunOutcome) -> Result<String, Failure> {
+    let mut value: serde_json::Value =
+        serde_json::from_str(&report.to_json()).context("re-reading the JSON report").map_err(Failure::internal)?;
+    let modules: Vec<serde_json::Value> = outcome
+        .modules
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "name": m.module.to_string(),
+                "pcc": m.pcc,
+                "threshold": m.threshold,
+                "passed": m.passed(),
+            })
+        })
+        .collect();
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("modules".into(), serde_json::Value::Array(modules));
+    }
+    serde_json::to_string_pretty(&value).context("writing the JSON report").map_err(Failure::internal)
+}
+
+/// What the run means for the sink-corruption story, when it is that story.
+fn order_note(report: &Report, outcome: &RunOutcome) -> Option<String> {
+    let stale = report.findings.iter().find(|f| {
+        f.kind == FindingKind::UseAfterFree
+            && f.culprit.as_ref().is_some_and(|c| c.op == "ttnn.experimental.reduce_scatter_minimal_async")
+    })?;
+    let attention = outcome.modules.iter().find(|m| m.module == Module::Attention)?;
+    let victim = stale.victim.as_ref().map_or("free memory".to_string(), |v| format!("'{}'", v.name));
+    Some(if attention.passed() {
+        format!(
+            "note: attention passed (PCC {:.3}), yet the reduce-scatter's in-flight writes landed after its intermediate \
+             was freed (into {victim}): the latent bug is caught in either module order",
+            attention.pcc
+        )
+    } else {
+        format!(
+            "note: attention failed (PCC {:.3}) because the reduce-scatter's in-flight writes landed in {victim} after \
+             its intermediate was freed; with attention first it passes, and ttsan still reports the writes: the bug is \
+             caught in either module order",
+            attention.pcc
+        )
+    })
+}
+
+fn finish(report: &Report, outcome: &RunOutcome, settings: &Settings) -> Outcome {
+    if let Some(path) = &settings.json {
+        std::fs::write(path, report_json(report, outcome)?)
+            .with_context(|| format!("writing JSON report {}", path.display()))
+            .map_err(Failure::usage)?;
+    }
+    for w in &report.warnings {
+        eprintln!("ttsan: warning: {w}");
+    }
+    match settings.format {
+        Format::Text => {
+            print_modules(outcome, &mut std::io::stdout());
+            print!("{}", render_text(report, settings.text));
+            if let Some(note) = order_note(report, outcome) {
+                println!("{note}");
+            }
+        }
+        Format::Json => {
+            print_modules(outcome, &mut std::io::stderr());
+            println!("{}", report_json(report, outcome)?);
+        }
+    }
+    match report.status {
+        Status::Clean => Ok(CLEAN),
+        Status::Findings => Ok(settings.error_exitcode),
+        Status::Error => {
+            Err(Failure { code: USAGE, error: anyhow!("analysis incomplete: {}", report.errors.join("; ")) })
+        }
+    }
 }

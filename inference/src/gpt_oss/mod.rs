@@ -14,6 +14,7 @@ pub mod pcc;
 pub mod reference;
 pub mod rng;
 pub mod rope;
+pub mod run;
 pub mod tensor;
 pub mod weights;
 

@@ -3,6 +3,32 @@
 
 use super::tensor::Tensor;
 use std::collections::HashMap;
+use ttsan_events::{Space, Unit};
+
+/// Bytes an asynchronous op wrote to its cached scratch that have not landed yet (the
+/// `deferred` fault): they land at the next compute dispatch, after the op has ended and
+/// possibly after the scratch was freed and its bytes handed to another buffer.
+#[derive(Debug, Clone)]
+pub(crate) struct InFlight {
+    /// The writing op's index (the Write events name it).
+    pub(crate) op: u64,
+    /// Chip.
+    pub(crate) device: usize,
+    /// DRAM or L1.
+    pub(crate) space: Space,
+    /// Bank or core.
+    pub(crate) unit: Unit,
+    /// Bank-local address.
+    pub(crate) address: u64,
+    /// The bytes.
+    pub(crate) bytes: Vec<u8>,
+}
+
+/// Whether `op` is a collective: collectives run on the CCL sub-device and do not wait for an
+/// earlier collective's outstanding writes, so those land only at the next compute dispatch.
+pub(crate) fn is_ccl(op: &str) -> bool {
+    ["all_gather", "reduce_scatter", "all_reduce", "all_to_all"].iter().any(|c| op.contains(c))
+}
 
 /// One cached buffer of an op.
 #[derive(Debug, Clone)]

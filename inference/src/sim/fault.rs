@@ -4,6 +4,7 @@
 //! - `stray-write:op=NAME[#N],device=D,space=dram|l1,bank=B|core=X.Y,addr=A,len=L`
 //! - `overrun:op=NAME[#N],bytes=L`
 //! - `stale:op=NAME`
+//! - `deferred:op=NAME[,scratch=GLOB]`
 //!
 //! `#N` picks the N-th call of NAME (default the first); numbers are decimal or `0x` hex.
 
@@ -68,6 +69,15 @@ pub enum Fault {
         /// The op name (every call after the first writes through the stale address).
         op: String,
     },
+    /// The op's writes to its cached scratch (those named like `scratch`) are still in flight
+    /// when it ends, as an asynchronous CCL op's are: they land when the next compute program
+    /// is dispatched (or when the run ends), wherever the scratch was freed in between.
+    Deferred {
+        /// The op name (every call).
+        op: String,
+        /// Glob over the cached scratch buffer names whose writes are deferred.
+        scratch: String,
+    },
 }
 
 impl Fault {
@@ -75,7 +85,7 @@ impl Fault {
     pub fn op(&self) -> &str {
         match self {
             Fault::StrayWrite { at, .. } | Fault::Overrun { at, .. } => &at.op,
-            Fault::Stale { op } => op,
+            Fault::Stale { op } | Fault::Deferred { op, .. } => op,
         }
     }
 }
@@ -114,7 +124,7 @@ impl FromStr for Fault {
         let err = |reason: String| FaultParseError { spec: spec.into(), reason };
         let (kind, rest) = spec
             .split_once(':')
-            .ok_or_else(|| err("expected KIND:key=value,... (kinds: stray-write, overrun, stale)".into()))?;
+            .ok_or_else(|| err("expected KIND:key=value,... (kinds: stray-write, overrun, stale, deferred)".into()))?;
         let mut fields = BTreeMap::new();
         for part in rest.split(',') {
             let (k, v) = part.split_once('=').ok_or_else(|| err(format!("`{part}` is not key=value")))?;
@@ -126,7 +136,8 @@ impl FromStr for Fault {
             "stray-write" => &["op", "device", "space", "bank", "core", "addr", "len"],
             "overrun" => &["op", "bytes"],
             "stale" => &["op"],
-            other => return Err(err(format!("unknown fault kind `{other}` (stray-write, overrun, stale)"))),
+            "deferred" => &["op", "scratch"],
+            other => return Err(err(format!("unknown fault kind `{other}` (stray-write, overrun, stale, deferred)"))),
         };
         if let Some(k) = fields.keys().find(|k| !allowed.contains(k)) {
             return Err(err(format!("unknown key `{k}` for {kind} (allowed: {})", allowed.join(", "))));
@@ -175,6 +186,15 @@ impl FromStr for Fault {
                 }
                 Ok(Fault::Overrun { at, bytes })
             }
+            "deferred" => {
+                let at = op_call(spec, need("op")?)?;
+                if need("op")?.contains('#') {
+                    return Err(err("deferred applies to every call; drop the #N".into()));
+                }
+                let scratch = fields.get("scratch").copied().unwrap_or("*").to_string();
+                globset::Glob::new(&scratch).map_err(|e| err(format!("`scratch={scratch}`: {e}")))?;
+                Ok(Fault::Deferred { op: at.op, scratch })
+            }
             _ => {
                 let at = op_call(spec, need("op")?)?;
                 if at.call != 1 || need("op")?.contains('#') {
@@ -210,7 +230,7 @@ impl FaultPlan {
             .enumerate()
             .filter(|(_, (f, _))| match f {
                 Fault::StrayWrite { at, .. } | Fault::Overrun { at, .. } => at.op == op && at.call == call,
-                Fault::Stale { op: o } => o == op,
+                Fault::Stale { op: o } | Fault::Deferred { op: o, .. } => o == op,
             })
             .map(|(i, (f, _))| (i, f.clone()))
             .collect()
@@ -246,6 +266,7 @@ impl fmt::Display for Fault {
             }
             Fault::Overrun { at, bytes } => write!(f, "overrun:op={at},bytes={bytes}"),
             Fault::Stale { op } => write!(f, "stale:op={op}"),
+            Fault::Deferred { op, scratch } => write!(f, "deferred:op={op},scratch={scratch}"),
         }
     }
 }
@@ -278,6 +299,9 @@ mod tests {
             parse_faults("stale:op=ttnn.experimental.reduce_scatter_minimal_async; overrun:op=x#3,bytes=1").unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].to_string(), "stale:op=ttnn.experimental.reduce_scatter_minimal_async");
+        let f: Fault = "deferred:op=rs,scratch=*.rs_intermediate".parse().unwrap();
+        assert_eq!(f, Fault::Deferred { op: "rs".into(), scratch: "*.rs_intermediate".into() });
+        assert_eq!(f.to_string().parse::<Fault>().unwrap(), f);
     }
 
     #[test]
@@ -294,6 +318,8 @@ mod tests {
             ("overrun:op=x,bytes=1,bytes=2", "twice"),
             ("overrun:op=x,bytes=1,len=2", "unknown key"),
             ("stale:op=x#2", "drop the #N"),
+            ("deferred:op=x#2", "drop the #N"),
+            ("deferred:op=x,scratch=[", "scratch="),
             ("overrun:op=x,bytes=0", "positive"),
         ] {
             let e = bad.parse::<Fault>().unwrap_err();

@@ -1,7 +1,7 @@
 //! The simulated mesh: chips, the one allocator they share, the buffers on them, and the
 //! trace they report through a [`Recorder`].
 
-use super::cache::OpCache;
+use super::cache::{InFlight, OpCache};
 use super::chip::{par_chips, Chip};
 use super::config::{DetectMode, MeshConfig};
 use super::error::{SimError, SimResult};
@@ -53,6 +53,7 @@ pub struct Mesh {
     pub(crate) calls: HashMap<String, u64>,
     pub(crate) cache: OpCache,
     pub(crate) open_ops: Vec<u64>,
+    pub(crate) in_flight: Vec<InFlight>,
     ended: bool,
 }
 
@@ -92,6 +93,7 @@ impl Mesh {
             calls: HashMap::new(),
             cache: OpCache::default(),
             open_ops: Vec::new(),
+            in_flight: Vec::new(),
             ended: false,
             geometry,
             desc,
@@ -295,6 +297,12 @@ impl Mesh {
 
     /// Ends the run: reports faults that never took effect, and closes the trace.
     pub fn finish(mut self) -> SimResult<RunStats> {
+        // Writes still in flight land before the device closes.
+        let late = self.land_in_flight()?;
+        if self.config.detect.digests() && self.recording() && !late.is_empty() {
+            let events = self.guards.check(None, &late, &self.chips);
+            self.emit(events);
+        }
         self.end_capture();
         let stats = RunStats {
             ops: self.next_op,
@@ -334,6 +342,34 @@ impl Mesh {
             }
         }
         Ok(())
+    }
+
+    /// Lands every write still in flight (the `deferred` fault): writes the bytes, reports
+    /// them as `Write`s of the op that issued them, and returns what was written per chip
+    /// (for the guard check of the op whose dispatch made them land).
+    pub(crate) fn land_in_flight(&mut self) -> SimResult<Vec<WriteLog>> {
+        if self.in_flight.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut logs = vec![WriteLog::new(); self.chips.len()];
+        let mut events = Vec::new();
+        for w in std::mem::take(&mut self.in_flight) {
+            let (Some(mem), Some(log)) = (self.chips.get_mut(w.device), logs.get_mut(w.device)) else { continue };
+            let mut chip = Chip { device: w.device as u32, mem, log, geometry: &self.geometry, track: true };
+            chip.write_bytes(w.space, w.unit, w.address, &w.bytes)?;
+            events.push(Event::Write(ttsan_events::Write {
+                device: w.device as u32,
+                space: w.space,
+                unit: w.unit,
+                address: w.address,
+                len: w.bytes.len() as u64,
+                op: Some(w.op),
+            }));
+        }
+        if self.config.detect.writes() {
+            self.emit(events);
+        }
+        Ok(logs)
     }
 
     /// Host bytes held by the chip memories.

@@ -7,7 +7,7 @@
 //! one `Write` per contiguous run per unit, and guard digests where guarded pages changed.
 //! Injected faults are applied here, so every op gets them for free.
 
-use super::cache::CacheEntry;
+use super::cache::{is_ccl, CacheEntry, InFlight};
 use super::chip::{par_chips, Chip};
 use super::error::{SimError, SimResult};
 use super::fault::Fault;
@@ -36,6 +36,8 @@ pub struct OpRun<'m> {
     outputs: Vec<Tensor>,
     stale_frees: Vec<(String, Tensor)>,
     faults: Vec<(usize, Fault)>,
+    cached: Vec<Tensor>,
+    late: Vec<WriteLog>,
     done: bool,
 }
 
@@ -53,6 +55,7 @@ impl Mesh {
         for t in inputs.iter().chain(outputs).chain(scratch) {
             self.check_live(t)?;
         }
+        let late = if is_ccl(name) { Vec::new() } else { self.land_in_flight()? };
         let index = self.next_op;
         self.next_op += 1;
         let call = {
@@ -85,6 +88,8 @@ impl Mesh {
             outputs: outputs.iter().map(|t| (*t).clone()).collect(),
             stale_frees: Vec::new(),
             faults,
+            cached: Vec::new(),
+            late,
             done: false,
             mesh: self,
         })
@@ -137,6 +142,7 @@ impl OpRun<'_> {
                 if self.mesh.faults.stale(&self.name).is_some() {
                     self.stale_frees.push((key.to_string(), t.clone()));
                 }
+                self.cached.push(t.clone());
                 Ok(t)
             }
             Some(entry) => {
@@ -146,6 +152,7 @@ impl OpRun<'_> {
                     }
                 }
                 self.declare(&[&entry.tensor], Declared::Scratch);
+                self.cached.push(entry.tensor.clone());
                 Ok(entry.tensor)
             }
         }
@@ -263,9 +270,45 @@ impl OpRun<'_> {
                     self.mesh.faults.fired(i);
                 }
                 Fault::Stale { .. } => {}
+                Fault::Deferred { scratch, .. } => {
+                    if self.defer_scratch_writes(&scratch)? {
+                        self.mesh.faults.fired(i);
+                    }
+                }
             }
         }
         Ok(())
+    }
+
+    /// Holds back this call's writes to its cached scratch buffers named like `glob`: they
+    /// stay in flight (unreported) until the next compute dispatch. The whole extent is taken,
+    /// because the op's last step writes every page of its intermediate.
+    fn defer_scratch_writes(&mut self, glob: &str) -> SimResult<bool> {
+        let matcher = globset::Glob::new(glob)
+            .map_err(|e| SimError::invalid(&self.name, format!("bad scratch glob `{glob}`: {e}")))?
+            .compile_matcher();
+        let mut any = false;
+        for t in self.cached.clone().iter().filter(|t| matcher.is_match(t.name())) {
+            let p = t.placement().clone();
+            let extent = p.per_unit();
+            for d in 0..self.logs.len() {
+                for &unit in &p.units {
+                    let mut bytes = vec![0u8; extent as usize];
+                    self.mesh.chips[d].read(p.space, unit, p.address, &mut bytes);
+                    self.logs[d].remove(p.space, unit, p.address, p.address + extent);
+                    self.mesh.in_flight.push(InFlight {
+                        op: self.index,
+                        device: d,
+                        space: p.space,
+                        unit,
+                        address: p.address,
+                        bytes,
+                    });
+                    any = true;
+                }
+            }
+        }
+        Ok(any)
     }
 
     fn chip(&mut self, d: usize) -> Chip<'_> {
@@ -309,7 +352,12 @@ impl OpRun<'_> {
             }
         }
         if self.mesh.config.detect.digests() && self.mesh.recording() {
-            let events = self.mesh.guards.check(Some(self.index), &self.logs, &self.mesh.chips);
+            let mut events = self.mesh.guards.check(Some(self.index), &self.logs, &self.mesh.chips);
+            // Writes that landed as this op was dispatched change digests across this op.
+            let late = std::mem::take(&mut self.late);
+            if !late.is_empty() {
+                events.extend(self.mesh.guards.check(Some(self.index), &late, &self.mesh.chips));
+            }
             self.mesh.emit(events);
         }
         fault_result

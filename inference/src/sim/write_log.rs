@@ -64,6 +64,24 @@ impl WriteLog {
         self.runs.keys().filter(move |(s, _)| *s == space).map(|&(_, u)| u)
     }
 
+    /// Forgets whatever was written in `[start, end)` on `unit` (writes the op reports later).
+    pub fn remove(&mut self, space: Space, unit: Unit, start: u64, end: u64) {
+        let Some(set) = self.runs.get_mut(&(space, unit)) else { return };
+        let hit: Vec<(u64, u64)> = set.range(..end).filter(|(_, &e)| e > start).map(|(&a, &b)| (a, b)).collect();
+        for (a, b) in hit {
+            set.remove(&a);
+            if a < start {
+                set.insert(a, start);
+            }
+            if b > end {
+                set.insert(end, b);
+            }
+        }
+        if set.is_empty() {
+            self.runs.remove(&(space, unit));
+        }
+    }
+
     /// Moves everything of `other` into this log.
     pub fn absorb(&mut self, other: WriteLog) {
         for (space, unit, r) in other.runs() {
@@ -75,6 +93,19 @@ impl WriteLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remove_cuts_runs() {
+        let u = Unit::Bank(0);
+        let mut log = WriteLog::new();
+        log.add(Space::Dram, u, 0, 100);
+        log.add(Space::Dram, u, 200, 10);
+        log.remove(Space::Dram, u, 50, 205);
+        let runs: Vec<_> = log.runs_on(Space::Dram, u).collect();
+        assert_eq!(runs, vec![0..50, 205..210]);
+        log.remove(Space::Dram, u, 0, 300);
+        assert!(log.is_empty());
+    }
 
     #[test]
     fn adjacent_and_overlapping_writes_become_one_run() {

@@ -8,7 +8,8 @@ use crate::sim::{Mesh, SimResult, Tensor};
 
 /// Sums `x` over the chips of each mesh row (TP group) along the last dim and returns the
 /// full result on every chip. Deallocates the reduce-scatter output after the gather, as the
-/// newer demo does to bound peak DRAM.
+/// newer demo does to bound peak DRAM. The reduce-scatter's cached intermediate is named
+/// `<name>.rs_intermediate`, so a trace tells the call sites' scratch buffers apart.
 pub fn allreduce(mesh: &mut Mesh, ccl_manager: &mut CclManager, x: &Tensor, name: &str) -> SimResult<Tensor> {
     let topology = ccl_manager.topology;
     let num_links = ccl_manager.num_links;
@@ -21,6 +22,7 @@ pub fn allreduce(mesh: &mut Mesh, ccl_manager: &mut CclManager, x: &Tensor, name
     let rs_extra = ReduceScatterAsync {
         semaphores: ccl_manager.rs_semaphores(),
         barrier: Some(ccl_manager.barrier_semaphore()),
+        intermediate_name: Some(format!("{name}.rs_intermediate")),
         ..ReduceScatterAsync::default()
     };
     let scattered = ccl::reduce_scatter_minimal_async(mesh, x, 3, &args("rs"), &rs_extra)?;

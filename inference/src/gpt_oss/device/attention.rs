@@ -35,12 +35,16 @@ pub struct DeviceAttention {
     pub head_dim: usize,
     /// The layer's window, `None` for full attention.
     pub window: Option<usize>,
+    /// The layer index (names the buffers, `layer{N}.attn.*`).
+    pub layer: usize,
     /// `head_dim ** -0.5`.
     pub scale: f32,
 }
 
 impl DeviceAttention {
-    /// Uploads layer `layer`'s attention for `config` on `mesh`.
+    /// Uploads layer `layer`'s attention for `config` on `mesh`. The sinks come first: a small
+    /// tensor allocated first takes the lowest free DRAM, which is where the sink-corruption
+    /// case found them (in the hole a freed CCL intermediate left).
     pub fn upload(
         mesh: &mut Mesh,
         config: &GptOssConfig,
@@ -69,10 +73,13 @@ impl DeviceAttention {
             }
             out
         };
+        let prefix = format!("layer{layer}.attn");
+        let sinks = HostTensor::new(vec![1, config.num_attention_heads, 1, 1], w.sinks.data.clone())?;
+        let sinks =
+            put(mesh, &sinks, &Distribution::Shard { axis: 1, dim: 1 }, &format!("{prefix}.sinks"), Role::Weight)?;
         let wqkv = host4(h, per_chip * plan.tp, fuse(&q_t, &k_t, &v_t, h))?;
         let wqkv_bias = host4(1, per_chip * plan.tp, fuse(&w.q_bias.data, &w.k_bias.data, &w.v_bias.data, 1))?;
         let o_proj = host4(q_width, h, transpose(&w.o_proj.data, h, q_width))?;
-        let prefix = format!("model.layers.{layer}.self_attn");
         let columns = Distribution::Shard { axis: 1, dim: 3 };
         let wqkv = put(mesh, &wqkv, &columns, &format!("{prefix}.wqkv"), Role::Weight)?;
         let wqkv_bias = put(mesh, &wqkv_bias, &columns, &format!("{prefix}.wqkv_bias"), Role::Weight)?;
@@ -87,9 +94,6 @@ impl DeviceAttention {
         let bias_spec = TensorSpec::new(&[1, 1, 1, h], DType::Bf16);
         let o_bias =
             mesh.from_host_per_device(bias_pieces, &bias_spec, &format!("{prefix}.o_proj_bias"), Role::Weight)?;
-        let sinks = HostTensor::new(vec![1, config.num_attention_heads, 1, 1], w.sinks.data.clone())?;
-        let sinks =
-            put(mesh, &sinks, &Distribution::Shard { axis: 1, dim: 1 }, &format!("{prefix}.sinks"), Role::Weight)?;
         Ok(DeviceAttention {
             wqkv,
             wqkv_bias,
@@ -99,6 +103,7 @@ impl DeviceAttention {
             plan,
             head_dim: d,
             window: config.window(layer),
+            layer,
             scale: config.attention_scale(),
         })
     }
@@ -214,7 +219,7 @@ pub fn prefill_attention(
     mesh.deallocate(&concat)?;
     let biased = ops::add(mesh, &partial, &att.o_bias, &Out::dram().named("attn.o_proj_bias"))?;
     mesh.deallocate(&partial)?;
-    let out = allreduce(mesh, ccl_manager, &biased, "attn.allreduce")?;
+    let out = allreduce(mesh, ccl_manager, &biased, &format!("layer{}.attn.tp_allreduce", att.layer))?;
     mesh.deallocate(&biased)?;
     Ok(out)
 }

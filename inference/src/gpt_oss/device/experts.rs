@@ -52,6 +52,8 @@ pub struct DeviceExperts {
     pub limit: f32,
     /// Per-chip sizes.
     pub plan: TpPlan,
+    /// The layer index (names the buffers, `layer{N}.experts.*`).
+    pub layer: usize,
 }
 
 impl DeviceExperts {
@@ -81,7 +83,7 @@ impl DeviceExperts {
         let gate_bias = HostTensor::new(vec![1, e, 1, i], pick(&w.gate_up_bias.data, e, 0))?;
         let up_bias = HostTensor::new(vec![1, e, 1, i], pick(&w.gate_up_bias.data, e, 1))?;
         let down = HostTensor::new(vec![1, e, i, h], w.down_proj.data.clone())?;
-        let prefix = format!("model.layers.{layer}.mlp.experts");
+        let prefix = format!("layer{layer}.experts");
         let columns = Distribution::Shard { axis: 1, dim: 3 };
         let rows = Distribution::Shard { axis: 1, dim: 2 };
         let bias_pieces = (0..plan.devices())
@@ -107,6 +109,7 @@ impl DeviceExperts {
             alpha: config.swiglu_alpha as f32,
             limit: config.swiglu_limit as f32,
             plan,
+            layer,
         })
     }
 
@@ -195,6 +198,29 @@ pub fn prefill_experts(
     routing: &Tensor,
     reduce: TpReduce,
 ) -> Result<Tensor, DeviceError> {
+    let partial = partial_sum(mesh, ex, x, routing)?;
+    tp_reduce(mesh, ccl_manager, ex, partial, reduce)
+}
+
+/// [`prefill_experts`] that frees its inputs once the local experts are done with them,
+/// before the TP all-reduce, as tt-metal's prefill frees what it no longer needs to bound peak
+/// DRAM in long prefill. The all-reduce's intermediate then takes the lowest free DRAM.
+pub fn prefill_experts_consuming(
+    mesh: &mut Mesh,
+    ccl_manager: &mut CclManager,
+    ex: &DeviceExperts,
+    x: Tensor,
+    routing: Tensor,
+    reduce: TpReduce,
+) -> Result<Tensor, DeviceError> {
+    let partial = partial_sum(mesh, ex, &x, &routing)?;
+    mesh.deallocate(&x)?;
+    mesh.deallocate(&routing)?;
+    tp_reduce(mesh, ccl_manager, ex, partial, reduce)
+}
+
+/// Every block through the local experts, concatenated: the TP partial sum `[1, 1, T, H]`.
+fn partial_sum(mesh: &mut Mesh, ex: &DeviceExperts, x: &Tensor, routing: &Tensor) -> Result<Tensor, DeviceError> {
     let &[1, 1, tokens, h] = x.shape() else {
         return Err(DeviceError::Placement(format!("experts input {:?} is not [1, 1, T, H]", x.shape())));
     };
@@ -221,17 +247,30 @@ pub fn prefill_experts(
     for p in &parts {
         mesh.deallocate(p)?;
     }
+    Ok(partial)
+}
+
+/// The TP reduction of the partial sums (frees `partial`).
+fn tp_reduce(
+    mesh: &mut Mesh,
+    ccl_manager: &mut CclManager,
+    ex: &DeviceExperts,
+    partial: Tensor,
+    reduce: TpReduce,
+) -> Result<Tensor, DeviceError> {
     let out = match reduce {
         TpReduce::AllReduce => {
             let args = CclArgs {
                 cluster_axis: Some(1),
                 topology: ccl_manager.topology,
                 num_links: ccl_manager.num_links,
-                out: Out::dram().named("experts.all_reduce"),
+                out: Out::dram().named(&format!("layer{}.experts.tp_allreduce", ex.layer)),
             };
             ccl::all_reduce(mesh, &partial, &args)?
         }
-        TpReduce::ReduceScatterAllGather => allreduce(mesh, ccl_manager, &partial, "experts.allreduce")?,
+        TpReduce::ReduceScatterAllGather => {
+            allreduce(mesh, ccl_manager, &partial, &format!("layer{}.experts.tp_allreduce", ex.layer))?
+        }
     };
     mesh.deallocate(&partial)?;
     Ok(out)

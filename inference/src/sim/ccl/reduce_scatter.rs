@@ -19,6 +19,9 @@ pub struct ReduceScatterAsync<'a> {
     pub persistent: Option<(&'a Tensor, &'a Tensor)>,
     /// `intermediate_memory_config` (default: the input's, DRAM).
     pub intermediate_memory: Option<MemoryConfig>,
+    /// The trace name of the cached intermediate (default `<op>.intermediate`); a named
+    /// intermediate is cached per name, one per call site.
+    pub intermediate_name: Option<String>,
 }
 
 /// Sums the group, stores the sum in `intermediate` (twice over dim 0 on a line, one copy per
@@ -115,8 +118,9 @@ pub fn reduce_scatter_minimal_async(
         None => {
             let mem = extra.intermediate_memory.clone().unwrap_or_else(|| x.spec().memory.clone());
             let ispec = x.spec().clone().with_shape(&ishape).memory(mem);
-            let key = format!("{:?}/{dim}/{:?}/{:?}", ispec, args.cluster_axis, args.topology);
-            let inter = op.cached_scratch(&key, &ispec, &format!("{name}.intermediate"), Role::CclScratch)?;
+            let iname = extra.intermediate_name.clone().unwrap_or_else(|| format!("{name}.intermediate"));
+            let key = format!("{:?}/{dim}/{:?}/{:?}/{iname}", ispec, args.cluster_axis, args.topology);
+            let inter = op.cached_scratch(&key, &ispec, &iname, Role::CclScratch)?;
             let out = op.alloc_output(&args.out.spec(&shape, x), &args.out.name_for(name), Role::Activation)?;
             (inter, out)
         }

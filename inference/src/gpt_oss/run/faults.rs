@@ -1,0 +1,145 @@
+//! Named faults (`--inject NAME`): the corruption classes of the sink-corruption case and its
+//! 4x8 suspects, each expressed through the simulator's fault machinery, with the
+//! configuration that runs the op they hit.
+
+use super::error::RunError;
+use super::module::Module;
+use crate::sim::{parse_faults, Fault};
+
+const RS: &str = "ttnn.experimental.reduce_scatter_minimal_async";
+
+/// What a configuration runs, as far as faults care.
+#[derive(Debug, Clone)]
+pub struct FaultContext<'a> {
+    /// Mesh rows.
+    pub rows: u32,
+    /// The module tests (or the whole model) that run.
+    pub modules: &'a [Module],
+    /// Whether the experts use `ttnn.all_reduce` (`--fix all-reduce`).
+    pub fix_all_reduce: bool,
+}
+
+impl FaultContext<'_> {
+    fn any(&self, wanted: &[Module]) -> bool {
+        self.modules.iter().any(|m| wanted.contains(m))
+    }
+
+    fn low_latency_experts(&self) -> bool {
+        self.rows == 1 && self.any(&[Module::Experts, Module::Decoder, Module::Model])
+    }
+}
+
+/// A fault by name, with where it applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NamedFault {
+    /// `--inject` name.
+    pub name: &'static str,
+    /// One line: what goes wrong.
+    pub what: &'static str,
+    /// The simulator faults it stands for (empty: not modelled).
+    spec: &'static str,
+}
+
+/// Every named fault.
+pub const NAMED_FAULTS: [NamedFault; 7] = [
+    NamedFault {
+        name: "ccl-stale-scratch",
+        what: "the experts' async reduce-scatter writes its cached intermediate after the module freed it",
+        spec:
+            "deferred:op=ttnn.experimental.reduce_scatter_minimal_async,scratch=*.experts.tp_allreduce.rs_intermediate",
+    },
+    NamedFault {
+        name: "ccl-pad-overrun",
+        what: "all_gather_async writes its tile-padded rows into an unpadded output (one page past the end)",
+        spec: "overrun:op=ttnn.experimental.all_gather_async,bytes=2048",
+    },
+    NamedFault {
+        name: "sparse-matmul-oob",
+        what: "the experts' sparse_matmul writes one output page past its output",
+        spec: "overrun:op=ttnn.sparse_matmul,bytes=2048",
+    },
+    NamedFault {
+        name: "untilize-undersized",
+        what: "to_layout (untilize) writes into an output sized for fewer rows than it holds",
+        spec: "overrun:op=ttnn.to_layout,bytes=2048",
+    },
+    NamedFault {
+        name: "a2a-combine-peer",
+        what: "all_to_all_combine writes to a peer chip at an address valid only on the sender",
+        spec: "overrun:op=ttnn.all_to_all_combine,bytes=2048",
+    },
+    NamedFault { name: "cb-clash", what: "a program's circular buffers reach an L1 buffer", spec: "" },
+    NamedFault { name: "semaphore-reuse", what: "two in-flight collectives share a global semaphore", spec: "" },
+];
+
+impl NamedFault {
+    /// Looks a name up.
+    pub fn by_name(name: &str) -> Option<NamedFault> {
+        NAMED_FAULTS.iter().copied().find(|f| f.name == name)
+    }
+
+    /// The simulator faults, or why this fault cannot run in `ctx` (naming the configuration
+    /// that runs its op).
+    pub fn faults(&self, ctx: &FaultContext<'_>) -> Result<Vec<Fault>, RunError> {
+        let never = |needs: &str| {
+            Err(RunError::Usage(format!("fault {} never runs in this configuration: it runs {needs}", self.name)))
+        };
+        let runs = match self.name {
+            "ccl-stale-scratch" => {
+                if !ctx.low_latency_experts() || ctx.fix_all_reduce {
+                    return never(&format!(
+                        "in the experts' TP all-reduce ({RS} + all_gather_async): a 1xN mesh, the experts, decoder \
+                         or model module, without --fix all-reduce"
+                    ));
+                }
+                true
+            }
+            "ccl-pad-overrun" => {
+                let attention = ctx.any(&[Module::Attention, Module::Decoder, Module::Model]);
+                if !attention && !(ctx.low_latency_experts() && !ctx.fix_all_reduce) {
+                    return never("in mesh_config.allreduce: the attention, decoder or model module");
+                }
+                true
+            }
+            "sparse-matmul-oob" => {
+                if !ctx.low_latency_experts() {
+                    return never("in the low-latency experts: a 1xN mesh with the experts, decoder or model module");
+                }
+                true
+            }
+            "untilize-undersized" | "a2a-combine-peer" => {
+                return never(
+                    "in the throughput experts (4x8 decode: all_to_all dispatch/combine, to_layout), which `ttsan \
+                     run gpt-oss` does not run yet",
+                )
+            }
+            _ => false,
+        };
+        if !runs || self.spec.is_empty() {
+            return Err(RunError::Usage(format!("fault {} is not modelled by the simulator yet", self.name)));
+        }
+        parse_faults(self.spec).map_err(|e| RunError::Usage(e.to_string()))
+    }
+}
+
+/// Turns `--inject` values (named faults or the simulator's `stray-write:`, `overrun:`,
+/// `stale:`, `deferred:` syntax) into simulator faults.
+pub fn resolve(injects: &[String], ctx: &FaultContext<'_>) -> Result<Vec<Fault>, RunError> {
+    let mut out = Vec::new();
+    for spec in injects {
+        match NamedFault::by_name(spec.trim()) {
+            Some(named) => out.extend(named.faults(ctx)?),
+            None if spec.contains(':') => {
+                out.extend(parse_faults(spec).map_err(|e| RunError::Usage(e.to_string()))?);
+            }
+            None => {
+                let names: Vec<&str> = NAMED_FAULTS.iter().map(|f| f.name).collect();
+                return Err(RunError::Usage(format!(
+                    "unknown fault `{spec}` (named: {}; or stray-write:, overrun:, stale:, deferred:)",
+                    names.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,131 @@
+//! What a run is: mesh, mode, model, module tests, faults, detection.
+
+use super::error::RunError;
+use super::module::Module;
+use crate::sim::DetectMode;
+use std::path::PathBuf;
+use ttsan_events::{Arch, Role};
+
+/// Prefill or decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One prefill of `seq_len` tokens.
+    Prefill,
+    /// Decode steps (needs the decode path).
+    Decode,
+}
+
+/// Where the weights come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// A preset config with random weights (`tiny`, `20b`, `120b`).
+    Preset(String),
+    /// An HF checkpoint directory.
+    Checkpoint(PathBuf),
+}
+
+/// Everything a run needs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Chip architecture.
+    pub arch: Arch,
+    /// Mesh rows.
+    pub rows: u32,
+    /// Mesh columns.
+    pub cols: u32,
+    /// `None`: prefill then decode steps.
+    pub mode: Option<Mode>,
+    /// Prefill tokens.
+    pub seq_len: usize,
+    /// Decode steps.
+    pub decode_steps: usize,
+    /// Layers the module tests run on (the first is used).
+    pub layers: Vec<usize>,
+    /// Module tests in order (`None`: the whole model).
+    pub modules: Option<Vec<Module>>,
+    /// The weights.
+    pub model: ModelSource,
+    /// Random-weight seed.
+    pub seed: u64,
+    /// Prompt token ids (default: random).
+    pub input_ids: Option<Vec<u32>>,
+    /// `--inject` values.
+    pub inject: Vec<String>,
+    /// `--fix all-reduce`.
+    pub fix_all_reduce: bool,
+    /// Detection mode.
+    pub detect: DetectMode,
+    /// Extra guard globs.
+    pub guard_globs: Vec<String>,
+    /// Guarded roles (default: weights).
+    pub guard_roles: Option<Vec<Role>>,
+    /// The command line, for the trace header.
+    pub command: String,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            arch: Arch::WormholeB0,
+            rows: 1,
+            cols: 8,
+            mode: Some(Mode::Prefill),
+            seq_len: 32,
+            decode_steps: 2,
+            layers: vec![0],
+            modules: None,
+            model: ModelSource::Preset("tiny".into()),
+            seed: 21,
+            input_ids: None,
+            inject: Vec::new(),
+            fix_all_reduce: false,
+            detect: DetectMode::Writes,
+            guard_globs: Vec::new(),
+            guard_roles: None,
+            command: String::new(),
+        }
+    }
+}
+
+/// Parses `RxC` (`1x8`, `4x8`).
+pub fn parse_mesh(text: &str) -> Result<(u32, u32), RunError> {
+    let bad = || RunError::Usage(format!("bad mesh `{text}`: expected RxC with R, C >= 1, e.g. 1x8 or 4x8"));
+    let (r, c) = text.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (r, c): (u32, u32) = (r.trim().parse().map_err(|_| bad())?, c.trim().parse().map_err(|_| bad())?);
+    if r == 0 || c == 0 || r * c > 64 {
+        return Err(bad());
+    }
+    Ok((r, c))
+}
+
+/// Parses `0,1` or `0-3`.
+pub fn parse_layers(text: &str) -> Result<Vec<usize>, RunError> {
+    let bad =
+        |p: &str| RunError::Usage(format!("bad layer `{p}` in --layers {text}: expected N, N-M, comma separated"));
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (a.parse().map_err(|_| bad(part))?, b.parse().map_err(|_| bad(part))?);
+                if a > b {
+                    return Err(bad(part));
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().map_err(|_| bad(part))?),
+        }
+    }
+    if out.is_empty() {
+        return Err(RunError::Usage("--layers names no layer".into()));
+    }
+    Ok(out)
+}
+
+/// Parses `1,2,3`.
+pub fn parse_ids(text: &str) -> Result<Vec<u32>, RunError> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse().map_err(|_| RunError::Usage(format!("bad token id `{p}` in --input-ids"))))
+        .collect()
+}

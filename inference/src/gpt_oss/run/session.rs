@@ -1,0 +1,234 @@
+//! The module-test harness: one mesh, its program cache and the CCL manager persist across
+//! module tests, as tt-metal's `mesh_device` fixture does; each module test uploads its
+//! module's weights once (they persist), runs the module on a random input, compares with the
+//! f32 reference by PCC, and frees its activations and the op cache's buffers at the end.
+
+use super::error::RunError;
+use super::module::{Module, ModuleResult};
+use crate::gpt_oss::device::{
+    prefill_attention, prefill_experts_consuming, prefill_layer, router, DeviceAttention, DeviceExperts, DeviceLayer,
+    DeviceModel, DeviceRouter, TpReduce,
+};
+use crate::gpt_oss::pcc::pcc;
+use crate::gpt_oss::reference::{self, LayerCache, Reference};
+use crate::gpt_oss::rng::SplitMix64;
+use crate::gpt_oss::rope::Rope;
+use crate::gpt_oss::ModelWeights;
+use crate::sim::ccl::{CclManager, Topology};
+use crate::sim::{DType, Distribution, HostTensor, Mesh, RunStats, Tensor, TensorSpec};
+use ttsan_events::Role;
+
+/// The persistent fixture and the modules uploaded so far.
+pub struct Session<'w> {
+    mesh: Mesh,
+    ccl: CclManager,
+    weights: &'w ModelWeights,
+    layer: usize,
+    tokens: usize,
+    reduce: TpReduce,
+    seed: u64,
+    attn: Option<DeviceAttention>,
+    experts: Option<DeviceExperts>,
+    router: Option<DeviceRouter>,
+    decoder: Option<DeviceLayer>,
+    model: Option<DeviceModel>,
+}
+
+impl<'w> Session<'w> {
+    /// Opens the fixture on `mesh`: the CCL manager first, as the test fixture creates it.
+    pub fn new(
+        mut mesh: Mesh,
+        weights: &'w ModelWeights,
+        layer: usize,
+        tokens: usize,
+        reduce: TpReduce,
+        seed: u64,
+    ) -> Result<Self, RunError> {
+        if layer >= weights.layers.len() {
+            return Err(RunError::Usage(format!(
+                "layer {layer} does not exist (the config has {} layers)",
+                weights.layers.len()
+            )));
+        }
+        if tokens == 0 || tokens % 32 != 0 {
+            return Err(RunError::Usage(format!("--seq-len {tokens}: prefill takes a positive multiple of 32")));
+        }
+        let ccl = CclManager::gpt_oss(&mut mesh, Topology::Ring, 1)?;
+        Ok(Session {
+            mesh,
+            ccl,
+            weights,
+            layer,
+            tokens,
+            reduce,
+            seed,
+            attn: None,
+            experts: None,
+            router: None,
+            decoder: None,
+            model: None,
+        })
+    }
+
+    /// The mesh (for inspection).
+    pub fn mesh(&self) -> &Mesh {
+        &self.mesh
+    }
+
+    /// Runs one module test.
+    pub fn run_module(&mut self, module: Module) -> Result<ModuleResult, RunError> {
+        self.mesh.mark(&format!("module {module} begin"));
+        let pcc = match module {
+            Module::Attention => self.attention()?,
+            Module::Experts => self.experts()?,
+            Module::Router => self.router()?,
+            Module::Decoder => self.decoder()?,
+            Module::Model => self.model(None)?.0,
+        };
+        // Test-case hygiene: activations are already freed; the program cache's buffers go too.
+        self.mesh.release_op_cache()?;
+        self.mesh.mark(&format!("module {module} end"));
+        Ok(ModuleResult { module, pcc, threshold: module.threshold() })
+    }
+
+    /// The whole model on `ids` (random ids when `None`): logits PCC and the logits `[T, V]`.
+    pub fn model(&mut self, ids: Option<&[u32]>) -> Result<(f64, Vec<f32>), RunError> {
+        let c = &self.weights.config;
+        let ids: Vec<u32> = match ids {
+            Some(ids) => ids.to_vec(),
+            None => {
+                let mut rng = SplitMix64::new(self.seed ^ 0x1d5);
+                (0..self.tokens).map(|_| rng.below(c.vocab_size as u64) as u32).collect()
+            }
+        };
+        if self.mesh.desc().rows != 1 {
+            return Err(RunError::Usage(
+                "the decoder and model modules need a 1xN mesh (the 4x8 prefill experts are not wired yet)".into(),
+            ));
+        }
+        if self.model.is_none() {
+            self.model = Some(DeviceModel::upload(&mut self.mesh, self.weights)?);
+        }
+        let Some(model) = &self.model else { return Err(RunError::Usage("model upload failed".into())) };
+        let logits = model.prefill(&mut self.mesh, &mut self.ccl, &ids, self.reduce)?;
+        let (golden, _) = Reference::new(self.weights).prefill(&ids)?;
+        Ok((pcc(&golden, &logits)?, logits))
+    }
+
+    /// Ends the run.
+    pub fn finish(self) -> Result<RunStats, RunError> {
+        Ok(self.mesh.finish()?)
+    }
+
+    fn input(&self, salt: u64) -> Vec<f32> {
+        let h = self.weights.config.hidden_size;
+        SplitMix64::new(self.seed ^ salt).normal_vec(self.tokens * h, 0.0, 1.0)
+    }
+
+    fn upload_x(&mut self, x: &[f32], name: &str) -> Result<Tensor, RunError> {
+        let h = self.weights.config.hidden_size;
+        let host = HostTensor::new(vec![1, 1, self.tokens, h], x.to_vec())?;
+        let spec = TensorSpec::new(&host.shape, DType::Bf16);
+        Ok(self.mesh.from_host(&host, &spec, &Distribution::Replicate, name, Role::Activation)?)
+    }
+
+    fn read(&mut self, t: &Tensor) -> Result<Vec<f32>, RunError> {
+        Ok(self.mesh.to_host(t)?.swap_remove(0).data)
+    }
+
+    fn attention(&mut self) -> Result<f64, RunError> {
+        let (c, l) = (&self.weights.config, self.layer);
+        if self.attn.is_none() {
+            self.attn = Some(DeviceAttention::upload(&mut self.mesh, c, &self.weights.layers[l].attn, l)?);
+        }
+        let Some(att) = self.attn.clone() else { return Err(RunError::Usage("attention upload failed".into())) };
+        let x = self.input(0xa77);
+        let rope = Rope::new(c);
+        let (cos, sin) = att.rope_tables(&mut self.mesh, &rope, 0, self.tokens)?;
+        let xt = self.upload_x(&x, &format!("layer{l}.attn.input"))?;
+        let out = prefill_attention(&mut self.mesh, &mut self.ccl, &att, &xt, &cos, &sin)?;
+        let got = self.read(&out)?;
+        for t in [&out, &xt, &cos, &sin] {
+            self.mesh.deallocate(t)?;
+        }
+        let golden =
+            reference::attention(c, l, &self.weights.layers[l].attn, &rope, &x, &mut LayerCache::new(c.kv_width()))?;
+        Ok(pcc(&golden.out, &got)?)
+    }
+
+    fn experts(&mut self) -> Result<f64, RunError> {
+        let (c, l) = (&self.weights.config, self.layer);
+        if self.mesh.desc().rows != 1 {
+            return Err(RunError::Usage(
+                "the experts module runs the low-latency prefill experts, which need a 1xN mesh".into(),
+            ));
+        }
+        if self.experts.is_none() {
+            self.experts = Some(DeviceExperts::upload(&mut self.mesh, c, &self.weights.layers[l].experts, l)?);
+        }
+        let Some(ex) = self.experts.clone() else { return Err(RunError::Usage("experts upload failed".into())) };
+        let x = self.input(0xe7);
+        let lw = &self.weights.layers[l];
+        let routing = reference::route(&lw.router, &x, c.hidden_size, c.num_experts_per_tok);
+        let xt = self.upload_x(&x, &format!("layer{l}.experts.input"))?;
+        let rt = ex.upload_routing(&mut self.mesh, &routing.dense(), self.tokens)?;
+        let out = prefill_experts_consuming(&mut self.mesh, &mut self.ccl, &ex, xt, rt, self.reduce)?;
+        let got = self.read(&out)?;
+        self.mesh.deallocate(&out)?;
+        let golden = reference::experts(c, &lw.experts, &x, &routing)?;
+        Ok(pcc(&golden, &got)?)
+    }
+
+    fn router(&mut self) -> Result<f64, RunError> {
+        let (c, l) = (&self.weights.config, self.layer);
+        let lw = &self.weights.layers[l];
+        if self.router.is_none() {
+            self.router = Some(DeviceRouter::upload(&mut self.mesh, &lw.router, c.num_experts_per_tok, l)?);
+        }
+        let Some(dev) = self.router.clone() else { return Err(RunError::Usage("router upload failed".into())) };
+        let x = self.input(0x70);
+        let xt = self.upload_x(&x, &format!("layer{l}.router.input"))?;
+        let out = router(&mut self.mesh, &dev, &xt)?;
+        let idx = self.read(&out.indices)?;
+        let wts = self.read(&out.weights)?;
+        for t in [&out.indices, &out.weights, &xt] {
+            self.mesh.deallocate(t)?;
+        }
+        // HF's dense [T, E] scores from the device's (indices, weights), against the reference's.
+        let e = c.num_local_experts;
+        let k = dev.top_k.max(1);
+        let mut dense = vec![0.0f32; self.tokens * e];
+        for (slot, (&i, &w)) in idx.iter().zip(&wts).enumerate() {
+            if let Some(v) = dense.get_mut(slot / k * e + i as usize) {
+                *v = w;
+            }
+        }
+        let golden = reference::route(&lw.router, &x, c.hidden_size, c.num_experts_per_tok).dense();
+        Ok(pcc(&golden, &dense)?)
+    }
+
+    fn decoder(&mut self) -> Result<f64, RunError> {
+        let (c, l) = (&self.weights.config, self.layer);
+        if self.mesh.desc().rows != 1 {
+            return Err(RunError::Usage(
+                "the decoder and model modules need a 1xN mesh (the 4x8 prefill experts are not wired yet)".into(),
+            ));
+        }
+        let lw = &self.weights.layers[l];
+        if self.decoder.is_none() {
+            self.decoder = Some(DeviceLayer::upload(&mut self.mesh, c, lw, l)?);
+        }
+        let Some(layer) = self.decoder.clone() else { return Err(RunError::Usage("layer upload failed".into())) };
+        let mut x = self.input(0xdec);
+        let rope = Rope::new(c);
+        let (cos, sin) = layer.attn.rope_tables(&mut self.mesh, &rope, 0, self.tokens)?;
+        let xt = self.upload_x(&x, &format!("layer{l}.input"))?;
+        let out = prefill_layer(&mut self.mesh, &mut self.ccl, &layer, xt, &cos, &sin, self.reduce)?;
+        let got = self.read(&out)?;
+        for t in [&out, &cos, &sin] {
+            self.mesh.deallocate(t)?;
+        }
+        reference::decoder_layer(c, l, lw, &rope, &mut x, &mut LayerCache::new(c.kv_width()))?;
+        Ok(pcc(&x, &got)?)
+    }
+}
