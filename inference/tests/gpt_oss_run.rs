@@ -1,0 +1,171 @@
+//! `ttsan run gpt-oss` as a library: module tests on the simulated mesh, the named faults and
+//! the order effect of the sink-corruption case, analysed by the sanitizer.
+
+use std::sync::Arc;
+use ttsan_inference::gpt_oss::run::{run, Mode, Module, RunOptions, RunOutcome};
+use ttsan_inference::sim::DetectMode;
+use ttsan_sanitizer::{AnalysisOptions, Analyzer, Finding, FindingKind};
+use ttsan_shim::MemoryRecorder;
+
+const RS: &str = "ttnn.experimental.reduce_scatter_minimal_async";
+
+fn opts(mesh: (u32, u32), layer: usize, modules: &[Module]) -> RunOptions {
+    RunOptions {
+        rows: mesh.0,
+        cols: mesh.1,
+        mode: Some(Mode::Prefill),
+        seq_len: 32,
+        layers: vec![layer],
+        modules: Some(modules.to_vec()),
+        ..RunOptions::default()
+    }
+}
+
+fn go(o: &RunOptions) -> (RunOutcome, Vec<Finding>) {
+    let rec = Arc::new(MemoryRecorder::new());
+    let outcome = run(o, rec.clone(), &|_| {}).unwrap();
+    let mut analyzer = Analyzer::new(AnalysisOptions::default());
+    for e in rec.take() {
+        analyzer.feed(&e);
+    }
+    let analysis = analyzer.finish(None);
+    assert!(analysis.errors.is_empty(), "{:?}", analysis.errors);
+    (outcome, analysis.findings)
+}
+
+fn pcc(o: &RunOutcome, m: Module) -> f64 {
+    o.modules.iter().find(|r| r.module == m).map(|r| r.pcc).unwrap()
+}
+
+fn culprit(f: &Finding) -> Option<&str> {
+    f.culprit.as_ref().map(|c| c.op.as_str())
+}
+
+fn victim(f: &Finding) -> Option<&str> {
+    f.victim.as_ref().map(|v| v.name.as_str())
+}
+
+#[test]
+fn experts_first_corrupts_the_sinks_attention_first_stays_latent() {
+    let mut o = opts((1, 8), 1, &[Module::Experts, Module::Attention]);
+    o.inject = vec!["ccl-stale-scratch".into()];
+    let (bad, findings) = go(&o);
+    assert!(pcc(&bad, Module::Attention) < 0.95, "{:?}", bad.modules);
+    assert!(pcc(&bad, Module::Experts) >= 0.99, "{:?}", bad.modules);
+    let uaf: Vec<&Finding> = findings.iter().filter(|f| f.kind == FindingKind::UseAfterFree).collect();
+    assert!(!uaf.is_empty(), "{findings:?}");
+    assert_eq!(culprit(uaf[0]), Some(RS));
+    assert_eq!(victim(uaf[0]), Some("layer1.attn.sinks"), "the sinks took the freed intermediate's address");
+    let related = uaf[0].related.as_ref().unwrap();
+    assert_eq!(related.buffer.name, "layer1.experts.tp_allreduce.rs_intermediate");
+    assert!(related.buffer.freed);
+
+    o.modules = Some(vec![Module::Attention, Module::Experts]);
+    let (good, findings) = go(&o);
+    assert!(pcc(&good, Module::Attention) >= 0.95, "{:?}", good.modules);
+    // The deferred writes still land after the free: a use-after-free into free memory.
+    let uaf: Vec<&Finding> = findings.iter().filter(|f| f.kind == FindingKind::UseAfterFree).collect();
+    assert_eq!(uaf.len(), 1, "{findings:?}");
+    assert_eq!(culprit(uaf[0]), Some(RS));
+    assert_eq!(victim(uaf[0]), None);
+    assert_eq!(uaf[0].related.as_ref().unwrap().buffer.name, "layer1.experts.tp_allreduce.rs_intermediate");
+}
+
+/// Digest mode sees the sinks change across attention's first op; the lead's attribution
+/// blames the async op whose freed scratch covers the damage. Until that lands the culprit is
+/// the unrelated op the digest changed across.
+#[test]
+#[ignore = "needs the lead's digest-mode attribution of freed async scratch (today the culprit is ttnn.linear)"]
+fn digests_blame_the_reduce_scatter_for_the_sinks() {
+    let mut o = opts((1, 8), 1, &[Module::Experts, Module::Attention]);
+    o.inject = vec!["ccl-stale-scratch".into()];
+    o.detect = DetectMode::Digests;
+    let (_, findings) = go(&o);
+    let sinks = findings
+        .iter()
+        .find(|f| f.kind == FindingKind::GuardCorruption && victim(f) == Some("layer1.attn.sinks"))
+        .unwrap_or_else(|| panic!("{findings:?}"));
+    assert_eq!(culprit(sinks), Some(RS), "{sinks:?}");
+}
+
+#[test]
+fn fix_all_reduce_and_fault_free_runs_are_clean() {
+    let mut o = opts((1, 8), 1, &[Module::Experts, Module::Attention]);
+    o.fix_all_reduce = true;
+    let (out, findings) = go(&o);
+    assert!(findings.is_empty(), "{findings:?}");
+    assert!(out.modules.iter().all(|m| m.pcc >= 0.99), "{:?}", out.modules);
+    o.fix_all_reduce = false;
+    o.detect = DetectMode::Both;
+    let (_, findings) = go(&o);
+    assert!(findings.is_empty(), "{findings:?}");
+}
+
+#[test]
+fn modules_match_the_reference_on_1x8_sliding_and_full_layers() {
+    for layer in [0, 1] {
+        let all = [Module::Attention, Module::Router, Module::Experts, Module::Decoder];
+        let mut o = opts((1, 8), layer, &all);
+        o.detect = DetectMode::Both;
+        let (out, findings) = go(&o);
+        assert!(findings.is_empty(), "layer {layer}: {findings:?}");
+        for m in &out.modules {
+            assert!(m.pcc >= 0.99, "layer {layer}: {m}");
+        }
+    }
+    let (out, findings) = go(&opts((1, 8), 0, &[Module::Model]));
+    assert!(findings.is_empty(), "{findings:?}");
+    assert!(pcc(&out, Module::Model) >= 0.99, "{:?}", out.modules);
+    let (shape, values) = out.logits.unwrap();
+    assert_eq!(shape[0] * shape[1], values.len());
+}
+
+#[test]
+fn attention_and_router_match_on_4x8_and_are_clean() {
+    for layer in [0, 1] {
+        let (out, findings) = go(&opts((4, 8), layer, &[Module::Attention, Module::Router]));
+        assert!(findings.is_empty(), "{findings:?}");
+        assert!(out.modules.iter().all(|m| m.pcc >= 0.99), "{:?}", out.modules);
+    }
+}
+
+/// Overruns of the named faults: right culprit; the victim is what the allocator placed after
+/// the output. Digests cannot see them (the bytes hit free memory or an activation, and only
+/// weights are guarded), so digest mode reports nothing.
+#[test]
+fn overrun_faults_name_their_op() {
+    for (fault, op, hit) in [
+        ("sparse-matmul-oob", "ttnn.sparse_matmul", None),
+        ("ccl-pad-overrun", "ttnn.experimental.all_gather_async", Some("experts.partial")),
+    ] {
+        let mut o = opts((1, 8), 1, &[Module::Experts, Module::Attention]);
+        o.inject = vec![fault.into()];
+        let (_, findings) = go(&o);
+        assert_eq!(findings.len(), 1, "{fault}: {findings:?}");
+        assert_eq!(findings[0].kind, FindingKind::OobWrite, "{fault}");
+        assert_eq!(culprit(&findings[0]), Some(op), "{fault}");
+        assert_eq!(victim(&findings[0]), hit, "{fault}");
+        o.detect = DetectMode::Digests;
+        let (_, findings) = go(&o);
+        assert!(findings.is_empty(), "{fault} is invisible to digests: {findings:?}");
+    }
+}
+
+#[test]
+fn faults_that_never_run_are_usage_errors() {
+    for (fault, modules, mesh) in [
+        ("ccl-stale-scratch", vec![Module::Attention], (1, 8)),
+        ("sparse-matmul-oob", vec![Module::Router], (1, 8)),
+        ("untilize-undersized", vec![Module::Experts], (1, 8)),
+        ("a2a-combine-peer", vec![Module::Attention], (4, 8)),
+        ("cb-clash", vec![Module::Attention], (1, 8)),
+        ("semaphore-reuse", vec![Module::Attention], (1, 8)),
+        ("no-such-fault", vec![Module::Attention], (1, 8)),
+    ] {
+        let mut o = opts(mesh, 0, &modules);
+        o.inject = vec![fault.into()];
+        let err = run(&o, Arc::new(MemoryRecorder::new()), &|_| {}).unwrap_err();
+        assert!(err.is_usage(), "{fault}: {err}");
+        assert!(err.to_string().contains(fault), "{fault}: {err}");
+    }
+}

@@ -1,0 +1,70 @@
+//! `ttsan run gpt-oss` end to end through the binary: the README scenario, the JSON
+//! `modules[]`, and one-line usage errors with exit 2.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn ttsan() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ttsan"))
+}
+
+/// The release binary next to the test's target dir, when it is already built.
+fn release() -> Option<PathBuf> {
+    let debug = ttsan();
+    let release = debug.parent()?.parent()?.join("release").join("ttsan");
+    release.exists().then_some(release)
+}
+
+#[test]
+fn readme_scenario_reports_the_sinks_and_writes_the_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("sink-map.html");
+    let json = dir.path().join("report.json");
+    // The README's seq-len 2048 with a built release binary; a short prefill shows the same
+    // effect in debug builds.
+    let (bin, seq) = match release() {
+        Some(r) => (r, "2048"),
+        None => (ttsan(), "32"),
+    };
+    let out = Command::new(bin)
+        .args(["run", "gpt-oss", "--mesh", "1x8", "--layers", "1", "--mode", "prefill", "--seq-len", seq])
+        .args(["--modules", "experts,attention", "--inject", "ccl-stale-scratch", "--html"])
+        .arg(&html)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("module experts: PCC"), "{stdout}");
+    assert!(stdout.contains("module attention: PCC") && stdout.contains("FAIL"), "{stdout}");
+    assert!(stdout.contains("culprit: op #") && stdout.contains("reduce_scatter_minimal_async"), "{stdout}");
+    assert!(stdout.contains("victim:  'layer1.attn.sinks'"), "{stdout}");
+    assert!(stdout.contains("caught in either module order"), "{stdout}");
+    assert!(std::fs::metadata(&html).unwrap().len() > 0);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let modules = report["modules"].as_array().unwrap();
+    assert_eq!(modules[0]["name"], "experts");
+    assert_eq!(modules[1]["name"], "attention");
+    assert!(modules[1]["pcc"].as_f64().unwrap() < 0.95);
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line() {
+    for args in [
+        vec!["--modules", "bogus"],
+        vec!["--mesh", "8"],
+        vec!["--mesh", "0x8"],
+        vec!["--modules", "attention", "--inject", "ccl-stale-scratch"],
+        vec!["--modules", "attention", "--inject", "nonsense"],
+    ] {
+        let out = Command::new(ttsan())
+            .args(["run", "gpt-oss", "--mode", "prefill"])
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+    }
+}
