@@ -127,7 +127,7 @@ pub fn mechanism(op: &OpInfo, related: Option<&Related>, victim: Option<&BufferR
         ),
         Relation::StaleAddress => format!(
             "op {op_name} wrote through the stale address of its {how} buffer '{b}', freed by {}; the bytes now belong to {victim_text}",
-            rel.buffer.freed_by.as_deref().unwrap_or("an earlier op")
+            rel.buffer.freed_by.as_deref().unwrap_or("the host")
         ),
         Relation::PastEnd if rel.distance == 0 => {
             format!("op {op_name} overran the end of its {how} buffer '{b}' into {victim_text}")

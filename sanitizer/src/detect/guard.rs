@@ -99,7 +99,7 @@ impl GuardState {
                  ({}), freed by {}: op {}, which used it, wrote there after it was freed (a late asynchronous write)",
                 stale.buffer.name,
                 stale.buffer.role,
-                stale.buffer.freed_by.as_deref().unwrap_or("an earlier op"),
+                stale.buffer.freed_by.as_deref().unwrap_or("the host"),
                 writer.label()
             );
             f.culprit = Some(Culprit { op: writer.name.to_string(), op_index: writer.index, call: writer.call });

@@ -150,14 +150,25 @@ fn buffer_lines(out: &mut String, label: &str, b: &BufferRef) {
         if b.freed { ", freed" } else { "" }
     );
     let pad = " ".repeat(label.len() + 2);
-    if let Some(op) = &b.allocated_by {
-        let _ = writeln!(out, "{pad}allocated by op {op}");
+    match &b.allocated_by {
+        Some(op) => {
+            let _ = writeln!(out, "{pad}allocated by op {op}");
+        }
+        None => {
+            let _ = writeln!(out, "{pad}allocated by the host (outside any op)");
+        }
     }
     if let Some(stack) = &b.alloc_stack {
         stack_lines(out, &pad, stack);
     }
-    if let Some(op) = &b.freed_by {
-        let _ = writeln!(out, "{pad}freed by op {op}");
+    match (&b.freed_by, b.freed) {
+        (Some(op), _) => {
+            let _ = writeln!(out, "{pad}freed by op {op}");
+        }
+        (None, true) => {
+            let _ = writeln!(out, "{pad}freed by the host (outside any op)");
+        }
+        (None, false) => {}
     }
     if let Some(stack) = &b.free_stack {
         stack_lines(out, &pad, stack);
