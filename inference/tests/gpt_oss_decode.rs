@@ -28,13 +28,14 @@ const PROMPT: usize = 32;
 const MAX_SEQ: usize = 64;
 
 /// tiny-tt with hidden 256 and window 24 (as the prefill device tests), so decode positions
-/// lie past the window, and 8 experts (2 per row under EP 4, still top-4), so the debug-build
-/// simulator stays quick on 32 chips.
+/// lie past the window, 8 experts (2 per row under EP 4, still top-4) and a vocabulary of 256
+/// (32 per column), so the debug-build simulator stays quick on 32 chips.
 fn model() -> ModelWeights {
     let mut config = GptOssConfig::tiny_tt();
     config.sliding_window = Some(24);
     config.hidden_size = 256;
     config.num_local_experts = 8;
+    config.vocab_size = 256;
     random_weights(&config, 21)
 }
 
