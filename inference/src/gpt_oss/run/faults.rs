@@ -96,7 +96,8 @@ impl NamedFault {
             }
             "ccl-pad-overrun" => {
                 let attention = ctx.any(&[Module::Attention, Module::Decoder, Module::Model]);
-                if !attention && !(ctx.low_latency_experts() && !ctx.fix_all_reduce) {
+                let experts_rs_ag = ctx.low_latency_experts() && !ctx.fix_all_reduce;
+                if !(attention || experts_rs_ag) {
                     return never("in mesh_config.allreduce: the attention, decoder or model module");
                 }
                 true
