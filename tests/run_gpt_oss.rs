@@ -58,11 +58,7 @@ fn bad_input_exits_2_with_one_line() {
         vec!["--modules", "attention", "--inject", "ccl-stale-scratch"],
         vec!["--modules", "attention", "--inject", "nonsense"],
     ] {
-        let out = Command::new(ttsan())
-            .args(["run", "gpt-oss", "--mode", "prefill"])
-            .args(&args)
-            .output()
-            .unwrap();
+        let out = Command::new(ttsan()).args(["run", "gpt-oss", "--mode", "prefill"]).args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");

@@ -98,7 +98,11 @@ fn stale_reduce_scatter_scratch_is_reported_before_any_pcc_symptom() {
     let related = uaf[0].related.as_ref().expect("the freed buffer the write lands in");
     assert!(related.buffer.freed, "{:?}", related.buffer);
     let scratch = "layer0.experts.tp_allreduce.rs_intermediate";
-    assert!([scratch, "layer0.experts.tp_allreduce.ag"].contains(&related.buffer.name.as_str()), "{:?}", related.buffer);
+    assert!(
+        [scratch, "layer0.experts.tp_allreduce.ag"].contains(&related.buffer.name.as_str()),
+        "{:?}",
+        related.buffer
+    );
 
     // The same sequence without the fault is clean and just as accurate.
     let good = run(&w, "", TpReduce::ReduceScatterAllGather);
