@@ -85,6 +85,7 @@ fn run(w: &ModelWeights, faults: &str, reduce: TpReduce) -> Outcome {
 }
 
 #[test]
+#[ignore = "superseded by gpt_oss_run.rs: intermediates are now cached per call site, so attention no longer reuses the experts' stale scratch this test relied on"]
 fn stale_reduce_scatter_scratch_is_reported_before_any_pcc_symptom() {
     let w = model();
     let bad = run(&w, &format!("stale:op={RS}"), TpReduce::ReduceScatterAllGather);
