@@ -61,8 +61,8 @@ pub fn relate(
     }
 }
 
-/// Ranks the buffers `op` declares (and, for program-cache state, buffers earlier calls of the
-/// same op declared) by how well they explain `damage`; returns the best, skipping `exclude`
+/// Ranks the buffers `op` writes (and, for program-cache state, buffers earlier calls of the
+/// same op declared) by how well they explain `damage`, its inputs only as a last resort; returns the best, skipping `exclude`
 /// (the victim itself).
 pub fn rank(
     op: &OpInfo,
@@ -81,8 +81,11 @@ pub fn rank(
             continue;
         }
         let (Some(info), Some(fp)) = (registry.get(id), registry.footprint_of(id)) else { continue };
+        // An op only reads its inputs: they cannot explain damage, however close they sit. What
+        // it writes (outputs, scratch) and what earlier calls of it wrote (cached state) can.
+        let input_only = op.declares(id) && !op.writes(id);
         let mut found = false;
-        for d in damage {
+        for d in damage.iter().filter(|_| !input_only) {
             let Some((rel, dist, peer)) = relate(info, fp, d) else { continue };
             found = true;
             let (c, s) = score(rel, dist);
@@ -145,7 +148,7 @@ pub fn mechanism(op: &OpInfo, related: Option<&Related>, victim: Option<&BufferR
             rel.peer_device.map(|d| d.to_string()).unwrap_or_else(|| "?".into())
         ),
         Relation::Declared => {
-            format!("op {op_name} wrote into {victim_text}, far from any of its own buffers (nearest: '{b}')")
+            format!("op {op_name} wrote into {victim_text}, where none of its own buffers is (it declares '{b}')")
         }
     }
 }

@@ -96,7 +96,7 @@ fn declared_when_no_buffer_of_the_culprit_is_near() {
     let f = findings(b.finish());
     let rel = f[0].related.as_ref().unwrap();
     assert_eq!((rel.relation, rel.buffer.name.as_str()), (Relation::Declared, "l1.act"));
-    assert!(f[0].mechanism.contains("far from any of its own buffers (nearest: 'l1.act')"), "{}", f[0].mechanism);
+    assert!(f[0].mechanism.contains("where none of its own buffers is (it declares 'l1.act')"), "{}", f[0].mechanism);
 }
 
 #[test]
@@ -233,4 +233,19 @@ fn digest_change_next_to_the_ops_own_output_stays_with_that_op() {
     assert_eq!(c.op, "ttnn.concat");
     let rel = f[0].related.as_ref().unwrap();
     assert_eq!((rel.relation, rel.distance, rel.buffer.name.as_str()), (Relation::PastEnd, 0, "concat.out"));
+}
+
+#[test]
+fn an_input_next_to_the_damage_does_not_explain_it() {
+    let mut b = TraceBuilder::wormhole(1, 1);
+    b.alloc(1, "sinks", Role::Weight, Space::Dram, DRAM_BASE, 12 * 2048, 2048, None);
+    b.alloc(2, "wqkv", Role::Weight, Space::Dram, DRAM_BASE + 2048, 12 * 2048, 2048, None);
+    let op = b.op("ttnn.linear", &[2], &[], &[]);
+    b.alloc(3, "qkv.out", Role::Activation, Space::Dram, DRAM_BASE + 0x10_0000, 12 * 2048, 2048, Some(op));
+    b.write_dram(0, 0, DRAM_BASE, 64, Some(op));
+    b.end(op);
+    let f = findings(b.finish());
+    let rel = f[0].related.as_ref().unwrap();
+    assert_eq!(rel.buffer.name, "qkv.out", "{:#?}", f[0]);
+    assert_eq!(rel.relation, Relation::BeforeStart);
 }
