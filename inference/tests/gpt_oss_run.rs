@@ -71,11 +71,9 @@ fn experts_first_corrupts_the_sinks_attention_first_stays_latent() {
     assert_eq!(uaf[0].related.as_ref().unwrap().buffer.name, "layer1.experts.tp_allreduce.rs_intermediate");
 }
 
-/// Digest mode sees the sinks change across attention's first op; the lead's attribution
-/// blames the async op whose freed scratch covers the damage. Until that lands the culprit is
-/// the unrelated op the digest changed across.
+/// Digest mode sees the sinks change across attention's first op, which owns nothing near them;
+/// the attribution blames the async op whose freed scratch's stale address covers the damage.
 #[test]
-#[ignore = "needs the lead's digest-mode attribution of freed async scratch (today the culprit is ttnn.linear)"]
 fn digests_blame_the_reduce_scatter_for_the_sinks() {
     let mut o = opts((1, 8), 1, &[Module::Experts, Module::Attention]);
     o.inject = vec!["ccl-stale-scratch".into()];
