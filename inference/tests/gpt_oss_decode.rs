@@ -9,7 +9,7 @@ use ttsan_inference::gpt_oss::device::{
     decode_attention, decode_experts, decode_layer, prefill_attention_fill, DecodeAttention, DecodeModel,
     DecodePosition, DeviceExperts, DeviceKvCache, DeviceLayer, TpReduce,
 };
-use ttsan_inference::gpt_oss::pcc::pcc;
+use ttsan_inference::gpt_oss::pcc::{max_abs_diff, pcc};
 use ttsan_inference::gpt_oss::reference::{self, LayerCache, Reference, Routing};
 use ttsan_inference::gpt_oss::rng::SplitMix64;
 use ttsan_inference::gpt_oss::rope::Rope;
@@ -75,6 +75,15 @@ fn check(what: &str, golden: &[f32], got: &[f32]) {
     let p = pcc(golden, got).unwrap();
     eprintln!("{what}: pcc {p:.6}");
     assert!(p >= 0.99, "{what}: pcc {p}");
+}
+
+/// PCC and magnitude: PCC alone would not see a result scaled as a whole (an expert counted
+/// on every row of the EP group, a bias added on every rank).
+fn check_close(what: &str, golden: &[f32], got: &[f32]) {
+    check(what, golden, got);
+    let peak = golden.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = max_abs_diff(golden, got).unwrap();
+    assert!(diff <= 0.03 * peak, "{what}: max |diff| {diff} against a peak of {peak}");
 }
 
 #[test]
@@ -166,7 +175,7 @@ fn decode_experts_match_reference_with_ep_over_rows() {
             let spec = TensorSpec::new(&[1, 1, 1, e], DType::Bf16);
             let rt = mesh.from_host(&dense, &spec, &Distribution::Replicate, "routing", Role::Activation).unwrap();
             let out = decode_experts(&mut mesh, &mut ccl, &ex, &xt, &rt, k).unwrap();
-            check(&format!("{rows}x{cols} layer {layer} experts decode"), &golden, &first(&mut mesh, &out));
+            check_close(&format!("{rows}x{cols} layer {layer} experts decode"), &golden, &first(&mut mesh, &out));
             assert_clean(mesh, &rec);
         }
     }
@@ -217,7 +226,7 @@ fn decoder_layer_decode_matches_reference() {
             let xt = upload_x(&mut mesh, &x, h);
             let out = decode_layer(&mut mesh, &mut ccl, &dl, &att, xt, &cache.layers[layer], table.as_ref(), &position)
                 .unwrap();
-            check(&format!("{rows}x{cols} layer {layer} decoder decode"), &golden, &first(&mut mesh, &out));
+            check_close(&format!("{rows}x{cols} layer {layer} decoder decode"), &golden, &first(&mut mesh, &out));
             mesh.deallocate(&out).unwrap();
             position.deallocate(&mut mesh).unwrap();
         }

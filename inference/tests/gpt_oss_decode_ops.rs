@@ -248,3 +248,30 @@ fn decode_sdpa_matches_hf_attention_with_window_and_sinks_paged_or_not() {
     assert_ne!(get(&mut mesh, &a), get(&mut mesh, &b));
     assert_clean(mesh, &rec);
 }
+
+#[test]
+fn scatter_and_routing_remap_split_the_experts_over_the_rows() {
+    let rec = Arc::new(MemoryRecorder::new());
+    let mut mesh = Mesh::new(MeshConfig::new(Arch::WormholeB0, 2, 2), rec.clone()).unwrap();
+    let e = 8;
+    let zeros = put(&mut mesh, &HostTensor::zeros(&[1, 1, 1, e]), "zeros", Role::Activation);
+    let index = put_u32(&mut mesh, &[6.0, 1.0, 4.0, 3.0], &[1, 1, 1, 4], "topk.indices");
+    let weights = HostTensor::new(vec![1, 1, 1, 4], vec![0.5, 0.25, 0.125, 0.125]).unwrap();
+    let wt = put(&mut mesh, &weights, "topk.weights", Role::Activation);
+    let dense = ops::scatter(&mut mesh, &zeros, &index, &wt, &Out::dram()).unwrap();
+    let want = [0.0, 0.25, 0.0, 0.125, 0.125, 0.0, 0.5, 0.0];
+    assert_eq!(get(&mut mesh, &dense).data, want);
+    let sparsity = ops::to_layout(&mut mesh, &dense, ttsan_inference::sim::PageLayout::RowMajor, &Out::dram()).unwrap();
+    let remapped = ops::moe_routing_remap(&mut mesh, &sparsity, 4, 2, 0, &Out::dram()).unwrap();
+    let per_chip = mesh.to_host(&remapped).unwrap();
+    // Row 0 (chips 0, 1) keeps experts 0..4, row 1 (chips 2, 3) experts 4..8.
+    for (chip, got) in per_chip.iter().enumerate() {
+        let row = chip / 2;
+        let expect: Vec<f32> = want.iter().enumerate().map(|(i, &v)| if i / 4 == row { v } else { 0.0 }).collect();
+        assert_eq!(got.data, expect, "chip {chip}");
+    }
+    // The ranks must match the axis, and more selected experts than declared are refused.
+    assert!(ops::moe_routing_remap(&mut mesh, &sparsity, 4, 4, 0, &Out::dram()).is_err());
+    assert!(ops::moe_routing_remap(&mut mesh, &sparsity, 2, 2, 0, &Out::dram()).is_err());
+    assert_clean(mesh, &rec);
+}

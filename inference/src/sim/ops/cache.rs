@@ -85,8 +85,10 @@ fn write_rows(chip: &mut Chip<'_>, cache: &Tensor, rows: &[(usize, usize, &[f32]
 }
 
 fn rank4(op: &str, what: &str, t: &Tensor) -> SimResult<[usize; 4]> {
-    <[usize; 4]>::try_from(t.shape())
-        .map_err(|_| SimError::invalid(op, format!("{what} must be rank 4, got {:?}", t.shape())))
+    match <[usize; 4]>::try_from(t.shape()) {
+        Ok(shape) if !shape.contains(&0) => Ok(shape),
+        _ => Err(SimError::invalid(op, format!("{what} must be rank 4 and not empty, got {:?}", t.shape()))),
+    }
 }
 
 /// Runs a cache write: `cache` is declared written, `inputs` read; `kernel` gives the rows.

@@ -23,7 +23,7 @@ pub struct QkvHeads {
 impl QkvHeads {
     fn head_dim(&self, op: &str, width: usize) -> SimResult<usize> {
         let heads = self.num_heads + 2 * self.num_kv_heads;
-        if self.num_heads == 0 || self.num_kv_heads == 0 || width % heads != 0 {
+        if self.num_heads == 0 || self.num_kv_heads == 0 || width == 0 || width % heads != 0 {
             return Err(SimError::invalid(
                 op,
                 format!("width {width} is not {} + 2 x {} heads", self.num_heads, self.num_kv_heads),
@@ -154,7 +154,7 @@ pub fn nlp_concat_heads_decode(mesh: &mut Mesh, x: &Tensor, num_heads: usize, ou
     let &[1, b, padded, d] = x.shape() else {
         return Err(SimError::invalid(name, format!("input {:?} is not [1, B, heads, d]", x.shape())));
     };
-    if num_heads == 0 || num_heads > padded {
+    if num_heads == 0 || num_heads > padded || d == 0 {
         return Err(SimError::invalid(name, format!("num_heads {num_heads} of {padded} heads")));
     }
     let spec = out.spec(&[1, 1, b, num_heads * d], x);
@@ -173,6 +173,9 @@ pub fn nlp_concat_heads(mesh: &mut Mesh, x: &Tensor, out: &Out) -> SimResult<Ten
     let &[b, nh, s, d] = x.shape() else {
         return Err(SimError::invalid(name, format!("input {:?} is not [B, heads, S, d]", x.shape())));
     };
+    if nh == 0 || d == 0 {
+        return Err(SimError::invalid(name, format!("input {:?} has no heads", x.shape())));
+    }
     let spec = out.spec(&[b, 1, s, nh * d], x);
     local_op(mesh, name, args_of(&[("input", format!("{:?}", x.shape()))]), &[x], spec, out, |ins| {
         let src = &ins[0].data;

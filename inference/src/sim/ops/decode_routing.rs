@@ -16,7 +16,8 @@ pub fn scatter(mesh: &mut Mesh, input: &Tensor, index: &Tensor, src: &Tensor, ou
     let name = "ttnn.scatter";
     let rank = input.shape().len();
     let same_outer = |t: &Tensor| t.shape().len() == rank && t.shape()[..rank - 1] == input.shape()[..rank - 1];
-    if rank == 0 || index.shape() != src.shape() || !same_outer(index) {
+    let empty = |t: &Tensor| t.shape().last().is_none_or(|&w| w == 0);
+    if rank == 0 || empty(input) || empty(index) || index.shape() != src.shape() || !same_outer(index) {
         return Err(SimError::invalid(
             name,
             format!("input {:?}, index {:?}, src {:?} do not agree", input.shape(), index.shape(), src.shape()),
@@ -60,7 +61,7 @@ pub fn moe_routing_remap(
         a => return Err(SimError::invalid(name, format!("cluster_axis {a} does not exist (0 or 1)"))),
     };
     let e = routing.shape().last().copied().unwrap_or(0);
-    if expert_parallel_size != ranks || e % ranks.max(1) != 0 {
+    if e == 0 || ranks == 0 || expert_parallel_size != ranks || e % ranks != 0 {
         return Err(SimError::invalid(
             name,
             format!("{e} experts over expert_parallel_size {expert_parallel_size} on an axis of {ranks} chips"),

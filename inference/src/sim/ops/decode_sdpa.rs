@@ -67,7 +67,14 @@ fn sdpa_decode_host(
         return Err(SimError::invalid(name, format!("q {:?} / cache {:?} are not rank 4", q.shape, k.shape)));
     };
     let nkv = shape[1];
-    if shape[3] != d || v.shape != k.shape || nkv == 0 || nh % nkv != 0 || pos.len() != users {
+    if nh == 0
+        || shape.contains(&0)
+        || shape[3] != d
+        || v.shape != k.shape
+        || nkv == 0
+        || nh % nkv != 0
+        || pos.len() != users
+    {
         return Err(SimError::invalid(
             name,
             format!("q {:?}, cache {:?}, positions {:?} do not match", q.shape, k.shape, pos.shape),
