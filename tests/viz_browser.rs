@@ -84,6 +84,43 @@ fn finding_click_pans_to_the_culprit_and_hostile_names_stay_text() {
     assert!(colored > 2_000, "only {colored} coloured pixels in the map area");
 }
 
+/// The acceptance case: the map `ttsan run gpt-oss` writes for the sink-corruption scenario
+/// (experts, then attention, with the stale reduce-scatter scratch) lists the use-after-free,
+/// and clicking it brings the culprit op and the sinks' address into view.
+#[test]
+fn sink_corruption_scenario_map() {
+    let Some(chromium) = chromium::require() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let html = dir.path().join("sink-map.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_ttsan"))
+        .args(["run", "gpt-oss", "--mesh", "1x8", "--layers", "1", "--mode", "prefill", "--seq-len", "64"])
+        .args(["--modules", "experts,attention", "--inject", "ccl-stale-scratch", "--html"])
+        .arg(&html)
+        .env_remove("TTSAN_OPTIONS")
+        .output()
+        .expect("ttsan runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("use-after-free") && stdout.contains("layer1.attn.sinks"), "{stdout}");
+    let shot = dir.path().join("shot.png");
+    let verdict = selftest_cdp(&chromium, &html, &shot, 90);
+    for name in [
+        "decoded",
+        "findings_listed",
+        "finding_selects_chip",
+        "finding_selects_space",
+        "culprit_op_in_view",
+        "address_in_view",
+        "culprit_drawn",
+        "map_has_pixels",
+        "no_console_errors",
+    ] {
+        assert_eq!(verdict["checks"][name]["pass"], true, "{name}: {verdict}");
+    }
+    let (colored, _, _) = chromium::saturated_pixels(&shot, (80, 80), (1400 - 370, 900 - 90));
+    assert!(colored > 2_000, "only {colored} coloured pixels in the map area");
+}
+
 #[test]
 fn page_without_findings_still_draws() {
     let Some(chromium) = chromium::require() else { return };
