@@ -275,3 +275,18 @@ fn scatter_and_routing_remap_split_the_experts_over_the_rows() {
     assert!(ops::moe_routing_remap(&mut mesh, &sparsity, 2, 2, 0, &Out::dram()).is_err());
     assert_clean(mesh, &rec);
 }
+
+#[test]
+fn gpt_oss_ccl_cores_fit_the_compute_grid_of_each_mesh() {
+    use ttsan_inference::sim::ccl::{gpt_oss_ccl_cores, CclManager, Topology};
+    use ttsan_shim::events::{CoreCoord, CoreRange};
+    let rect = |x: u16, y: u16| CoreRange::new(CoreCoord::new(0, 0), CoreCoord::new(x, y));
+    // T3K chips (1x8) have an 8x7 compute grid, Galaxy chips (4x8) the whole 8x9 one.
+    for (rows, cols, want) in [(1, 8, rect(7, 6)), (4, 8, rect(7, 7))] {
+        let rec = Arc::new(MemoryRecorder::new());
+        let mut mesh = Mesh::new(MeshConfig::new(Arch::WormholeB0, rows, cols), rec.clone()).unwrap();
+        assert_eq!(gpt_oss_ccl_cores(&mesh), want, "{rows}x{cols}");
+        CclManager::gpt_oss(&mut mesh, Topology::Ring, 1).unwrap();
+        assert_clean(mesh, &rec);
+    }
+}
