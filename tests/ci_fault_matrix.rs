@@ -4,9 +4,10 @@
 //! and every fault-free run of the same scenarios must pass, on two mesh shapes and in every
 //! detection mode that can see the fault.
 //!
-//! Written against the simulator's library API (`ttsan_inference::sim`): `ttsan run gpt-oss
-//! --inject ...` did not exist when this was written. Each run's trace is written to a file
-//! and judged by the real `ttsan ci` binary, so the whole CI path is under test.
+//! The generic faults are driven through the simulator's library API (`ttsan_inference::sim`),
+//! each run's trace written to a file and judged by the real `ttsan ci` binary; the named faults
+//! of the GPT-OSS scenario go through `ttsan run gpt-oss --inject NAME --ci`. Either way the
+//! whole CI path is under test.
 
 mod support;
 
@@ -205,5 +206,44 @@ fn fault_free_runs_pass() {
             assert_clean(dir.path(), &format!("{ctx} add"), &run(shape, mode, "", add_below_weight).0);
             assert_clean(dir.path(), &format!("{ctx} reduce-scatter"), &run(shape, mode, "", two_reduce_scatters).0);
         }
+    }
+}
+
+/// The named faults of the GPT-OSS scenario through the whole CLI: `ttsan run gpt-oss --inject
+/// NAME --ci` must fail the job with the right finding kind, and the fixed or fault-free run
+/// of the same modules must pass.
+#[test]
+fn named_faults_fail_ci_through_ttsan_run() {
+    let dir = support::tempdir();
+    let run = |extra: &[&str]| {
+        let junit = dir.path().join("junit.xml");
+        let out = ttsan()
+            .args(["run", "gpt-oss", "--mesh", "1x8", "--layers", "1", "--mode", "prefill", "--seq-len", "64"])
+            .args(["--modules", "experts,attention", "--ci", "--junit"])
+            .arg(&junit)
+            .args(extra)
+            .output()
+            .expect("ttsan runs");
+        let junit = std::fs::read_to_string(&junit).unwrap_or_default();
+        (out, junit)
+    };
+    for (fault, kind, op) in [
+        ("ccl-stale-scratch", "use-after-free", RS),
+        ("sparse-matmul-oob", "oob-write", "ttnn.sparse_matmul"),
+        ("ccl-pad-overrun", "oob-write", "ttnn.experimental.all_gather_async"),
+    ] {
+        let (out, junit) = run(&["--inject", fault]);
+        assert_eq!(out.status.code(), Some(1), "{fault}: {}\n{}", stdout(&out), stderr(&out));
+        let text = stdout(&out);
+        assert!(text.contains(kind) && text.contains(op), "{fault}: {text}");
+        assert!(text.lines().count() <= 40, "{fault}: the CI summary must stay short:\n{text}");
+        assert!(junit.contains("<failure"), "{fault}: {junit}");
+    }
+    // With the fix the stale-scratch fault has no async reduce-scatter to live in (ttsan says so,
+    // exit 2, tested in tests/run_gpt_oss.rs); the fixed run itself is clean.
+    for extra in [&["--fix", "all-reduce"][..], &[][..]] {
+        let (out, junit) = run(extra);
+        assert_eq!(out.status.code(), Some(0), "{extra:?}: {}\n{}", stdout(&out), stderr(&out));
+        assert!(!junit.contains("<failure"), "{extra:?}: {junit}");
     }
 }
