@@ -64,3 +64,26 @@ fn bad_input_exits_2_with_one_line() {
         assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
     }
 }
+
+/// The default run (no --mode): the whole model's prefill, then its decode steps, clean, with
+/// both phases in the JSON report and the logits of every row.
+#[test]
+fn default_run_prefills_then_decodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let logits = dir.path().join("logits.npy");
+    let out = Command::new(ttsan())
+        .args(["run", "gpt-oss", "--mesh", "1x8", "--decode-steps", "2", "--json"])
+        .arg(&json)
+        .arg("--logits-out")
+        .arg(&logits)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("module model: PCC") && stdout.contains("module model decode: PCC"), "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let modes: Vec<&str> = report["modules"].as_array().unwrap().iter().map(|m| m["mode"].as_str().unwrap()).collect();
+    assert_eq!(modes, ["prefill", "decode"]);
+    assert!(std::fs::metadata(&logits).unwrap().len() > 34 * 1024 * 4, "34 rows of 1024 f32 logits");
+}

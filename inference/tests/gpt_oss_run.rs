@@ -149,6 +149,61 @@ fn overrun_faults_name_their_op() {
     }
 }
 
+/// Decode on 1x8: the prompt fills the KV cache, two decode steps follow, every module
+/// matches the reference continuing its cache, and the run is clean in both detection modes.
+#[test]
+fn decode_modules_match_the_reference_on_1x8_and_are_clean() {
+    let mut o = opts((1, 8), 1, &Module::ALL);
+    o.mode = Some(Mode::Decode);
+    o.detect = DetectMode::Both;
+    let (out, findings) = go(&o);
+    assert!(findings.is_empty(), "{findings:?}");
+    assert_eq!(out.modules.len(), Module::ALL.len(), "{:?}", out.modules);
+    for m in &out.modules {
+        assert_eq!(m.mode, Mode::Decode, "{m}");
+        assert!(m.pcc >= 0.99, "{m}");
+    }
+    let (shape, values) = out.logits.unwrap();
+    assert_eq!(shape, vec![32 + 2, 1024], "prompt rows, then one row per decode step");
+    assert_eq!(values.len(), shape[0] * shape[1]);
+}
+
+/// Without --mode: each module runs its prefill, then its decode steps; the whole model's
+/// decode continues the cache its own prefill filled.
+#[test]
+fn default_run_is_prefill_then_decode() {
+    let mut o = opts((1, 8), 0, &[Module::Attention, Module::Model]);
+    o.mode = None;
+    o.decode_steps = 3;
+    let (out, findings) = go(&o);
+    assert!(findings.is_empty(), "{findings:?}");
+    let phases: Vec<(Module, Mode)> = out.modules.iter().map(|m| (m.module, m.mode)).collect();
+    assert_eq!(
+        phases,
+        [
+            (Module::Attention, Mode::Prefill),
+            (Module::Attention, Mode::Decode),
+            (Module::Model, Mode::Prefill),
+            (Module::Model, Mode::Decode)
+        ]
+    );
+    assert!(out.modules.iter().all(|m| m.pcc >= 0.99), "{:?}", out.modules);
+    assert_eq!(out.logits.unwrap().0[0], 32 + 3);
+    o.decode_steps = 0;
+    let err = run(&o, Arc::new(MemoryRecorder::new()), &|_| {}).unwrap_err();
+    assert!(err.is_usage() && err.to_string().contains("--decode-steps"), "{err}");
+}
+
+/// Decode on 4x8 splits the experts over the rows (EP 4) and runs the whole model.
+#[test]
+fn decode_experts_and_model_on_4x8_are_clean() {
+    let mut o = opts((4, 8), 0, &[Module::Experts, Module::Model]);
+    o.mode = Some(Mode::Decode);
+    let (out, findings) = go(&o);
+    assert!(findings.is_empty(), "{findings:?}");
+    assert!(out.modules.iter().all(|m| m.pcc >= 0.99), "{:?}", out.modules);
+}
+
 #[test]
 fn faults_that_never_run_are_usage_errors() {
     for (fault, modules, mesh) in [
@@ -159,8 +214,13 @@ fn faults_that_never_run_are_usage_errors() {
         ("cb-clash", vec![Module::Attention], (1, 8)),
         ("semaphore-reuse", vec![Module::Attention], (1, 8)),
         ("no-such-fault", vec![Module::Attention], (1, 8)),
+        // Decode experts reduce with ttnn.all_reduce: no reduce-scatter scratch to go stale.
+        ("ccl-stale-scratch", vec![Module::Experts, Module::Decoder], (1, 8)),
     ] {
         let mut o = opts(mesh, 0, &modules);
+        if fault == "ccl-stale-scratch" && modules.len() > 1 {
+            o.mode = Some(Mode::Decode);
+        }
         o.inject = vec![fault.into()];
         let err = run(&o, Arc::new(MemoryRecorder::new()), &|_| {}).unwrap_err();
         assert!(err.is_usage(), "{fault}: {err}");

@@ -60,7 +60,7 @@ pub struct GptOssArgs {
     /// Prompt token ids, comma separated.
     #[arg(long, value_name = "IDS")]
     pub input_ids: Option<String>,
-    /// Write the logits of a whole-model prefill as f32 .npy [tokens, vocab].
+    /// Write the logits of a whole-model run as f32 .npy [tokens (+ decode steps), vocab].
     #[arg(long, value_name = "FILE")]
     pub logits_out: Option<PathBuf>,
     /// Inject a fault: a named fault (ccl-stale-scratch, ...) or the simulator's syntax.
@@ -241,6 +241,7 @@ pub fn report_json(report: &Report, outcome: &RunOutcome) -> Result<String, Fail
         .map(|m| {
             serde_json::json!({
                 "name": m.module.to_string(),
+                "mode": m.mode.to_string(),
                 "pcc": m.pcc,
                 "threshold": m.threshold,
                 "passed": m.passed(),

@@ -4,6 +4,7 @@
 
 use super::error::RunError;
 use super::module::Module;
+use super::options::Mode;
 use crate::sim::{parse_faults, Fault};
 
 const RS: &str = "ttnn.experimental.reduce_scatter_minimal_async";
@@ -15,6 +16,8 @@ pub struct FaultContext<'a> {
     pub rows: u32,
     /// The module tests (or the whole model) that run.
     pub modules: &'a [Module],
+    /// The phases each module runs.
+    pub phases: &'a [Mode],
     /// Whether the experts use `ttnn.all_reduce` (`--fix all-reduce`).
     pub fix_all_reduce: bool,
 }
@@ -24,8 +27,22 @@ impl FaultContext<'_> {
         self.modules.iter().any(|m| wanted.contains(m))
     }
 
-    fn low_latency_experts(&self) -> bool {
-        self.rows == 1 && self.any(&[Module::Experts, Module::Decoder, Module::Model])
+    fn phase(&self, mode: Mode) -> bool {
+        self.phases.contains(&mode)
+    }
+
+    /// Whether the low-latency prefill experts run: the prefill module tests (1xN only), or
+    /// the whole model's decode run, whose prefill fills the cache on any mesh.
+    fn prefill_experts(&self) -> bool {
+        let module_tests =
+            self.phase(Mode::Prefill) && self.rows == 1 && self.any(&[Module::Experts, Module::Decoder, Module::Model]);
+        module_tests || (self.phase(Mode::Decode) && self.any(&[Module::Model]))
+    }
+
+    /// Whether `sparse_matmul` runs: the prefill experts or the decode experts.
+    fn sparse_matmul(&self) -> bool {
+        self.prefill_experts()
+            || (self.phase(Mode::Decode) && self.any(&[Module::Experts, Module::Decoder, Module::Model]))
     }
 }
 
@@ -86,25 +103,29 @@ impl NamedFault {
         };
         let runs = match self.name {
             "ccl-stale-scratch" => {
-                if !ctx.low_latency_experts() || ctx.fix_all_reduce {
+                if !ctx.prefill_experts() || ctx.fix_all_reduce {
                     return never(&format!(
-                        "in the experts' TP all-reduce ({RS} + all_gather_async): a 1xN mesh, the experts, decoder \
-                         or model module, without --fix all-reduce"
+                        "in the prefill experts' TP all-reduce ({RS} + all_gather_async): the experts, decoder or \
+                         model module in prefill on a 1xN mesh, or the model module with decode, without --fix \
+                         all-reduce"
                     ));
                 }
                 true
             }
             "ccl-pad-overrun" => {
                 let attention = ctx.any(&[Module::Attention, Module::Decoder, Module::Model]);
-                let experts_rs_ag = ctx.low_latency_experts() && !ctx.fix_all_reduce;
+                let experts_rs_ag = ctx.prefill_experts() && !ctx.fix_all_reduce;
                 if !(attention || experts_rs_ag) {
                     return never("in mesh_config.allreduce: the attention, decoder or model module");
                 }
                 true
             }
             "sparse-matmul-oob" => {
-                if !ctx.low_latency_experts() {
-                    return never("in the low-latency experts: a 1xN mesh with the experts, decoder or model module");
+                if !ctx.sparse_matmul() {
+                    return never(
+                        "in the low-latency experts: the experts, decoder or model module in prefill on a 1xN mesh, \
+                         or in decode on any mesh",
+                    );
                 }
                 true
             }

@@ -1,5 +1,6 @@
 //! `ttsan run gpt-oss` as a library: GPT-OSS on the simulated mesh under the sanitizer, as
-//! module tests (tt-metal's `test_modules.py --test-modules`) or as a whole-model prefill,
+//! module tests (tt-metal's `test_modules.py --test-modules`) or as the whole model, in
+//! prefill, decode (the prompt fills the KV cache, then decode steps) or both,
 //! with named faults that reproduce the corruption classes of the attention-sink case.
 //!
 //! The named fault `ccl-stale-scratch` is the field bug's mechanism: the experts' TP
@@ -8,6 +9,7 @@
 //! intermediate land after the free, at the next compute dispatch. With the experts first, the
 //! attention sinks (allocated first, small) take the hole, and SDPA reads corrupted sinks.
 
+mod decode;
 mod error;
 mod faults;
 mod module;
@@ -15,6 +17,7 @@ mod options;
 mod scenario;
 mod session;
 
+pub use decode::ModelDecode;
 pub use error::RunError;
 pub use faults::{resolve, FaultContext, NamedFault, NAMED_FAULTS};
 pub use module::{Module, ModuleResult};

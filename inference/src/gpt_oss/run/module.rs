@@ -1,6 +1,7 @@
 //! The module tests `--modules` names, as tt-metal's `test_modules.py --test-modules` runs them.
 
 use super::error::RunError;
+use super::options::Mode;
 use std::fmt;
 use std::str::FromStr;
 
@@ -73,6 +74,8 @@ impl FromStr for Module {
 pub struct ModuleResult {
     /// Which module.
     pub module: Module,
+    /// The phase it ran: prefill of the prompt, or decode steps after it.
+    pub mode: Mode,
     /// PCC against the f32 reference.
     pub pcc: f64,
     /// The pass threshold.
@@ -89,6 +92,11 @@ impl ModuleResult {
 impl fmt::Display for ModuleResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verdict = if self.passed() { "PASS" } else { "FAIL" };
-        write!(f, "module {}: PCC {:.5} (threshold {}) {verdict}", self.module, self.pcc, self.threshold)
+        // Prefill keeps the bare module name, so the prefill-only output stays as it was.
+        let phase = match self.mode {
+            Mode::Prefill => "",
+            Mode::Decode => " decode",
+        };
+        write!(f, "module {}{phase}: PCC {:.5} (threshold {}) {verdict}", self.module, self.pcc, self.threshold)
     }
 }

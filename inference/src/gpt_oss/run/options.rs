@@ -7,12 +7,32 @@ use std::path::PathBuf;
 use ttsan_events::{Arch, Role};
 
 /// Prefill or decode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mode {
     /// One prefill of `seq_len` tokens.
     Prefill,
-    /// Decode steps (needs the decode path).
+    /// Decode steps after a prefill that fills the KV cache.
     Decode,
+}
+
+impl Mode {
+    /// The phases a run of `mode` goes through (`None`: prefill, then decode).
+    pub fn phases(mode: Option<Mode>) -> &'static [Mode] {
+        match mode {
+            Some(Mode::Prefill) => &[Mode::Prefill],
+            Some(Mode::Decode) => &[Mode::Decode],
+            None => &[Mode::Prefill, Mode::Decode],
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Prefill => "prefill",
+            Mode::Decode => "decode",
+        })
+    }
 }
 
 /// Where the weights come from.

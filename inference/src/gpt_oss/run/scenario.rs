@@ -18,7 +18,8 @@ use ttsan_shim::Recorder;
 pub struct RunOutcome {
     /// Module results in run order (the whole model appears as `model`).
     pub modules: Vec<ModuleResult>,
-    /// The logits `[tokens, vocab]` of a whole-model prefill.
+    /// The logits of a whole-model run: `[tokens, vocab]` for a prefill, `[tokens + steps,
+    /// vocab]` when decode steps follow it.
     pub logits: Option<(Vec<usize>, Vec<f32>)>,
     /// Simulator counts.
     pub stats: RunStats,
@@ -41,24 +42,12 @@ pub fn load_model(source: &ModelSource, seed: u64) -> Result<ModelWeights, RunEr
 
 /// Runs `opts`, recording through `recorder`; `progress` hears each step as it starts.
 pub fn run(opts: &RunOptions, recorder: Arc<dyn Recorder>, progress: &dyn Fn(&str)) -> Result<RunOutcome, RunError> {
-    match opts.mode {
-        Some(Mode::Prefill) => {}
-        Some(Mode::Decode) => {
-            return Err(RunError::Usage(
-                "--mode decode: the device decode path is not wired into `ttsan run gpt-oss` yet; use --mode prefill"
-                    .into(),
-            ))
-        }
-        None => {
-            return Err(RunError::Usage(
-                "without --mode the run is a prefill then decode steps, and the device decode path is not wired \
-                 into `ttsan run gpt-oss` yet; use --mode prefill"
-                    .into(),
-            ))
-        }
+    let phases = Mode::phases(opts.mode);
+    if phases.contains(&Mode::Decode) && opts.decode_steps == 0 {
+        return Err(RunError::Usage("decode needs --decode-steps of at least 1".into()));
     }
     let modules = opts.modules.clone().unwrap_or_else(|| vec![Module::Model]);
-    let ctx = FaultContext { rows: opts.rows, modules: &modules, fix_all_reduce: opts.fix_all_reduce };
+    let ctx = FaultContext { rows: opts.rows, modules: &modules, phases, fix_all_reduce: opts.fix_all_reduce };
     let faults = resolve(&opts.inject, &ctx)?;
     let weights = load_model(&opts.model, opts.seed)?;
     let mut config = MeshConfig::new(opts.arch, opts.rows, opts.cols).detect(opts.detect).command(&opts.command);
@@ -75,17 +64,38 @@ pub fn run(opts: &RunOptions, recorder: Arc<dyn Recorder>, progress: &dyn Fn(&st
     let layer = opts.layers.first().copied().unwrap_or(0);
     let reduce = if opts.fix_all_reduce { TpReduce::AllReduce } else { TpReduce::ReduceScatterAllGather };
     let tokens = opts.input_ids.as_ref().map_or(opts.seq_len, Vec::len);
-    let mut session = Session::new(mesh, &weights, layer, tokens, reduce, opts.seed)?;
+    let mut session = Session::new(mesh, &weights, layer, tokens, opts.decode_steps, reduce, opts.seed)?;
     let mut results = Vec::new();
     let mut logits = None;
+    let vocab = weights.config.vocab_size;
+    let ids = opts.input_ids.as_deref();
     for (i, &module) in modules.iter().enumerate() {
         progress(&format!("[{}/{}] module {module}", i + 1, modules.len()));
-        if module == Module::Model {
-            let (pcc, values) = session.model(opts.input_ids.as_deref())?;
-            logits = Some((vec![tokens, weights.config.vocab_size], values));
-            results.push(ModuleResult { module, pcc, threshold: module.threshold() });
-        } else {
-            results.push(session.run_module(module)?);
+        let threshold = module.threshold();
+        match (module, phases) {
+            (Module::Model, [Mode::Prefill]) => {
+                let (pcc, values) = session.model(ids)?;
+                logits = Some((vec![tokens, vocab], values));
+                results.push(ModuleResult { module, mode: Mode::Prefill, pcc, threshold });
+            }
+            // The model's decode continues its own prefill (the cache it filled), so one run
+            // gives both phases.
+            (Module::Model, _) => {
+                session.mesh().mark("module model begin");
+                let run = session.model_decode(ids)?;
+                session.end_module()?;
+                session.mesh().mark("module model end");
+                if phases.contains(&Mode::Prefill) {
+                    results.push(ModuleResult { module, mode: Mode::Prefill, pcc: run.prefill_pcc, threshold });
+                }
+                results.push(ModuleResult { module, mode: Mode::Decode, pcc: run.decode_pcc, threshold });
+                logits = Some((vec![run.rows, vocab], run.logits));
+            }
+            _ => {
+                for &phase in phases {
+                    results.push(session.run_module(module, phase)?);
+                }
+            }
         }
     }
     let stats = session.finish()?;

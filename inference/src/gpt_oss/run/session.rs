@@ -5,9 +5,10 @@
 
 use super::error::RunError;
 use super::module::{Module, ModuleResult};
+use super::options::Mode;
 use crate::gpt_oss::device::{
-    prefill_attention, prefill_experts_consuming, prefill_layer, router, DeviceAttention, DeviceExperts, DeviceLayer,
-    DeviceModel, DeviceRouter, TpReduce,
+    prefill_attention, prefill_experts_consuming, prefill_layer, router, DecodeAttention, DecodeModel, DeviceAttention,
+    DeviceExperts, DeviceLayer, DeviceModel, DeviceRouter, TpReduce,
 };
 use crate::gpt_oss::pcc::pcc;
 use crate::gpt_oss::reference::{self, LayerCache, Reference};
@@ -20,27 +21,34 @@ use ttsan_events::Role;
 
 /// The persistent fixture and the modules uploaded so far.
 pub struct Session<'w> {
-    mesh: Mesh,
-    ccl: CclManager,
-    weights: &'w ModelWeights,
-    layer: usize,
-    tokens: usize,
-    reduce: TpReduce,
-    seed: u64,
-    attn: Option<DeviceAttention>,
-    experts: Option<DeviceExperts>,
-    router: Option<DeviceRouter>,
-    decoder: Option<DeviceLayer>,
-    model: Option<DeviceModel>,
+    pub(super) mesh: Mesh,
+    pub(super) ccl: CclManager,
+    pub(super) weights: &'w ModelWeights,
+    pub(super) layer: usize,
+    pub(super) tokens: usize,
+    pub(super) steps: usize,
+    pub(super) reduce: TpReduce,
+    pub(super) seed: u64,
+    pub(super) attn: Option<DeviceAttention>,
+    pub(super) experts: Option<DeviceExperts>,
+    pub(super) router: Option<DeviceRouter>,
+    pub(super) decoder: Option<DeviceLayer>,
+    pub(super) model: Option<DeviceModel>,
+    pub(super) decode_attn: Option<DecodeAttention>,
+    pub(super) decode_layer: Option<(DeviceLayer, DecodeAttention)>,
+    pub(super) decode_model: Option<DecodeModel>,
 }
 
 impl<'w> Session<'w> {
     /// Opens the fixture on `mesh`: the CCL manager first, as the test fixture creates it.
+    /// `tokens` is the prompt (prefill) length, `steps` the decode steps after it.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         mut mesh: Mesh,
         weights: &'w ModelWeights,
         layer: usize,
         tokens: usize,
+        steps: usize,
         reduce: TpReduce,
         seed: u64,
     ) -> Result<Self, RunError> {
@@ -60,6 +68,7 @@ impl<'w> Session<'w> {
             weights,
             layer,
             tokens,
+            steps,
             reduce,
             seed,
             attn: None,
@@ -67,6 +76,9 @@ impl<'w> Session<'w> {
             router: None,
             decoder: None,
             model: None,
+            decode_attn: None,
+            decode_layer: None,
+            decode_model: None,
         })
     }
 
@@ -75,32 +87,35 @@ impl<'w> Session<'w> {
         &self.mesh
     }
 
-    /// Runs one module test.
-    pub fn run_module(&mut self, module: Module) -> Result<ModuleResult, RunError> {
-        self.mesh.mark(&format!("module {module} begin"));
-        let pcc = match module {
-            Module::Attention => self.attention()?,
-            Module::Experts => self.experts()?,
-            Module::Router => self.router()?,
-            Module::Decoder => self.decoder()?,
-            Module::Model => self.model(None)?.0,
+    /// Runs one module test in `mode` (decode: the prompt fills the KV cache, then the decode
+    /// steps are compared).
+    pub fn run_module(&mut self, module: Module, mode: Mode) -> Result<ModuleResult, RunError> {
+        self.mesh.mark(&format!("module {module} {mode} begin"));
+        let pcc = match (mode, module) {
+            (Mode::Prefill, Module::Attention) => self.attention()?,
+            (Mode::Prefill, Module::Experts) => self.experts()?,
+            (Mode::Prefill, Module::Router) => self.router()?,
+            (Mode::Prefill, Module::Decoder) => self.decoder()?,
+            (Mode::Prefill, Module::Model) => self.model(None)?.0,
+            (Mode::Decode, Module::Attention) => self.attention_decode()?,
+            (Mode::Decode, Module::Experts) => self.experts_decode()?,
+            (Mode::Decode, Module::Router) => self.router_decode()?,
+            (Mode::Decode, Module::Decoder) => self.decoder_decode()?,
+            (Mode::Decode, Module::Model) => self.model_decode(None)?.decode_pcc,
         };
-        // Test-case hygiene: activations are already freed; the program cache's buffers go too.
-        self.mesh.release_op_cache()?;
-        self.mesh.mark(&format!("module {module} end"));
-        Ok(ModuleResult { module, pcc, threshold: module.threshold() })
+        self.end_module()?;
+        self.mesh.mark(&format!("module {module} {mode} end"));
+        Ok(ModuleResult { module, mode, pcc, threshold: module.threshold() })
+    }
+
+    /// Test-case hygiene: activations are already freed; the program cache's buffers go too.
+    pub(super) fn end_module(&mut self) -> Result<(), RunError> {
+        Ok(self.mesh.release_op_cache()?)
     }
 
     /// The whole model on `ids` (random ids when `None`): logits PCC and the logits `[T, V]`.
     pub fn model(&mut self, ids: Option<&[u32]>) -> Result<(f64, Vec<f32>), RunError> {
-        let c = &self.weights.config;
-        let ids: Vec<u32> = match ids {
-            Some(ids) => ids.to_vec(),
-            None => {
-                let mut rng = SplitMix64::new(self.seed ^ 0x1d5);
-                (0..self.tokens).map(|_| rng.below(c.vocab_size as u64) as u32).collect()
-            }
-        };
+        let ids = self.prompt_ids(ids);
         if self.mesh.desc().rows != 1 {
             return Err(RunError::Usage(
                 "the decoder and model modules need a 1xN mesh (the 4x8 prefill experts are not wired yet)".into(),
@@ -115,24 +130,37 @@ impl<'w> Session<'w> {
         Ok((pcc(&golden, &logits)?, logits))
     }
 
+    /// The prompt: `ids`, or random ids of the prompt length.
+    pub(super) fn prompt_ids(&self, ids: Option<&[u32]>) -> Vec<u32> {
+        match ids {
+            Some(ids) => ids.to_vec(),
+            None => {
+                let mut rng = SplitMix64::new(self.seed ^ 0x1d5);
+                let vocab = self.weights.config.vocab_size as u64;
+                (0..self.tokens).map(|_| rng.below(vocab) as u32).collect()
+            }
+        }
+    }
+
     /// Ends the run.
     pub fn finish(self) -> Result<RunStats, RunError> {
         Ok(self.mesh.finish()?)
     }
 
-    fn input(&self, salt: u64) -> Vec<f32> {
+    pub(super) fn input(&self, salt: u64) -> Vec<f32> {
         let h = self.weights.config.hidden_size;
         SplitMix64::new(self.seed ^ salt).normal_vec(self.tokens * h, 0.0, 1.0)
     }
 
-    fn upload_x(&mut self, x: &[f32], name: &str) -> Result<Tensor, RunError> {
+    /// Uploads `x` (`[rows, H]`, the row count from its length) replicated as an activation.
+    pub(super) fn upload_x(&mut self, x: &[f32], name: &str) -> Result<Tensor, RunError> {
         let h = self.weights.config.hidden_size;
-        let host = HostTensor::new(vec![1, 1, self.tokens, h], x.to_vec())?;
+        let host = HostTensor::new(vec![1, 1, x.len() / h.max(1), h], x.to_vec())?;
         let spec = TensorSpec::new(&host.shape, DType::Bf16);
         Ok(self.mesh.from_host(&host, &spec, &Distribution::Replicate, name, Role::Activation)?)
     }
 
-    fn read(&mut self, t: &Tensor) -> Result<Vec<f32>, RunError> {
+    pub(super) fn read(&mut self, t: &Tensor) -> Result<Vec<f32>, RunError> {
         Ok(self.mesh.to_host(t)?.swap_remove(0).data)
     }
 
@@ -180,31 +208,38 @@ impl<'w> Session<'w> {
     }
 
     fn router(&mut self) -> Result<f64, RunError> {
+        let x = self.input(0x70);
+        let (golden, got) = self.route_compare(&x)?;
+        Ok(pcc(&golden, &got)?)
+    }
+
+    /// The router of the layer on `x` (`[rows, H]`): the reference's dense `[rows, E]` scores
+    /// and the device's, scattered on the host from its `(indices, weights)`.
+    pub(super) fn route_compare(&mut self, x: &[f32]) -> Result<(Vec<f32>, Vec<f32>), RunError> {
         let (c, l) = (&self.weights.config, self.layer);
         let lw = &self.weights.layers[l];
         if self.router.is_none() {
             self.router = Some(DeviceRouter::upload(&mut self.mesh, &lw.router, c.num_experts_per_tok, l)?);
         }
         let Some(dev) = self.router.clone() else { return Err(RunError::Usage("router upload failed".into())) };
-        let x = self.input(0x70);
-        let xt = self.upload_x(&x, &format!("layer{l}.router.input"))?;
+        let xt = self.upload_x(x, &format!("layer{l}.router.input"))?;
         let out = router(&mut self.mesh, &dev, &xt)?;
         let idx = self.read(&out.indices)?;
         let wts = self.read(&out.weights)?;
         for t in [&out.indices, &out.weights, &xt] {
             self.mesh.deallocate(t)?;
         }
-        // HF's dense [T, E] scores from the device's (indices, weights), against the reference's.
         let e = c.num_local_experts;
         let k = dev.top_k.max(1);
-        let mut dense = vec![0.0f32; self.tokens * e];
+        let rows = x.len() / c.hidden_size.max(1);
+        let mut dense = vec![0.0f32; rows * e];
         for (slot, (&i, &w)) in idx.iter().zip(&wts).enumerate() {
             if let Some(v) = dense.get_mut(slot / k * e + i as usize) {
                 *v = w;
             }
         }
-        let golden = reference::route(&lw.router, &x, c.hidden_size, c.num_experts_per_tok).dense();
-        Ok(pcc(&golden, &dense)?)
+        let golden = reference::route(&lw.router, x, c.hidden_size, c.num_experts_per_tok).dense();
+        Ok((golden, dense))
     }
 
     fn decoder(&mut self) -> Result<f64, RunError> {
