@@ -227,3 +227,38 @@ fn faults_that_never_run_are_usage_errors() {
         assert!(err.to_string().contains(fault), "{fault}: {err}");
     }
 }
+
+/// Plan mode: gpt-oss-120b at full size on 4x8, prefill 4096 then 2 decode steps through all
+/// 36 layers, allocation and op events only; the analyzer reads the trace and finds nothing.
+/// On 1x8 every chip would hold all 128 experts: the plan stops at the allocator's refusal.
+#[test]
+fn plan_120b_on_4x8_is_clean_and_1x8_runs_out_of_memory() {
+    use ttsan_inference::gpt_oss::config::GptOssConfig;
+    use ttsan_inference::gpt_oss::run::{plan, PlanOptions};
+    let config = GptOssConfig::preset("gpt-oss-120b").unwrap();
+    let mut o = PlanOptions {
+        config,
+        arch: ttsan_shim::events::Arch::WormholeB0,
+        rows: 4,
+        cols: 8,
+        seq_len: 4096,
+        decode_steps: 2,
+        command: "plan test".into(),
+    };
+    let rec = Arc::new(MemoryRecorder::new());
+    let out = plan(&o, rec.clone()).unwrap();
+    assert_eq!(out.out_of_memory, None);
+    assert!(out.ops > 36 * 3 * 30, "{out:?}");
+    let mut analyzer = Analyzer::new(AnalysisOptions::default());
+    for e in rec.take() {
+        analyzer.feed(&e);
+    }
+    let analysis = analyzer.finish(None);
+    assert!(analysis.errors.is_empty() && analysis.findings.is_empty(), "{analysis:?}");
+
+    o.rows = 1;
+    let out = plan(&o, Arc::new(MemoryRecorder::new())).unwrap();
+    let msg = out.out_of_memory.unwrap();
+    eprintln!("1x8 plan: {msg}");
+    assert!(msg.contains("mlp.experts"), "the experts are what does not fit: {msg}");
+}

@@ -11,9 +11,11 @@ use clap::Args;
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use ttsan_inference::gpt_oss::config::GptOssConfig;
 use ttsan_inference::gpt_oss::npy;
 use ttsan_inference::gpt_oss::run::{
-    parse_ids, parse_layers, parse_mesh, run as run_model, Mode, ModelSource, Module, RunError, RunOptions, RunOutcome,
+    parse_ids, parse_layers, parse_mesh, plan, run as run_model, Mode, ModelSource, Module, PlanOptions, RunError,
+    RunOptions, RunOutcome,
 };
 use ttsan_inference::sim::DetectMode;
 use ttsan_sanitizer::report::{render_text, Report, Status};
@@ -180,10 +182,10 @@ fn trace_path(args: &GptOssArgs) -> TracePath {
 /// Runs GPT-OSS on the simulated mesh.
 pub fn run(args: &GptOssArgs) -> Outcome {
     let settings = args.report.settings()?;
-    if args.plan {
-        return Err(usage("--plan: plan mode (full-size shapes, allocations only) is not built yet"));
-    }
     let opts = options(args)?;
+    if args.plan {
+        return run_plan(args, &opts, &settings);
+    }
     let trace = trace_path(args);
     let recorder = Arc::new(
         FileRecorder::create(&trace.path).with_context(|| trace.path.display().to_string()).map_err(Failure::usage)?,
@@ -221,6 +223,53 @@ pub fn run(args: &GptOssArgs) -> Outcome {
         return emit(&report, &settings);
     }
     finish(&report, &outcome, &settings)
+}
+
+/// `--plan`: the full-size model's allocations and ops, analysed as `ttsan analyze` would; an
+/// out-of-memory is reported where the allocator refused and exits 1.
+fn run_plan(args: &GptOssArgs, opts: &RunOptions, settings: &Settings) -> Outcome {
+    let name = match &opts.model {
+        ModelSource::Preset(name) => name.as_str(),
+        ModelSource::Checkpoint(_) => return Err(usage("--plan takes --config (20b, 120b, tiny), not a checkpoint")),
+    };
+    let preset = match name {
+        "20b" => "gpt-oss-20b",
+        "120b" => "gpt-oss-120b",
+        "tiny" => "tiny-tt",
+        other => other,
+    };
+    let config = GptOssConfig::preset(preset).map_err(usage)?;
+    let steps = if opts.mode == Some(Mode::Prefill) { 0 } else { opts.decode_steps };
+    let seq = if opts.mode == Some(Mode::Decode) && args.seq_len == 0 { 0 } else { opts.seq_len };
+    let plan_opts = PlanOptions {
+        config,
+        arch: opts.arch,
+        rows: opts.rows,
+        cols: opts.cols,
+        seq_len: seq,
+        decode_steps: steps,
+        command: opts.command.clone(),
+    };
+    let trace = trace_path(args);
+    let recorder = Arc::new(
+        FileRecorder::create(&trace.path).with_context(|| trace.path.display().to_string()).map_err(Failure::usage)?,
+    );
+    let outcome = plan(&plan_opts, recorder.clone());
+    recorder.finish().with_context(|| format!("writing trace {}", trace.path.display())).map_err(Failure::internal)?;
+    let outcome = outcome.map_err(|e: RunError| {
+        let code = if e.is_usage() { USAGE } else { super::exit::INTERNAL };
+        Failure { code, error: anyhow!("{e}") }
+    })?;
+    let report = analyze_trace(&trace.path, settings)?;
+    eprintln!("ttsan: plan: {} ops, {} allocations", outcome.ops, outcome.allocations);
+    if let Some(msg) = &outcome.out_of_memory {
+        print!("{}", render_text(&report, settings.text));
+        return Err(Failure {
+            code: super::exit::FINDINGS,
+            error: anyhow!("plan: out of memory (the trace ends there): {msg}"),
+        });
+    }
+    emit(&report, settings)
 }
 
 fn write_html(trace: &Path, html: &Path, settings: &Settings) -> Result<(), Failure> {

@@ -1,0 +1,361 @@
+//! Plan mode (`ttsan run gpt-oss --plan`): the model's buffers and ops at full size (gpt-oss-20b
+//! or 120b) with allocation and op events only. No kernel runs and no byte is written, so the
+//! trace shows what the allocator does with the real shapes (per-chip placement as the demo
+//! shards it, section 3.10's op order, prefill then decode) in seconds, and an out-of-memory
+//! stops the plan exactly where the allocator refuses.
+
+use super::error::RunError;
+use crate::alloc::AllocError;
+use crate::gpt_oss::config::GptOssConfig;
+use crate::sim::{DType, Mesh, MeshConfig, SimError, Tensor, TensorSpec};
+use std::sync::Arc;
+use ttsan_events::{Arch, Role};
+use ttsan_shim::Recorder;
+
+/// Token rows of one down-projection split in prefill (the demo's `down_split_size`).
+const DOWN_SPLIT: usize = 1024;
+/// Rows of a decode activation: one token padded to a tile.
+const TILE: usize = 32;
+
+/// What a plan covers.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// The model (full-size presets are the point).
+    pub config: GptOssConfig,
+    /// Chip architecture.
+    pub arch: Arch,
+    /// Mesh rows (the experts split over them).
+    pub rows: u32,
+    /// Mesh columns (tensor parallelism).
+    pub cols: u32,
+    /// Prefill tokens (0: no prefill).
+    pub seq_len: usize,
+    /// Decode steps after the prefill.
+    pub decode_steps: usize,
+    /// The command line, for the trace header.
+    pub command: String,
+}
+
+/// What a plan did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanOutcome {
+    /// Ops recorded.
+    pub ops: u64,
+    /// Buffers allocated.
+    pub allocations: u64,
+    /// The allocator's refusal, with the buffer it refused, when the plan ran out of memory.
+    pub out_of_memory: Option<String>,
+}
+
+struct Planner {
+    mesh: Mesh,
+    ops: u64,
+    allocations: u64,
+}
+
+fn spec(shape: &[usize]) -> TensorSpec {
+    TensorSpec::new(shape, DType::Bf16)
+}
+
+impl Planner {
+    fn alloc(&mut self, shape: &[usize], name: &str, role: Role) -> Result<Tensor, RunError> {
+        self.allocations += 1;
+        self.mesh.allocate(&spec(shape), name, role).map_err(|e| named(e, name))
+    }
+
+    /// One op reading `inputs` and producing fresh DRAM outputs of the given shapes.
+    fn op(&mut self, name: &str, inputs: &[&Tensor], outs: &[(&[usize], &str)]) -> Result<Vec<Tensor>, RunError> {
+        self.ops += 1;
+        let mut run = self.mesh.begin_op(name, String::new(), inputs, &[], &[])?;
+        let mut out = Vec::with_capacity(outs.len());
+        for (shape, oname) in outs {
+            self.allocations += 1;
+            out.push(run.alloc_output(&spec(shape), oname, Role::Activation).map_err(|e| named(e, oname))?);
+        }
+        run.finish()?;
+        Ok(out)
+    }
+
+    /// One op with a single output.
+    fn op1(&mut self, name: &str, inputs: &[&Tensor], shape: &[usize], oname: &str) -> Result<Tensor, RunError> {
+        let mut v = self.op(name, inputs, &[(shape, oname)])?;
+        v.pop().ok_or_else(|| RunError::Usage(format!("{name} produced no output")))
+    }
+
+    /// An op that writes an existing tensor (the cache updates).
+    fn op_into(&mut self, name: &str, inputs: &[&Tensor], target: &Tensor) -> Result<(), RunError> {
+        self.ops += 1;
+        let run = self.mesh.begin_op(name, String::new(), inputs, &[target], &[])?;
+        Ok(run.finish()?)
+    }
+
+    fn free(&mut self, ts: &[&Tensor]) -> Result<(), RunError> {
+        for t in ts {
+            self.mesh.deallocate(t)?;
+        }
+        Ok(())
+    }
+}
+
+/// Per-chip sizes.
+struct Dims {
+    h: usize,
+    d: usize,
+    heads: usize,
+    kv_heads: usize,
+    experts: usize,
+    inter: usize,
+    vocab: usize,
+    top_k: usize,
+    rows: usize,
+    tp: usize,
+}
+
+struct LayerW {
+    input_norm: Tensor,
+    wqkv: Tensor,
+    wqkv_bias: Tensor,
+    sinks: Tensor,
+    o_proj: Tensor,
+    o_bias: Tensor,
+    post_norm: Tensor,
+    router: Tensor,
+    router_bias: Tensor,
+    gate_up: Tensor,
+    gate_up_bias: Tensor,
+    down: Tensor,
+    down_bias: Tensor,
+    k_cache: Tensor,
+    v_cache: Tensor,
+}
+
+fn upload_layer(p: &mut Planner, n: &Dims, l: usize, max_seq: usize) -> Result<LayerW, RunError> {
+    let qkv = (n.heads + 2 * n.kv_heads) * n.d;
+    let pre = format!("model.layers.{l}");
+    let w = |p: &mut Planner, shape: &[usize], name: &str| p.alloc(shape, &format!("{pre}.{name}"), Role::Weight);
+    Ok(LayerW {
+        input_norm: w(p, &[1, 1, 1, n.h], "input_layernorm.weight")?,
+        wqkv: w(p, &[1, 1, n.h, qkv], "self_attn.wqkv")?,
+        wqkv_bias: w(p, &[1, 1, 1, qkv], "self_attn.wqkv_bias")?,
+        sinks: w(p, &[1, n.heads, 1, 1], "self_attn.sinks")?,
+        o_proj: w(p, &[1, 1, n.heads * n.d, n.h], "self_attn.o_proj")?,
+        o_bias: w(p, &[1, 1, 1, n.h], "self_attn.o_proj_bias")?,
+        post_norm: w(p, &[1, 1, 1, n.h], "post_attention_layernorm.weight")?,
+        router: w(p, &[1, 1, n.h, n.experts * n.rows], "mlp.router.weight")?,
+        router_bias: w(p, &[1, 1, 1, n.experts * n.rows], "mlp.router.bias")?,
+        gate_up: w(p, &[1, n.experts, n.h, 2 * n.inter], "mlp.experts.gate_up_proj")?,
+        gate_up_bias: w(p, &[1, n.experts, 1, 2 * n.inter], "mlp.experts.gate_up_proj_bias")?,
+        down: w(p, &[1, n.experts, n.inter, n.h], "mlp.experts.down_proj")?,
+        down_bias: w(p, &[1, n.experts, 1, n.h], "mlp.experts.down_proj_bias")?,
+        k_cache: p.alloc(&[1, n.kv_heads, max_seq, n.d], &format!("{pre}.self_attn.k_cache"), Role::KvCache)?,
+        v_cache: p.alloc(&[1, n.kv_heads, max_seq, n.d], &format!("{pre}.self_attn.v_cache"), Role::KvCache)?,
+    })
+}
+
+/// One decoder layer over `s` rows (prefill: the prompt; decode: one token in a tile).
+fn layer(p: &mut Planner, n: &Dims, w: &LayerW, x: Tensor, s: usize, decode: bool) -> Result<Tensor, RunError> {
+    let (h, d) = (n.h, n.d);
+    let hn = p.op1("ttnn.rms_norm", &[&x, &w.input_norm], &[1, 1, s, h], "layer.input_norm")?;
+    let qkv_w = (n.heads + 2 * n.kv_heads) * d;
+    let xqkv = p.op1("ttnn.linear", &[&hn, &w.wqkv, &w.wqkv_bias], &[1, 1, s, qkv_w], "attn.xqkv")?;
+    p.free(&[&hn])?;
+    let heads_op =
+        if decode { "ttnn.experimental.nlp_create_qkv_heads_decode" } else { "ttnn.experimental.nlp_create_qkv_heads" };
+    let qkv = p.op(
+        heads_op,
+        &[&xqkv],
+        &[(&[1, n.heads, s, d], "attn.q"), (&[1, n.kv_heads, s, d], "attn.k"), (&[1, n.kv_heads, s, d], "attn.v")],
+    )?;
+    p.free(&[&xqkv])?;
+    let [q, k, v] = <[Tensor; 3]>::try_from(qkv).map_err(|_| RunError::Usage("qkv heads".into()))?;
+    let q_rot = p.op1("ttnn.experimental.rotary_embedding", &[&q], &[1, n.heads, s, d], "attn.q_rot")?;
+    let k_rot = p.op1("ttnn.experimental.rotary_embedding", &[&k], &[1, n.kv_heads, s, d], "attn.k_rot")?;
+    p.free(&[&q, &k])?;
+    let cache_op = if decode { "ttnn.experimental.paged_update_cache" } else { "ttnn.fill_cache" };
+    p.op_into(cache_op, &[&k_rot], &w.k_cache)?;
+    p.op_into(cache_op, &[&v], &w.v_cache)?;
+    let sdpa_op = if decode {
+        "ttnn.transformer.scaled_dot_product_attention_decode"
+    } else {
+        "ttnn.transformer.scaled_dot_product_attention"
+    };
+    let (kk, vv) = if decode { (&w.k_cache, &w.v_cache) } else { (&k_rot, &v) };
+    let attn = p.op1(sdpa_op, &[&q_rot, kk, vv, &w.sinks], &[1, n.heads, s, d], "attn.sdpa")?;
+    p.free(&[&q_rot, &k_rot, &v])?;
+    let concat_op =
+        if decode { "ttnn.experimental.nlp_concat_heads_decode" } else { "ttnn.experimental.nlp_concat_heads" };
+    let concat = p.op1(concat_op, &[&attn], &[1, 1, s, n.heads * d], "attn.concat_heads")?;
+    p.free(&[&attn])?;
+    let o = p.op1("ttnn.linear", &[&concat, &w.o_proj, &w.o_bias], &[1, 1, s, h], "attn.o_proj")?;
+    p.free(&[&concat])?;
+    let a = allreduce_rs_ag(p, n, &o, s, "attn.allreduce")?;
+    p.free(&[&o])?;
+    let x1 = p.op1("ttnn.add", &[&x, &a], &[1, 1, s, h], "layer.residual_attn")?;
+    p.free(&[&x, &a])?;
+    let h2 = p.op1("ttnn.rms_norm", &[&x1, &w.post_norm], &[1, 1, s, h], "layer.post_norm")?;
+    let e_all = n.experts * n.rows;
+    let logits = p.op1("ttnn.linear", &[&h2, &w.router, &w.router_bias], &[1, 1, s, e_all], "router.logits")?;
+    let top = p.op(
+        "ttnn.topk",
+        &[&logits],
+        &[(&[1, 1, s, n.top_k], "router.top_values"), (&[1, 1, s, n.top_k], "router.top_indices")],
+    )?;
+    p.free(&[&logits])?;
+    let [vals, idx] = <[Tensor; 2]>::try_from(top).map_err(|_| RunError::Usage("topk".into()))?;
+    let wts = p.op1("ttnn.softmax", &[&vals], &[1, 1, s, n.top_k], "router.weights")?;
+    p.free(&[&vals])?;
+    let routing = p.op1("ttnn.scatter", &[&idx, &wts], &[1, 1, s, e_all], "router.scores")?;
+    p.free(&[&idx, &wts])?;
+    let moe = experts(p, n, w, &h2, &routing, s)?;
+    p.free(&[&h2, &routing])?;
+    let x2 = p.op1("ttnn.add", &[&x1, &moe], &[1, 1, s, h], "layer.residual_mlp")?;
+    p.free(&[&x1, &moe])?;
+    Ok(x2)
+}
+
+/// `mesh_config.allreduce`: reduce-scatter then all-gather over the columns.
+fn allreduce_rs_ag(p: &mut Planner, n: &Dims, x: &Tensor, s: usize, name: &str) -> Result<Tensor, RunError> {
+    let shard = [1, 1, s, n.h / n.tp];
+    let rs = p.op1("ttnn.experimental.reduce_scatter_minimal_async", &[x], &shard, &format!("{name}.rs"))?;
+    let ag = p.op1("ttnn.experimental.all_gather_async", &[&rs], &[1, 1, s, n.h], &format!("{name}.ag"))?;
+    p.free(&[&rs])?;
+    Ok(ag)
+}
+
+/// The low-latency experts with this chip's `E / rows` experts and `I / tp` of each: gate and
+/// up (`sparse_matmul`), the SwiGLU, the down projection in splits of [`DOWN_SPLIT`] rows
+/// weighted by the routing and summed over the experts, then the EP all-reduce over the rows
+/// and the TP all-reduce over the columns.
+fn experts(p: &mut Planner, n: &Dims, w: &LayerW, x: &Tensor, routing: &Tensor, s: usize) -> Result<Tensor, RunError> {
+    let (e, i, h) = (n.experts, n.inter, n.h);
+    let gu = p.op1("ttnn.sparse_matmul", &[x, &w.gate_up, routing], &[1, e, s, 2 * i], "experts.gate_up")?;
+    let biased = p.op1("ttnn.add", &[&gu, &w.gate_up_bias], &[1, e, s, 2 * i], "experts.gate_up_bias")?;
+    p.free(&[&gu])?;
+    let act = p.op1("ttnn.swiglu", &[&biased], &[1, e, s, i], "experts.swiglu")?;
+    p.free(&[&biased])?;
+    let mut parts = Vec::new();
+    let split = DOWN_SPLIT.min(s);
+    for start in (0..s).step_by(split) {
+        let rows = split.min(s - start);
+        let a = p.op1("ttnn.slice", &[&act], &[1, e, rows, i], "experts.act_split")?;
+        let down = p.op1("ttnn.matmul", &[&a, &w.down], &[1, e, rows, h], "experts.down")?;
+        p.free(&[&a])?;
+        let db = p.op1("ttnn.add", &[&down, &w.down_bias], &[1, e, rows, h], "experts.down_bias")?;
+        p.free(&[&down])?;
+        let weighted = p.op1("ttnn.mul", &[&db, routing], &[1, e, rows, h], "experts.weighted")?;
+        p.free(&[&db])?;
+        let sum = p.op1("ttnn.experimental.fast_reduce_nc", &[&weighted], &[1, 1, rows, h], "experts.sum")?;
+        p.free(&[&weighted])?;
+        parts.push(sum);
+    }
+    p.free(&[&act])?;
+    let refs: Vec<&Tensor> = parts.iter().collect();
+    let summed = p.op1("ttnn.concat", &refs, &[1, 1, s, h], "experts.concat")?;
+    p.free(&refs)?;
+    let summed = if n.rows > 1 {
+        let ep = p.op1("ttnn.all_reduce", &[&summed], &[1, 1, s, h], "experts.ep_all_reduce")?;
+        p.free(&[&summed])?;
+        ep
+    } else {
+        summed
+    };
+    let out = p.op1("ttnn.all_reduce", &[&summed], &[1, 1, s, h], "experts.tp_all_reduce")?;
+    p.free(&[&summed])?;
+    Ok(out)
+}
+
+/// Names the buffer in an out-of-memory, which the allocator's message does not.
+fn named(e: SimError, name: &str) -> RunError {
+    match e {
+        SimError::Alloc(AllocError::OutOfMemory(msg)) => {
+            RunError::Sim(SimError::Alloc(AllocError::OutOfMemory(format!("'{name}': {msg}"))))
+        }
+        other => RunError::Sim(other),
+    }
+}
+
+fn oom(e: &RunError) -> Option<String> {
+    match e {
+        RunError::Sim(SimError::Alloc(AllocError::OutOfMemory(msg))) => Some(msg.clone()),
+        _ => None,
+    }
+}
+
+/// Runs the plan: every weight and the KV cache, a prefill of `seq_len` tokens, then
+/// `decode_steps` decode steps, through all layers. An out-of-memory ends the plan (the trace
+/// so far is complete and readable) and is returned in the outcome, not as an error.
+pub fn plan(opts: &PlanOptions, recorder: Arc<dyn Recorder>) -> Result<PlanOutcome, RunError> {
+    let c = &opts.config;
+    let (rows, tp) = (opts.rows as usize, opts.cols as usize);
+    let divides = |what: &str, n: usize, by: usize| {
+        if by == 0 || n % by != 0 {
+            Err(RunError::Usage(format!("--plan: {what} ({n}) do not divide over {by}")))
+        } else {
+            Ok(n / by)
+        }
+    };
+    let dims = Dims {
+        h: c.hidden_size,
+        d: c.head_dim,
+        heads: divides("attention heads", c.num_attention_heads, tp)?,
+        kv_heads: divides("kv heads", c.num_key_value_heads, tp)?,
+        experts: divides("experts", c.num_local_experts, rows)?,
+        inter: divides("the intermediate size", c.intermediate_size, tp)?,
+        vocab: divides("the vocabulary", c.vocab_size, tp)?,
+        top_k: c.num_experts_per_tok,
+        rows,
+        tp,
+    };
+    if opts.seq_len % TILE != 0 {
+        return Err(RunError::Usage(format!("--plan: --seq-len {} is not a multiple of {TILE}", opts.seq_len)));
+    }
+    // Writes mode records allocations and ops; no kernel runs, so no write is ever logged.
+    let config =
+        MeshConfig::new(opts.arch, opts.rows, opts.cols).detect(crate::sim::DetectMode::Writes).command(&opts.command);
+    let mut p = Planner { mesh: Mesh::new(config, recorder)?, ops: 0, allocations: 0 };
+    let result = walk(&mut p, &dims, c.num_hidden_layers, opts);
+    let out_of_memory = match result {
+        Ok(()) => None,
+        Err(e) => match oom(&e) {
+            Some(msg) => {
+                p.mesh.mark(&format!("plan: out of memory: {msg}"));
+                Some(msg)
+            }
+            None => return Err(e),
+        },
+    };
+    let Planner { mesh, ops, allocations } = p;
+    mesh.finish()?;
+    Ok(PlanOutcome { ops, allocations, out_of_memory })
+}
+
+fn walk(p: &mut Planner, n: &Dims, layers: usize, opts: &PlanOptions) -> Result<(), RunError> {
+    let max_seq = (opts.seq_len + opts.decode_steps).div_ceil(TILE).max(1) * TILE;
+    p.mesh.mark("plan: weights");
+    let embed = p.alloc(&[1, 1, n.vocab * n.tp, n.h], "model.embed_tokens.weight", Role::Weight)?;
+    let ws = (0..layers).map(|l| upload_layer(p, n, l, max_seq)).collect::<Result<Vec<_>, _>>()?;
+    let norm = p.alloc(&[1, 1, 1, n.h], "model.norm.weight", Role::Weight)?;
+    let lm_head = p.alloc(&[1, 1, n.h, n.vocab], "lm_head.weight", Role::Weight)?;
+    let mut passes: Vec<(usize, bool)> = Vec::new();
+    if opts.seq_len > 0 {
+        passes.push((opts.seq_len, false));
+    }
+    passes.extend(std::iter::repeat_n((TILE, true), opts.decode_steps));
+    for (i, &(s, decode)) in passes.iter().enumerate() {
+        p.mesh.mark(&if decode { format!("plan: decode step {}", i) } else { format!("plan: prefill {s}") });
+        let ids = p.alloc(&[1, 1, 1, s], "tokens", Role::Activation)?;
+        let mut x = p.op1("ttnn.embedding", &[&ids, &embed], &[1, 1, s, n.h], "embedding")?;
+        p.free(&[&ids])?;
+        for w in &ws {
+            x = layer(p, n, w, x, s, decode)?;
+        }
+        // The demo keeps only the last token's tile for the logits.
+        let last = p.op1("ttnn.slice", &[&x], &[1, 1, TILE, n.h], "last_tile")?;
+        p.free(&[&x])?;
+        let normed = p.op1("ttnn.rms_norm", &[&last, &norm], &[1, 1, TILE, n.h], "final_norm")?;
+        p.free(&[&last])?;
+        let logits = p.op1("ttnn.matmul", &[&normed, &lm_head], &[1, 1, TILE, n.vocab], "lm_head.out")?;
+        p.free(&[&normed, &logits])?;
+    }
+    Ok(())
+}
