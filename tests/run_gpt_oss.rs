@@ -82,8 +82,25 @@ fn default_run_prefills_then_decodes() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("module model: PCC") && stdout.contains("module model decode: PCC"), "{stdout}");
+    // stderr is a pipe here: no progress bar.
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("ttsan: ["), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let modes: Vec<&str> = report["modules"].as_array().unwrap().iter().map(|m| m["mode"].as_str().unwrap()).collect();
     assert_eq!(modes, ["prefill", "decode"]);
     assert!(std::fs::metadata(&logits).unwrap().len() > 34 * 1024 * 4, "34 rows of 1024 f32 logits");
+}
+
+/// --plan through the binary: the full 120b on 4x8 is clean; on 1x8 the allocator's refusal is
+/// the message and the exit is 1.
+#[test]
+fn plan_120b_clean_on_4x8_out_of_memory_on_1x8() {
+    let base = ["run", "gpt-oss", "--plan", "--config", "120b", "--seq-len", "4096", "--decode-steps", "2"];
+    let out = Command::new(ttsan()).args(base).args(["--mesh", "4x8"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("clean"), "{stdout}");
+    let out = Command::new(ttsan()).args(base).args(["--mesh", "1x8"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("plan: out of memory") && stderr.contains("mlp.experts"), "{stderr}");
 }

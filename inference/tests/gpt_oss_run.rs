@@ -246,7 +246,7 @@ fn plan_120b_on_4x8_is_clean_and_1x8_runs_out_of_memory() {
         command: "plan test".into(),
     };
     let rec = Arc::new(MemoryRecorder::new());
-    let out = plan(&o, rec.clone()).unwrap();
+    let out = plan(&o, rec.clone(), &|_| {}).unwrap();
     assert_eq!(out.out_of_memory, None);
     assert!(out.ops > 36 * 3 * 30, "{out:?}");
     let mut analyzer = Analyzer::new(AnalysisOptions::default());
@@ -257,7 +257,7 @@ fn plan_120b_on_4x8_is_clean_and_1x8_runs_out_of_memory() {
     assert!(analysis.errors.is_empty() && analysis.findings.is_empty(), "{analysis:?}");
 
     o.rows = 1;
-    let out = plan(&o, Arc::new(MemoryRecorder::new())).unwrap();
+    let out = plan(&o, Arc::new(MemoryRecorder::new()), &|_| {}).unwrap();
     let msg = out.out_of_memory.unwrap();
     eprintln!("1x8 plan: {msg}");
     assert!(msg.contains("mlp.experts"), "the experts are what does not fit: {msg}");

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use ttsan_inference::gpt_oss::config::GptOssConfig;
 use ttsan_inference::gpt_oss::npy;
 use ttsan_inference::gpt_oss::run::{
-    parse_ids, parse_layers, parse_mesh, plan, run as run_model, Mode, ModelSource, Module, PlanOptions, RunError,
-    RunOptions, RunOutcome,
+    parse_ids, parse_layers, parse_mesh, plan, run as run_model, Mode, ModelSource, Module, PlanOptions, Progress,
+    RunError, RunOptions, RunOutcome,
 };
 use ttsan_inference::sim::DetectMode;
 use ttsan_sanitizer::report::{render_text, Report, Status};
@@ -154,6 +154,37 @@ fn options(args: &GptOssArgs) -> Result<RunOptions, Failure> {
     })
 }
 
+/// One bar over the run's units (module tests, decode steps, plan layers) on stderr when it is
+/// a terminal; nothing otherwise, so logs and pipes stay clean.
+struct ProgressBar(Option<indicatif::ProgressBar>);
+
+impl ProgressBar {
+    fn for_stderr() -> Self {
+        if !std::io::stderr().is_terminal() {
+            return ProgressBar(None);
+        }
+        let bar = indicatif::ProgressBar::new(0);
+        if let Ok(style) = indicatif::ProgressStyle::with_template("ttsan: [{bar:30}] {pos}/{len} {msg} ({elapsed})") {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        ProgressBar(Some(bar))
+    }
+
+    fn update(&self, p: Progress<'_>) {
+        if let Some(bar) = &self.0 {
+            bar.set_length(p.total as u64);
+            bar.set_message(p.step.to_string());
+            bar.set_position(p.done as u64);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// A trace path that is removed when dropped unless it was asked for.
 struct TracePath {
     path: PathBuf,
@@ -190,13 +221,9 @@ pub fn run(args: &GptOssArgs) -> Outcome {
     let recorder = Arc::new(
         FileRecorder::create(&trace.path).with_context(|| trace.path.display().to_string()).map_err(Failure::usage)?,
     );
-    let tty = std::io::stderr().is_terminal();
-    let progress = |step: &str| {
-        if tty {
-            eprintln!("ttsan: {step}");
-        }
-    };
-    let outcome = run_model(&opts, recorder.clone(), &progress);
+    let bar = ProgressBar::for_stderr();
+    let outcome = run_model(&opts, recorder.clone(), &|p| bar.update(p));
+    bar.finish();
     recorder.finish().with_context(|| format!("writing trace {}", trace.path.display())).map_err(Failure::internal)?;
     let outcome = outcome.map_err(|e: RunError| {
         let code = if e.is_usage() { USAGE } else { super::exit::INTERNAL };
@@ -254,7 +281,9 @@ fn run_plan(args: &GptOssArgs, opts: &RunOptions, settings: &Settings) -> Outcom
     let recorder = Arc::new(
         FileRecorder::create(&trace.path).with_context(|| trace.path.display().to_string()).map_err(Failure::usage)?,
     );
-    let outcome = plan(&plan_opts, recorder.clone());
+    let bar = ProgressBar::for_stderr();
+    let outcome = plan(&plan_opts, recorder.clone(), &|p| bar.update(p));
+    bar.finish();
     recorder.finish().with_context(|| format!("writing trace {}", trace.path.display())).map_err(Failure::internal)?;
     let outcome = outcome.map_err(|e: RunError| {
         let code = if e.is_usage() { USAGE } else { super::exit::INTERNAL };

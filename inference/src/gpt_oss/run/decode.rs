@@ -222,8 +222,9 @@ impl Session<'_> {
 
     /// The whole model: a device prefill of the prompt fills the KV cache, then `steps`
     /// greedy decode steps (each token the reference's arg-max of the previous logits, so
-    /// device and reference decode the same sequence).
-    pub fn model_decode(&mut self, ids: Option<&[u32]>) -> Result<ModelDecode, RunError> {
+    /// device and reference decode the same sequence). `step` hears each decode step (from 1)
+    /// as it starts.
+    pub fn model_decode(&mut self, ids: Option<&[u32]>, step: &dyn Fn(usize)) -> Result<ModelDecode, RunError> {
         self.need_steps()?;
         let weights = self.weights;
         let c = &weights.config;
@@ -247,10 +248,11 @@ impl Session<'_> {
         let v = c.vocab_size;
         let mut last = golden_prefill.len().checked_sub(v).map_or(Vec::new(), |s| golden_prefill[s..].to_vec());
         let (mut golden, mut got) = (Vec::new(), Vec::new());
-        for step in 0..self.steps {
+        for i in 0..self.steps {
+            step(i + 1);
             let token = argmax(&last) as u32;
             let g = reference.decode(token, &mut golden_cache)?;
-            let d = model.decode_step(&mut self.mesh, &mut self.ccl, &mut cache, token, ids.len() + step)?;
+            let d = model.decode_step(&mut self.mesh, &mut self.ccl, &mut cache, token, ids.len() + i)?;
             got.extend_from_slice(&d);
             golden.extend_from_slice(&g);
             last = g;

@@ -5,6 +5,7 @@
 //! stops the plan exactly where the allocator refuses.
 
 use super::error::RunError;
+use super::scenario::Progress;
 use crate::alloc::AllocError;
 use crate::gpt_oss::config::GptOssConfig;
 use crate::sim::{DType, Mesh, MeshConfig, SimError, Tensor, TensorSpec};
@@ -284,7 +285,12 @@ fn oom(e: &RunError) -> Option<String> {
 /// Runs the plan: every weight and the KV cache, a prefill of `seq_len` tokens, then
 /// `decode_steps` decode steps, through all layers. An out-of-memory ends the plan (the trace
 /// so far is complete and readable) and is returned in the outcome, not as an error.
-pub fn plan(opts: &PlanOptions, recorder: Arc<dyn Recorder>) -> Result<PlanOutcome, RunError> {
+/// `progress` hears each layer of each pass (prefill, decode steps) as it starts.
+pub fn plan(
+    opts: &PlanOptions,
+    recorder: Arc<dyn Recorder>,
+    progress: &dyn Fn(Progress<'_>),
+) -> Result<PlanOutcome, RunError> {
     let c = &opts.config;
     let (rows, tp) = (opts.rows as usize, opts.cols as usize);
     let divides = |what: &str, n: usize, by: usize| {
@@ -313,7 +319,7 @@ pub fn plan(opts: &PlanOptions, recorder: Arc<dyn Recorder>) -> Result<PlanOutco
     let config =
         MeshConfig::new(opts.arch, opts.rows, opts.cols).detect(crate::sim::DetectMode::Writes).command(&opts.command);
     let mut p = Planner { mesh: Mesh::new(config, recorder)?, ops: 0, allocations: 0 };
-    let result = walk(&mut p, &dims, c.num_hidden_layers, opts);
+    let result = walk(&mut p, &dims, c.num_hidden_layers, opts, progress);
     let out_of_memory = match result {
         Ok(()) => None,
         Err(e) => match oom(&e) {
@@ -326,27 +332,44 @@ pub fn plan(opts: &PlanOptions, recorder: Arc<dyn Recorder>) -> Result<PlanOutco
     };
     let Planner { mesh, ops, allocations } = p;
     mesh.finish()?;
+    let total = c.num_hidden_layers * passes(opts).len();
+    progress(Progress { done: total, total, step: "" });
     Ok(PlanOutcome { ops, allocations, out_of_memory })
 }
 
-fn walk(p: &mut Planner, n: &Dims, layers: usize, opts: &PlanOptions) -> Result<(), RunError> {
+/// The passes of a plan: `(rows, decode)`.
+fn passes(opts: &PlanOptions) -> Vec<(usize, bool)> {
+    let mut passes: Vec<(usize, bool)> = Vec::new();
+    if opts.seq_len > 0 {
+        passes.push((opts.seq_len, false));
+    }
+    passes.extend(std::iter::repeat_n((TILE, true), opts.decode_steps));
+    passes
+}
+
+fn walk(
+    p: &mut Planner,
+    n: &Dims,
+    layers: usize,
+    opts: &PlanOptions,
+    progress: &dyn Fn(Progress<'_>),
+) -> Result<(), RunError> {
     let max_seq = (opts.seq_len + opts.decode_steps).div_ceil(TILE).max(1) * TILE;
     p.mesh.mark("plan: weights");
     let embed = p.alloc(&[1, 1, n.vocab * n.tp, n.h], "model.embed_tokens.weight", Role::Weight)?;
     let ws = (0..layers).map(|l| upload_layer(p, n, l, max_seq)).collect::<Result<Vec<_>, _>>()?;
     let norm = p.alloc(&[1, 1, 1, n.h], "model.norm.weight", Role::Weight)?;
     let lm_head = p.alloc(&[1, 1, n.h, n.vocab], "lm_head.weight", Role::Weight)?;
-    let mut passes: Vec<(usize, bool)> = Vec::new();
-    if opts.seq_len > 0 {
-        passes.push((opts.seq_len, false));
-    }
-    passes.extend(std::iter::repeat_n((TILE, true), opts.decode_steps));
+    let passes = passes(opts);
+    let total = layers * passes.len();
     for (i, &(s, decode)) in passes.iter().enumerate() {
-        p.mesh.mark(&if decode { format!("plan: decode step {}", i) } else { format!("plan: prefill {s}") });
+        let pass = if decode { format!("decode step {i}") } else { format!("prefill {s}") };
+        p.mesh.mark(&format!("plan: {pass}"));
         let ids = p.alloc(&[1, 1, 1, s], "tokens", Role::Activation)?;
         let mut x = p.op1("ttnn.embedding", &[&ids, &embed], &[1, 1, s, n.h], "embedding")?;
         p.free(&[&ids])?;
-        for w in &ws {
+        for (l, w) in ws.iter().enumerate() {
+            progress(Progress { done: i * layers + l, total, step: &format!("{pass}, layer {l}") });
             x = layer(p, n, w, x, s, decode)?;
         }
         // The demo keeps only the last token's tile for the logits.

@@ -40,8 +40,39 @@ pub fn load_model(source: &ModelSource, seed: u64) -> Result<ModelWeights, RunEr
     }
 }
 
-/// Runs `opts`, recording through `recorder`; `progress` hears each step as it starts.
-pub fn run(opts: &RunOptions, recorder: Arc<dyn Recorder>, progress: &dyn Fn(&str)) -> Result<RunOutcome, RunError> {
+/// Where a run is: `done` of `total` units (a module test in one phase, the whole model's
+/// prefill, one decode step of the whole model, one layer of a plan pass), and the unit that
+/// starts now (empty once `done == total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress<'a> {
+    /// Units finished.
+    pub done: usize,
+    /// Units in the run.
+    pub total: usize,
+    /// The unit starting now.
+    pub step: &'a str,
+}
+
+/// Units of a run: one per module test and phase; the whole model with decode counts its
+/// prefill and each step.
+fn units(modules: &[Module], phases: &[Mode], steps: usize) -> usize {
+    modules
+        .iter()
+        .map(|m| match (m, phases) {
+            (Module::Model, [Mode::Prefill]) => 1,
+            (Module::Model, _) => 1 + steps,
+            _ => phases.len(),
+        })
+        .sum()
+}
+
+/// Runs `opts`, recording through `recorder`; `progress` hears each unit as it starts, and
+/// once more at the end.
+pub fn run(
+    opts: &RunOptions,
+    recorder: Arc<dyn Recorder>,
+    progress: &dyn Fn(Progress<'_>),
+) -> Result<RunOutcome, RunError> {
     let phases = Mode::phases(opts.mode);
     if phases.contains(&Mode::Decode) && opts.decode_steps == 0 {
         return Err(RunError::Usage("decode needs --decode-steps of at least 1".into()));
@@ -69,11 +100,17 @@ pub fn run(opts: &RunOptions, recorder: Arc<dyn Recorder>, progress: &dyn Fn(&st
     let mut logits = None;
     let vocab = weights.config.vocab_size;
     let ids = opts.input_ids.as_deref();
-    for (i, &module) in modules.iter().enumerate() {
-        progress(&format!("[{}/{}] module {module}", i + 1, modules.len()));
+    let total = units(&modules, phases, opts.decode_steps);
+    let done = std::cell::Cell::new(0usize);
+    let tick = |step: &str| {
+        progress(Progress { done: done.get(), total, step });
+        done.set(done.get() + 1);
+    };
+    for &module in &modules {
         let threshold = module.threshold();
         match (module, phases) {
             (Module::Model, [Mode::Prefill]) => {
+                tick("model prefill");
                 let (pcc, values) = session.model(ids)?;
                 logits = Some((vec![tokens, vocab], values));
                 results.push(ModuleResult { module, mode: Mode::Prefill, pcc, threshold });
@@ -82,7 +119,8 @@ pub fn run(opts: &RunOptions, recorder: Arc<dyn Recorder>, progress: &dyn Fn(&st
             // gives both phases.
             (Module::Model, _) => {
                 session.mesh().mark("module model begin");
-                let run = session.model_decode(ids)?;
+                tick("model prefill");
+                let run = session.model_decode(ids, &|step| tick(&format!("model decode step {step}")))?;
                 session.end_module()?;
                 session.mesh().mark("module model end");
                 if phases.contains(&Mode::Prefill) {
@@ -93,11 +131,13 @@ pub fn run(opts: &RunOptions, recorder: Arc<dyn Recorder>, progress: &dyn Fn(&st
             }
             _ => {
                 for &phase in phases {
+                    tick(&format!("{module} {phase}"));
                     results.push(session.run_module(module, phase)?);
                 }
             }
         }
     }
     let stats = session.finish()?;
+    progress(Progress { done: total, total, step: "" });
     Ok(RunOutcome { modules: results, logits, stats })
 }

@@ -101,7 +101,7 @@ impl<'w> Session<'w> {
             (Mode::Decode, Module::Experts) => self.experts_decode()?,
             (Mode::Decode, Module::Router) => self.router_decode()?,
             (Mode::Decode, Module::Decoder) => self.decoder_decode()?,
-            (Mode::Decode, Module::Model) => self.model_decode(None)?.decode_pcc,
+            (Mode::Decode, Module::Model) => self.model_decode(None, &|_| {})?.decode_pcc,
         };
         self.end_module()?;
         self.mesh.mark(&format!("module {module} {mode} end"));
