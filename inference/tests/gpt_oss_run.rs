@@ -204,6 +204,28 @@ fn decode_experts_and_model_on_4x8_are_clean() {
     assert!(out.modules.iter().all(|m| m.pcc >= 0.99), "{:?}", out.modules);
 }
 
+/// cb-clash: a persistent L1-sharded buffer fills L1 down to one page above the unreserved
+/// base; the next program's static circular buffers reach it. The run stops with tt-metal's
+/// message, and the trace names the program (culprit) and the buffer (victim), in writes and
+/// in digests mode alike (circular buffers are placement events, not writes).
+#[test]
+fn cb_clash_names_the_program_and_the_l1_buffer() {
+    for detect in [DetectMode::Writes, DetectMode::Digests] {
+        let mut o = opts((1, 8), 0, &[Module::Attention]);
+        o.inject = vec!["cb-clash".into()];
+        o.detect = detect;
+        let (out, findings) = go(&o);
+        let msg = out.program_error.clone().unwrap_or_default();
+        assert!(msg.starts_with("Statically allocated circular buffers in program"), "{detect:?}: {msg}");
+        assert!(msg.contains("clash with L1 buffers"), "{msg}");
+        assert!(out.modules.is_empty(), "the first program already fails: {:?}", out.modules);
+        let clash: Vec<&Finding> = findings.iter().filter(|f| f.kind == FindingKind::CbClash).collect();
+        assert_eq!(clash.len(), 1, "{detect:?}: {findings:?}");
+        assert_eq!(victim(clash[0]), Some("decode.l1_persistent_output"), "{detect:?}: {:?}", clash[0]);
+        assert_eq!(culprit(clash[0]), Some("ttnn.linear"), "{detect:?}: {:?}", clash[0]);
+    }
+}
+
 #[test]
 fn faults_that_never_run_are_usage_errors() {
     for (fault, modules, mesh) in [
@@ -211,7 +233,6 @@ fn faults_that_never_run_are_usage_errors() {
         ("sparse-matmul-oob", vec![Module::Router], (1, 8)),
         ("untilize-undersized", vec![Module::Experts], (1, 8)),
         ("a2a-combine-peer", vec![Module::Attention], (4, 8)),
-        ("cb-clash", vec![Module::Attention], (1, 8)),
         ("semaphore-reuse", vec![Module::Attention], (1, 8)),
         ("no-such-fault", vec![Module::Attention], (1, 8)),
         // Decode experts reduce with ttnn.all_reduce: no reduce-scatter scratch to go stale.

@@ -241,6 +241,10 @@ pub fn run(args: &GptOssArgs) -> Outcome {
         eprintln!("ttsan: --detect none: the sanitizer was off; nothing was recorded or checked");
         return Ok(super::exit::CLEAN);
     }
+    if let Some(e) = &outcome.program_error {
+        // tt-metal throws here; the trace up to the throw says who and what.
+        eprintln!("ttsan: the run stopped with the device's error: {e}");
+    }
     let report = analyze_trace(&trace.path, &settings)?;
     if let Some(html) = &args.html {
         write_html(&trace.path, html, &settings)?;

@@ -8,6 +8,8 @@ use super::options::Mode;
 use crate::sim::{parse_faults, Fault};
 
 const RS: &str = "ttnn.experimental.reduce_scatter_minimal_async";
+/// A fault the harness stages itself (a buffer placement), not a simulator fault.
+const HARNESS: &str = "harness";
 
 /// What a configuration runs, as far as faults care.
 #[derive(Debug, Clone)]
@@ -85,7 +87,11 @@ pub const NAMED_FAULTS: [NamedFault; 7] = [
         what: "all_to_all_combine writes to a peer chip at an address valid only on the sender",
         spec: "overrun:op=ttnn.all_to_all_combine,bytes=2048",
     },
-    NamedFault { name: "cb-clash", what: "a program's circular buffers reach an L1 buffer", spec: "" },
+    NamedFault {
+        name: "cb-clash",
+        what: "a persistent L1-sharded buffer reaches down into the circular-buffer region of the next program",
+        spec: HARNESS,
+    },
     NamedFault { name: "semaphore-reuse", what: "two in-flight collectives share a global semaphore", spec: "" },
 ];
 
@@ -129,6 +135,8 @@ impl NamedFault {
                 }
                 true
             }
+            // Every module's first ops place circular buffers, so the clash always happens.
+            "cb-clash" => return Ok(Vec::new()),
             "untilize-undersized" | "a2a-combine-peer" => {
                 return never(
                     "in the throughput experts (4x8 decode: all_to_all dispatch/combine, to_layout), which `ttsan \
@@ -137,11 +145,16 @@ impl NamedFault {
             }
             _ => false,
         };
-        if !runs || self.spec.is_empty() {
+        if !runs || self.spec.is_empty() || self.spec == HARNESS {
             return Err(RunError::Usage(format!("fault {} is not modelled by the simulator yet", self.name)));
         }
         parse_faults(self.spec).map_err(|e| RunError::Usage(e.to_string()))
     }
+}
+
+/// Whether `injects` names the harness-staged `cb-clash`.
+pub fn wants_cb_clash(injects: &[String]) -> bool {
+    injects.iter().any(|s| s.trim() == "cb-clash")
 }
 
 /// Turns `--inject` values (named faults or the simulator's `stray-write:`, `overrun:`,

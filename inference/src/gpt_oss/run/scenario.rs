@@ -2,14 +2,14 @@
 //! the whole model), finish the trace.
 
 use super::error::RunError;
-use super::faults::{resolve, FaultContext};
+use super::faults::{resolve, wants_cb_clash, FaultContext};
 use super::module::{Module, ModuleResult};
 use super::options::{Mode, ModelSource, RunOptions};
 use super::session::Session;
 use crate::gpt_oss::config::GptOssConfig;
-use crate::gpt_oss::device::TpReduce;
+use crate::gpt_oss::device::{DeviceError, TpReduce};
 use crate::gpt_oss::{load_checkpoint, random_weights, ModelWeights};
-use crate::sim::{Mesh, MeshConfig, RunStats};
+use crate::sim::{Mesh, MeshConfig, RunStats, SimError};
 use std::sync::Arc;
 use ttsan_shim::Recorder;
 
@@ -21,8 +21,11 @@ pub struct RunOutcome {
     /// The logits of a whole-model run: `[tokens, vocab]` for a prefill, `[tokens + steps,
     /// vocab]` when decode steps follow it.
     pub logits: Option<(Vec<usize>, Vec<f32>)>,
-    /// Simulator counts.
-    pub stats: RunStats,
+    /// Simulator counts (`None` when a program error stopped the run).
+    pub stats: Option<RunStats>,
+    /// The error that stopped the run as tt-metal would throw it (a circular-buffer clash),
+    /// with its message; the trace up to it is complete.
+    pub program_error: Option<String>,
 }
 
 /// The model a run uses. `tiny` is tiny-tt (tile-aligned widths on 1x8 and 4x8); the released
@@ -106,38 +109,85 @@ pub fn run(
         progress(Progress { done: done.get(), total, step });
         done.set(done.get() + 1);
     };
-    for &module in &modules {
-        let threshold = module.threshold();
-        match (module, phases) {
-            (Module::Model, [Mode::Prefill]) => {
-                tick("model prefill");
-                let (pcc, values) = session.model(ids)?;
-                logits = Some((vec![tokens, vocab], values));
-                results.push(ModuleResult { module, mode: Mode::Prefill, pcc, threshold });
+    let staged = if wants_cb_clash(&opts.inject) { session.stage_cb_clash() } else { Ok(()) };
+    let ran = staged.and_then(|()| {
+        for &module in &modules {
+            run_one(&mut session, module, phases, ids, &tick, &mut results, &mut logits, tokens, vocab)?;
+        }
+        Ok(())
+    });
+    let program_error = match ran {
+        Ok(()) => None,
+        Err(e) => match program_error(&e) {
+            Some(sim) => {
+                session.mesh().mark("run stopped: program error");
+                Some(sim.to_string())
             }
-            // The model's decode continues its own prefill (the cache it filled), so one run
-            // gives both phases.
-            (Module::Model, _) => {
-                session.mesh().mark("module model begin");
-                tick("model prefill");
-                let run = session.model_decode(ids, &|step| tick(&format!("model decode step {step}")))?;
-                session.end_module()?;
-                session.mesh().mark("module model end");
-                if phases.contains(&Mode::Prefill) {
-                    results.push(ModuleResult { module, mode: Mode::Prefill, pcc: run.prefill_pcc, threshold });
-                }
-                results.push(ModuleResult { module, mode: Mode::Decode, pcc: run.decode_pcc, threshold });
-                logits = Some((vec![run.rows, vocab], run.logits));
+            None => return Err(e),
+        },
+    };
+    // After a program error the device is as the failed dispatch left it; its trace is what
+    // matters, and closing may fail on that state.
+    let stats = match (&program_error, session.finish()) {
+        (_, Ok(stats)) => Some(stats),
+        (Some(_), Err(_)) => None,
+        (None, Err(e)) => return Err(e),
+    };
+    progress(Progress { done: total, total, step: "" });
+    Ok(RunOutcome { modules: results, logits, stats, program_error })
+}
+
+/// The device errors that end a run as tt-metal's throw would (the program never runs), as
+/// opposed to the harness's own failures.
+fn program_error(e: &RunError) -> Option<&SimError> {
+    let sim = match e {
+        RunError::Sim(sim) | RunError::Device(DeviceError::Sim(sim)) => sim,
+        _ => return None,
+    };
+    matches!(sim, SimError::CbClash { .. } | SimError::CbBeyondL1 { .. }).then_some(sim)
+}
+
+/// One module in every phase of the run, its results and the model's logits appended.
+#[allow(clippy::too_many_arguments)]
+fn run_one(
+    session: &mut Session<'_>,
+    module: Module,
+    phases: &[Mode],
+    ids: Option<&[u32]>,
+    tick: &dyn Fn(&str),
+    results: &mut Vec<ModuleResult>,
+    logits: &mut Option<(Vec<usize>, Vec<f32>)>,
+    tokens: usize,
+    vocab: usize,
+) -> Result<(), RunError> {
+    let threshold = module.threshold();
+    match (module, phases) {
+        (Module::Model, [Mode::Prefill]) => {
+            tick("model prefill");
+            let (pcc, values) = session.model(ids)?;
+            *logits = Some((vec![tokens, vocab], values));
+            results.push(ModuleResult { module, mode: Mode::Prefill, pcc, threshold });
+        }
+        // The model's decode continues its own prefill (the cache it filled), so one run
+        // gives both phases.
+        (Module::Model, _) => {
+            tick("model prefill");
+            session.mesh().mark("module model begin");
+            let run = session.model_decode(ids, &|step| tick(&format!("model decode step {step}")))?;
+            session.end_module()?;
+            session.mesh().mark("module model end");
+            if phases.contains(&Mode::Prefill) {
+                results.push(ModuleResult { module, mode: Mode::Prefill, pcc: run.prefill_pcc, threshold });
             }
-            _ => {
-                for &phase in phases {
-                    tick(&format!("{module} {phase}"));
-                    results.push(session.run_module(module, phase)?);
-                }
+            results.push(ModuleResult { module, mode: Mode::Decode, pcc: run.decode_pcc, threshold });
+            *logits = Some((vec![run.rows, vocab], run.logits));
+        }
+        _ => {
+            for &phase in phases {
+                tick(&format!("{module} {phase}"));
+                results.push(session.run_module(module, phase)?);
             }
         }
     }
-    let stats = session.finish()?;
-    progress(Progress { done: total, total, step: "" });
-    Ok(RunOutcome { modules: results, logits, stats })
+    Ok(())
 }

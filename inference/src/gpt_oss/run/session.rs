@@ -16,8 +16,8 @@ use crate::gpt_oss::rng::SplitMix64;
 use crate::gpt_oss::rope::Rope;
 use crate::gpt_oss::ModelWeights;
 use crate::sim::ccl::{CclManager, Topology};
-use crate::sim::{DType, Distribution, HostTensor, Mesh, RunStats, Tensor, TensorSpec};
-use ttsan_events::Role;
+use crate::sim::{DType, Distribution, HostTensor, MemoryConfig, Mesh, RunStats, Tensor, TensorSpec};
+use ttsan_events::{Role, Space};
 
 /// The persistent fixture and the modules uploaded so far.
 pub struct Session<'w> {
@@ -37,6 +37,8 @@ pub struct Session<'w> {
     pub(super) decode_attn: Option<DecodeAttention>,
     pub(super) decode_layer: Option<(DeviceLayer, DecodeAttention)>,
     pub(super) decode_model: Option<DecodeModel>,
+    /// Buffers a named fault staged (kept alive to the end of the run).
+    pub(super) staged: Vec<Tensor>,
 }
 
 impl<'w> Session<'w> {
@@ -79,7 +81,32 @@ impl<'w> Session<'w> {
             decode_attn: None,
             decode_layer: None,
             decode_model: None,
+            staged: Vec::new(),
         })
+    }
+
+    /// Stages `cb-clash`: a persistent L1 buffer height-sharded over the whole compute grid
+    /// (as the decode path's pre-allocated L1 outputs are), sized to fill each core's largest
+    /// free L1 block but its last page. L1 fills from the top, so the buffer reaches down to
+    /// within one page of the unreserved base, and the next program whose static circular
+    /// buffers need more than that page fails as tt-metal fails it.
+    pub fn stage_cb_clash(&mut self) -> Result<(), RunError> {
+        const PAGE: u64 = 2048;
+        let grid = self.mesh.compute_grid();
+        let cores = (u64::from(grid.end.x) - u64::from(grid.start.x) + 1)
+            * (u64::from(grid.end.y) - u64::from(grid.start.y) + 1);
+        let free = self.mesh.allocator().manager(Space::L1).statistics().largest_free_block;
+        let pages = (free / PAGE).saturating_sub(1);
+        if pages == 0 {
+            return Err(RunError::Usage("cb-clash: no free L1 to stage the clash in".into()));
+        }
+        let rows = usize::try_from(pages * cores * 32)
+            .map_err(|_| RunError::Usage("cb-clash: L1 too large to stage".into()))?;
+        let spec =
+            TensorSpec::new(&[1, 1, rows, 32], DType::Bf16).memory(MemoryConfig::L1HeightSharded { cores: grid });
+        let t = self.mesh.allocate(&spec, "decode.l1_persistent_output", Role::Activation)?;
+        self.staged.push(t);
+        Ok(())
     }
 
     /// The mesh (for inspection).
