@@ -226,6 +226,29 @@ fn cb_clash_names_the_program_and_the_l1_buffer() {
     }
 }
 
+/// semaphore-reuse: the first all-gather also signals the reduce-scatter's semaphore word. In
+/// writes mode a foreign write names the all-gather and `ccl.rs0.sem0`; semaphores are not
+/// guarded by default, so digests see it only with `--guard-role semaphore`, and then name the
+/// all-gather too.
+#[test]
+fn semaphore_reuse_names_the_all_gather_and_the_semaphore() {
+    let mut o = opts((1, 8), 0, &[Module::Attention]);
+    o.inject = vec!["semaphore-reuse".into()];
+    let (_, findings) = go(&o);
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].kind, FindingKind::ForeignWrite, "{findings:?}");
+    assert_eq!(culprit(&findings[0]), Some("ttnn.experimental.all_gather_async"));
+    assert_eq!(victim(&findings[0]), Some("ccl.rs0.sem0"));
+    o.detect = DetectMode::Digests;
+    let (_, findings) = go(&o);
+    assert!(findings.is_empty(), "semaphores are not guarded by default: {findings:?}");
+    o.guard_roles = Some(vec![ttsan_shim::events::Role::Semaphore]);
+    let (_, findings) = go(&o);
+    let hit = findings.iter().find(|f| victim(f) == Some("ccl.rs0.sem0")).unwrap_or_else(|| panic!("{findings:?}"));
+    assert_eq!(hit.kind, FindingKind::GuardCorruption, "{hit:?}");
+    assert_eq!(culprit(hit), Some("ttnn.experimental.all_gather_async"), "{hit:?}");
+}
+
 #[test]
 fn faults_that_never_run_are_usage_errors() {
     for (fault, modules, mesh) in [
@@ -233,7 +256,7 @@ fn faults_that_never_run_are_usage_errors() {
         ("sparse-matmul-oob", vec![Module::Router], (1, 8)),
         ("untilize-undersized", vec![Module::Experts], (1, 8)),
         ("a2a-combine-peer", vec![Module::Attention], (4, 8)),
-        ("semaphore-reuse", vec![Module::Attention], (1, 8)),
+        ("semaphore-reuse", vec![Module::Router], (4, 8)),
         ("no-such-fault", vec![Module::Attention], (1, 8)),
         // Decode experts reduce with ttnn.all_reduce: no reduce-scatter scratch to go stale.
         ("ccl-stale-scratch", vec![Module::Experts, Module::Decoder], (1, 8)),

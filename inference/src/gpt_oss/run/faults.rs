@@ -5,7 +5,11 @@
 use super::error::RunError;
 use super::module::Module;
 use super::options::Mode;
-use crate::sim::{parse_faults, Fault};
+use crate::sim::ccl::{CclManager, Topology};
+use crate::sim::{parse_faults, Fault, Mesh, MeshConfig, OpCall};
+use std::sync::Arc;
+use ttsan_events::{Arch, CoreCoord, Space, Unit};
+use ttsan_shim::MemoryRecorder;
 
 const RS: &str = "ttnn.experimental.reduce_scatter_minimal_async";
 /// A fault the harness stages itself (a buffer placement), not a simulator fault.
@@ -14,8 +18,12 @@ const HARNESS: &str = "harness";
 /// What a configuration runs, as far as faults care.
 #[derive(Debug, Clone)]
 pub struct FaultContext<'a> {
+    /// Chip architecture.
+    pub arch: Arch,
     /// Mesh rows.
     pub rows: u32,
+    /// Mesh columns.
+    pub cols: u32,
     /// The module tests (or the whole model) that run.
     pub modules: &'a [Module],
     /// The phases each module runs.
@@ -92,7 +100,12 @@ pub const NAMED_FAULTS: [NamedFault; 7] = [
         what: "a persistent L1-sharded buffer reaches down into the circular-buffer region of the next program",
         spec: HARNESS,
     },
-    NamedFault { name: "semaphore-reuse", what: "two in-flight collectives share a global semaphore", spec: "" },
+    NamedFault {
+        name: "semaphore-reuse",
+        what: "the all-gather signals through the reduce-scatter's ping-pong semaphore set: a write into another \
+               collective's semaphore word",
+        spec: HARNESS,
+    },
 ];
 
 impl NamedFault {
@@ -137,6 +150,15 @@ impl NamedFault {
             }
             // Every module's first ops place circular buffers, so the clash always happens.
             "cb-clash" => return Ok(Vec::new()),
+            "semaphore-reuse" => {
+                let attention = ctx.any(&[Module::Attention, Module::Decoder, Module::Model]);
+                if !(attention || (ctx.prefill_experts() && !ctx.fix_all_reduce)) {
+                    return never(
+                        "in mesh_config.allreduce (all_gather_async): the attention, decoder or model module",
+                    );
+                }
+                return Ok(vec![semaphore_reuse(ctx)?]);
+            }
             "untilize-undersized" | "a2a-combine-peer" => {
                 return never(
                     "in the throughput experts (4x8 decode: all_to_all dispatch/combine, to_layout), which `ttsan \
@@ -150,6 +172,28 @@ impl NamedFault {
         }
         parse_faults(self.spec).map_err(|e| RunError::Usage(e.to_string()))
     }
+}
+
+/// `semaphore-reuse`: the first `all_gather_async` also signals the first word (core (0,0),
+/// chip 0) of the reduce-scatter's semaphore set 0 (`ccl.rs0.sem0`), as an all-gather that
+/// took the reduce-scatter's ping-pong index would. The word's address comes from the same
+/// CCL manager built on a scratch mesh: the run's manager is the first thing it allocates, so
+/// the allocator places it identically.
+fn semaphore_reuse(ctx: &FaultContext<'_>) -> Result<Fault, RunError> {
+    let config = MeshConfig::new(ctx.arch, ctx.rows, ctx.cols);
+    let mut mesh = Mesh::new(config, Arc::new(MemoryRecorder::new()))?;
+    let mut ccl = CclManager::gpt_oss(&mut mesh, Topology::Ring, 1)?;
+    let sems = ccl.rs_semaphores();
+    let sem =
+        sems.first().ok_or_else(|| RunError::Usage("semaphore-reuse: the CCL manager has no semaphores".into()))?;
+    Ok(Fault::StrayWrite {
+        at: OpCall { op: "ttnn.experimental.all_gather_async".into(), call: 1 },
+        device: 0,
+        space: Space::L1,
+        unit: Unit::Core(CoreCoord::new(0, 0)),
+        address: sem.tensor.address(),
+        len: 4,
+    })
 }
 
 /// Whether `injects` names the harness-staged `cb-clash`.

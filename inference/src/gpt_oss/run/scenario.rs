@@ -81,7 +81,14 @@ pub fn run(
         return Err(RunError::Usage("decode needs --decode-steps of at least 1".into()));
     }
     let modules = opts.modules.clone().unwrap_or_else(|| vec![Module::Model]);
-    let ctx = FaultContext { rows: opts.rows, modules: &modules, phases, fix_all_reduce: opts.fix_all_reduce };
+    let ctx = FaultContext {
+        arch: opts.arch,
+        rows: opts.rows,
+        cols: opts.cols,
+        modules: &modules,
+        phases,
+        fix_all_reduce: opts.fix_all_reduce,
+    };
     let faults = resolve(&opts.inject, &ctx)?;
     let weights = load_model(&opts.model, opts.seed)?;
     let mut config = MeshConfig::new(opts.arch, opts.rows, opts.cols).detect(opts.detect).command(&opts.command);
