@@ -249,6 +249,33 @@ fn semaphore_reuse_names_the_all_gather_and_the_semaphore() {
     assert_eq!(culprit(hit), Some("ttnn.experimental.all_gather_async"), "{hit:?}");
 }
 
+/// The experts module on 4x8 runs the throughput experts (32 users per row): clean, and the
+/// throughput named faults name their op. Their bytes land in free DRAM or in an activation;
+/// digests guard weights only and report nothing.
+#[test]
+fn throughput_experts_on_4x8_and_their_faults() {
+    let o = opts((4, 8), 0, &[Module::Experts]);
+    let (out, findings) = go(&o);
+    assert!(findings.is_empty(), "{findings:?}");
+    assert!(pcc(&out, Module::Experts) >= 0.99, "{:?}", out.modules);
+    for (fault, op, hit) in [
+        // The untilized expert outputs are followed by the dispatch metadata, still live.
+        ("untilize-undersized", "ttnn.to_layout", Some("experts.dispatch.metadata")),
+        ("a2a-combine-peer", "ttnn.all_to_all_combine", None),
+    ] {
+        let mut o = opts((4, 8), 0, &[Module::Experts]);
+        o.inject = vec![fault.into()];
+        let (_, findings) = go(&o);
+        assert_eq!(findings.len(), 1, "{fault}: {findings:?}");
+        assert_eq!(findings[0].kind, FindingKind::OobWrite, "{fault}");
+        assert_eq!(culprit(&findings[0]), Some(op), "{fault}");
+        assert_eq!(victim(&findings[0]), hit, "{fault}");
+        o.detect = DetectMode::Digests;
+        let (_, findings) = go(&o);
+        assert!(findings.is_empty(), "{fault} is invisible to digests: {findings:?}");
+    }
+}
+
 #[test]
 fn faults_that_never_run_are_usage_errors() {
     for (fault, modules, mesh) in [

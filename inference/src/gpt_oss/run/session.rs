@@ -7,8 +7,9 @@ use super::error::RunError;
 use super::module::{Module, ModuleResult};
 use super::options::Mode;
 use crate::gpt_oss::device::{
-    prefill_attention, prefill_experts_consuming, prefill_layer, router, DecodeAttention, DecodeModel, DeviceAttention,
-    DeviceExperts, DeviceLayer, DeviceModel, DeviceRouter, TpReduce,
+    prefill_attention, prefill_experts_consuming, prefill_layer, router, throughput_experts, DecodeAttention,
+    DecodeModel, DeviceAttention, DeviceExperts, DeviceLayer, DeviceModel, DeviceRouter, ThroughputExperts,
+    ThroughputInputs, TpReduce,
 };
 use crate::gpt_oss::pcc::pcc;
 use crate::gpt_oss::reference::{self, LayerCache, Reference};
@@ -37,6 +38,7 @@ pub struct Session<'w> {
     pub(super) decode_attn: Option<DecodeAttention>,
     pub(super) decode_layer: Option<(DeviceLayer, DecodeAttention)>,
     pub(super) decode_model: Option<DecodeModel>,
+    pub(super) throughput: Option<ThroughputExperts>,
     /// Buffers a named fault staged (kept alive to the end of the run).
     pub(super) staged: Vec<Tensor>,
 }
@@ -81,6 +83,7 @@ impl<'w> Session<'w> {
             decode_attn: None,
             decode_layer: None,
             decode_model: None,
+            throughput: None,
             staged: Vec::new(),
         })
     }
@@ -214,9 +217,7 @@ impl<'w> Session<'w> {
     fn experts(&mut self) -> Result<f64, RunError> {
         let (c, l) = (&self.weights.config, self.layer);
         if self.mesh.desc().rows != 1 {
-            return Err(RunError::Usage(
-                "the experts module runs the low-latency prefill experts, which need a 1xN mesh".into(),
-            ));
+            return self.throughput_experts();
         }
         if self.experts.is_none() {
             self.experts = Some(DeviceExperts::upload(&mut self.mesh, c, &self.weights.layers[l].experts, l)?);
@@ -231,6 +232,49 @@ impl<'w> Session<'w> {
         let got = self.read(&out)?;
         self.mesh.deallocate(&out)?;
         let golden = reference::experts(c, &lw.experts, &x, &routing)?;
+        Ok(pcc(&golden, &got)?)
+    }
+
+    /// The throughput experts (section 3.8.3), as 4x8 runs the experts with users split over
+    /// the rows: 32 tokens per row (one chunk), routed by the reference router; dispatch and
+    /// combine along the rows, all-reduce along the columns.
+    fn throughput_experts(&mut self) -> Result<f64, RunError> {
+        const PER_ROW: usize = 32;
+        let weights = self.weights;
+        let (c, l) = (&weights.config, self.layer);
+        let lw = &weights.layers[l];
+        let rows = self.mesh.desc().rows as usize;
+        let cols = self.mesh.desc().cols as usize;
+        let (h, k) = (c.hidden_size, c.num_experts_per_tok);
+        let tokens = PER_ROW * rows;
+        if self.throughput.is_none() {
+            self.throughput = Some(ThroughputExperts::upload(&mut self.mesh, c, &lw.experts, l)?);
+        }
+        let Some(ex) = self.throughput.clone() else { return Err(RunError::Usage("experts upload failed".into())) };
+        let x = SplitMix64::new(self.seed ^ 0x7e7).normal_vec(tokens * h, 0.0, 1.0);
+        let routing = reference::route(&lw.router, &x, h, k);
+        let golden = reference::experts(c, &lw.experts, &x, &routing)?;
+        let by_rows = |dim: usize| Distribution::Shard { axis: 0, dim };
+        let host_x = HostTensor::new(vec![1, tokens, 1, h], x)?;
+        let idx: Vec<f32> = routing.indices.iter().map(|&e| e as f32).collect();
+        let host_idx = HostTensor::new(vec![1, tokens, 1, k], idx)?;
+        let host_w = HostTensor::from_fn(&[k, 1, tokens, 1], |i| routing.weights[(i % tokens) * k + i / tokens]);
+        let x_spec = TensorSpec::new(&[1, PER_ROW, 1, h], DType::Bf16).row_major();
+        let idx_spec = TensorSpec::new(&[1, PER_ROW, 1, k], DType::U32).row_major();
+        let w_spec = TensorSpec::new(&[k, 1, PER_ROW, 1], DType::Bf16);
+        let name = |n: &str| format!("layer{l}.experts.{n}");
+        let inputs = ThroughputInputs {
+            x: self.mesh.from_host(&host_x, &x_spec, &by_rows(1), &name("input"), Role::Activation)?,
+            indices: self.mesh.from_host(&host_idx, &idx_spec, &by_rows(1), &name("topk_indices"), Role::Activation)?,
+            weights: self.mesh.from_host(&host_w, &w_spec, &by_rows(2), &name("topk_weights"), Role::Activation)?,
+        };
+        let out = throughput_experts(&mut self.mesh, &ex, &inputs, self.ccl.topology, self.ccl.num_links)?;
+        let per_chip = self.mesh.to_host(&out)?;
+        // Each row's chips hold that row's users; the first column's copy stands for the row.
+        let got: Vec<f32> = per_chip.iter().step_by(cols.max(1)).flat_map(|t| t.data.iter().copied()).collect();
+        for t in [&out, &inputs.x, &inputs.indices, &inputs.weights] {
+            self.mesh.deallocate(t)?;
+        }
         Ok(pcc(&golden, &got)?)
     }
 
