@@ -70,45 +70,45 @@ impl PageFormat {
         self.num_pages() * self.page_size()
     }
 
-    /// Page index and byte offset in it of every element, in row-major element order.
-    fn for_each_element(&self, mut f: impl FnMut(usize, usize, usize)) {
+    /// Runs of elements contiguous both in the host tensor and in a page, in row-major element
+    /// order: (first element, page, byte offset in the page, elements in the run).
+    fn for_each_run(&self, mut f: impl FnMut(usize, usize, usize, usize)) {
         let (b, h, w) = self.bhw();
         let e = self.dtype.size();
         match self.layout {
             PageLayout::Tile => {
                 let (th, tw) = (h.div_ceil(TILE), w.div_ceil(TILE));
-                let mut flat = 0;
                 for bi in 0..b {
                     for r in 0..h {
                         let (tr, fr, rr) = (r / TILE, (r % TILE) / FACE, r % FACE);
-                        for c in 0..w {
-                            let (tc, fc, cc) = (c / TILE, (c % TILE) / FACE, c % FACE);
+                        // A face row is 16 elements contiguous both in the host row and in the page.
+                        for c0 in (0..w).step_by(FACE) {
+                            let (tc, fc) = (c0 / TILE, (c0 % TILE) / FACE);
                             let page = bi * th * tw + tr * tw + tc;
-                            let idx = (fr * 2 + fc) * FACE * FACE + rr * FACE + cc;
-                            f(flat, page, idx * e);
-                            flat += 1;
+                            let idx = (fr * 2 + fc) * FACE * FACE + rr * FACE;
+                            f((bi * h + r) * w + c0, page, idx * e, FACE.min(w - c0));
                         }
                     }
                 }
             }
             PageLayout::RowMajor => {
                 for row in 0..b * h {
-                    for c in 0..w {
-                        f(row * w + c, row, c * e);
-                    }
+                    f(row * w, row, 0, w);
                 }
             }
         }
     }
 
-    /// The page bytes of `t` (tile padding is zero), page after page.
+    /// The pages holding `t`, in page order (padding is zero).
     pub fn encode(&self, t: &HostTensor) -> Vec<u8> {
         let ps = self.page_size() as usize;
         let mut out = vec![0u8; self.num_pages() as usize * ps];
-        let dtype = self.dtype;
-        self.for_each_element(|flat, page, off| {
+        let (dtype, e) = (self.dtype, self.dtype.size());
+        self.for_each_run(|flat, page, off, count| {
             let at = page * ps + off;
-            dtype.encode(t.data.get(flat).copied().unwrap_or(0.0), &mut out[at..]);
+            for i in 0..count {
+                dtype.encode(t.data.get(flat + i).copied().unwrap_or(0.0), &mut out[at + i * e..]);
+            }
         });
         out
     }
@@ -117,11 +117,13 @@ impl PageFormat {
     pub fn decode(&self, bytes: &[u8]) -> HostTensor {
         let ps = self.page_size() as usize;
         let mut t = HostTensor::zeros(&self.shape);
-        let dtype = self.dtype;
-        self.for_each_element(|flat, page, off| {
+        let (dtype, e) = (self.dtype, self.dtype.size());
+        self.for_each_run(|flat, page, off, count| {
             let at = page * ps + off;
-            if at + dtype.size() <= bytes.len() {
-                t.data[flat] = dtype.decode(&bytes[at..]);
+            // Pages missing from a short read leave zeros, element by element.
+            let n = count.min(bytes.len().saturating_sub(at) / e);
+            for (i, slot) in t.data[flat..flat + n].iter_mut().enumerate() {
+                *slot = dtype.decode(&bytes[at + i * e..]);
             }
         });
         t

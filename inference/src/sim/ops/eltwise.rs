@@ -2,7 +2,7 @@
 
 use super::{args_of, local_op, Out};
 use crate::sim::error::{SimError, SimResult};
-use crate::sim::host::{strides, HostTensor};
+use crate::sim::host::HostTensor;
 use crate::sim::mesh::Mesh;
 use crate::sim::tensor::Tensor;
 
@@ -107,10 +107,12 @@ pub(crate) fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
         .collect()
 }
 
-/// Reads `t` at the position `idx` of a broadcast shape.
-fn broadcast_index(t: &HostTensor, t_strides: &[usize], out_idx: &[usize]) -> usize {
-    let off = out_idx.len() - t.shape.len();
-    t.shape.iter().enumerate().map(|(i, &d)| if d == 1 { 0 } else { out_idx[i + off] * t_strides[i] }).sum()
+/// `t`'s strides aligned to an output of `rank` dims, 0 where `t` broadcasts (missing or size-1
+/// dims), so that an output position maps to `t`'s element by a dot product.
+fn broadcast_strides(t: &HostTensor, rank: usize) -> Vec<usize> {
+    let st = t.strides();
+    let off = rank - t.shape.len();
+    (0..rank).map(|i| if i < off || t.shape[i - off] == 1 { 0 } else { st[i - off] }).collect()
 }
 
 /// `a op b` with broadcasting, on the CPU.
@@ -121,17 +123,37 @@ pub(crate) fn binary_host(op: BinaryOp, a: &HostTensor, b: &HostTensor) -> SimRe
     if a.shape == b.shape {
         return Ok(HostTensor { shape, data: a.data.iter().zip(&b.data).map(|(&x, &y)| op.apply(x, y)).collect() });
     }
-    let (sa, sb, so) = (a.strides(), b.strides(), strides(&shape));
+    let rank = shape.len();
+    let (ea, eb) = (broadcast_strides(a, rank), broadcast_strides(b, rank));
     let n: usize = shape.iter().product();
-    let mut idx = vec![0usize; shape.len()];
     let mut data = Vec::with_capacity(n);
-    for flat in 0..n {
-        let mut rem = flat;
-        for (i, s) in so.iter().enumerate() {
-            idx[i] = rem / s;
-            rem %= s;
+    if n == 0 {
+        return Ok(HostTensor { shape, data });
+    }
+    // Walk the output in order with an odometer over the outer dims and a strided inner loop:
+    // no division per element (this op runs on every token of every layer).
+    let last = shape[rank - 1];
+    let (sa_last, sb_last) = (ea[rank - 1], eb[rank - 1]);
+    let mut idx = vec![0usize; rank - 1];
+    let (mut base_a, mut base_b) = (0usize, 0usize);
+    for _ in 0..n / last {
+        let (mut pa, mut pb) = (base_a, base_b);
+        for _ in 0..last {
+            data.push(op.apply(a.data[pa], b.data[pb]));
+            pa += sa_last;
+            pb += sb_last;
         }
-        data.push(op.apply(a.data[broadcast_index(a, &sa, &idx)], b.data[broadcast_index(b, &sb, &idx)]));
+        for d in (0..rank - 1).rev() {
+            idx[d] += 1;
+            base_a += ea[d];
+            base_b += eb[d];
+            if idx[d] < shape[d] {
+                break;
+            }
+            base_a -= ea[d] * shape[d];
+            base_b -= eb[d] * shape[d];
+            idx[d] = 0;
+        }
     }
     Ok(HostTensor { shape, data })
 }
