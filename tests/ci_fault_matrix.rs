@@ -215,11 +215,12 @@ fn fault_free_runs_pass() {
 #[test]
 fn named_faults_fail_ci_through_ttsan_run() {
     let dir = support::tempdir();
-    let run = |extra: &[&str]| {
+    let run_on = |mesh: &str, layer: &str, modules: &str, extra: &[&str]| {
         let junit = dir.path().join("junit.xml");
+        let _ = std::fs::remove_file(&junit);
         let out = ttsan()
-            .args(["run", "gpt-oss", "--mesh", "1x8", "--layers", "1", "--mode", "prefill", "--seq-len", "64"])
-            .args(["--modules", "experts,attention", "--ci", "--junit"])
+            .args(["run", "gpt-oss", "--mesh", mesh, "--layers", layer, "--mode", "prefill", "--seq-len", "64"])
+            .args(["--modules", modules, "--ci", "--junit"])
             .arg(&junit)
             .args(extra)
             .output()
@@ -227,6 +228,7 @@ fn named_faults_fail_ci_through_ttsan_run() {
         let junit = std::fs::read_to_string(&junit).unwrap_or_default();
         (out, junit)
     };
+    let run = |extra: &[&str]| run_on("1x8", "1", "experts,attention", extra);
     for (fault, kind, op) in [
         ("ccl-stale-scratch", "use-after-free", RS),
         ("sparse-matmul-oob", "oob-write", "ttnn.sparse_matmul"),
@@ -237,6 +239,19 @@ fn named_faults_fail_ci_through_ttsan_run() {
         let text = stdout(&out);
         assert!(text.contains(kind) && text.contains(op), "{fault}: {text}");
         assert!(text.lines().count() <= 40, "{fault}: the CI summary must stay short:\n{text}");
+        assert!(junit.contains("<failure"), "{fault}: {junit}");
+    }
+    // The faults that live in other modules or in the 4x8 throughput experts.
+    for (fault, mesh, modules, kind, op) in [
+        ("cb-clash", "1x8", "attention", "cb-clash", "ttnn.linear"),
+        ("semaphore-reuse", "1x8", "attention", "foreign-write", "ttnn.experimental.all_gather_async"),
+        ("untilize-undersized", "4x8", "experts", "oob-write", "ttnn.to_layout"),
+        ("a2a-combine-peer", "4x8", "experts", "oob-write", "ttnn.all_to_all_combine"),
+    ] {
+        let (out, junit) = run_on(mesh, "0", modules, &["--inject", fault]);
+        assert_eq!(out.status.code(), Some(1), "{fault}: {}\n{}", stdout(&out), stderr(&out));
+        let text = stdout(&out);
+        assert!(text.contains(kind) && text.contains(op), "{fault}: {text}");
         assert!(junit.contains("<failure"), "{fault}: {junit}");
     }
     // With the fix the stale-scratch fault has no async reduce-scatter to live in (ttsan says so,
