@@ -199,6 +199,27 @@ impl Drop for TracePath {
     }
 }
 
+/// Runs `work` recording into the run's trace file with a progress bar on a terminal; the trace
+/// is complete on disk before the work's own error (usage or internal) is turned into an exit.
+fn record<T>(
+    args: &GptOssArgs,
+    work: impl FnOnce(Arc<FileRecorder>, &ProgressBar) -> Result<T, RunError>,
+) -> Result<(TracePath, T), Failure> {
+    let trace = trace_path(args);
+    let recorder = Arc::new(
+        FileRecorder::create(&trace.path).with_context(|| trace.path.display().to_string()).map_err(Failure::usage)?,
+    );
+    let bar = ProgressBar::for_stderr();
+    let outcome = work(recorder.clone(), &bar);
+    bar.finish();
+    recorder.finish().with_context(|| format!("writing trace {}", trace.path.display())).map_err(Failure::internal)?;
+    let outcome = outcome.map_err(|e| {
+        let code = if e.is_usage() { USAGE } else { super::exit::INTERNAL };
+        Failure { code, error: anyhow!("{e}") }
+    })?;
+    Ok((trace, outcome))
+}
+
 fn trace_path(args: &GptOssArgs) -> TracePath {
     match &args.trace {
         Some(p) => TracePath { path: p.clone(), keep: true },
@@ -217,18 +238,7 @@ pub fn run(args: &GptOssArgs) -> Outcome {
     if args.plan {
         return run_plan(args, &opts, &settings);
     }
-    let trace = trace_path(args);
-    let recorder = Arc::new(
-        FileRecorder::create(&trace.path).with_context(|| trace.path.display().to_string()).map_err(Failure::usage)?,
-    );
-    let bar = ProgressBar::for_stderr();
-    let outcome = run_model(&opts, recorder.clone(), &|p| bar.update(p));
-    bar.finish();
-    recorder.finish().with_context(|| format!("writing trace {}", trace.path.display())).map_err(Failure::internal)?;
-    let outcome = outcome.map_err(|e: RunError| {
-        let code = if e.is_usage() { USAGE } else { super::exit::INTERNAL };
-        Failure { code, error: anyhow!("{e}") }
-    })?;
+    let (trace, outcome) = record(args, |recorder, bar| run_model(&opts, recorder, &|p| bar.update(p)))?;
     if let (Some(path), Some((shape, values))) = (&args.logits_out, &outcome.logits) {
         npy::write_f32(path, shape, values).with_context(|| path.display().to_string()).map_err(Failure::usage)?;
     } else if args.logits_out.is_some() {
@@ -281,18 +291,7 @@ fn run_plan(args: &GptOssArgs, opts: &RunOptions, settings: &Settings) -> Outcom
         decode_steps: steps,
         command: opts.command.clone(),
     };
-    let trace = trace_path(args);
-    let recorder = Arc::new(
-        FileRecorder::create(&trace.path).with_context(|| trace.path.display().to_string()).map_err(Failure::usage)?,
-    );
-    let bar = ProgressBar::for_stderr();
-    let outcome = plan(&plan_opts, recorder.clone(), &|p| bar.update(p));
-    bar.finish();
-    recorder.finish().with_context(|| format!("writing trace {}", trace.path.display())).map_err(Failure::internal)?;
-    let outcome = outcome.map_err(|e: RunError| {
-        let code = if e.is_usage() { USAGE } else { super::exit::INTERNAL };
-        Failure { code, error: anyhow!("{e}") }
-    })?;
+    let (trace, outcome) = record(args, |recorder, bar| plan(&plan_opts, recorder, &|p| bar.update(p)))?;
     let report = analyze_trace(&trace.path, settings)?;
     eprintln!("ttsan: plan: {} ops, {} allocations", outcome.ops, outcome.allocations);
     if let Some(msg) = &outcome.out_of_memory {
