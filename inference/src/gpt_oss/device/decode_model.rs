@@ -10,8 +10,8 @@ use super::decode_attention::{decode_attention, prefill_attention_fill, DecodeAt
 use super::decode_cache::{DeviceKvCache, LayerKv};
 use super::decode_experts::{decode_experts, dense_routing};
 use super::error::DeviceError;
-use super::experts::{prefill_experts, TpReduce, BLOCK};
-use super::model::{DeviceLayer, DeviceModel};
+use super::experts::{TpReduce, BLOCK};
+use super::model::{experts_residual, DeviceLayer, DeviceModel};
 use crate::gpt_oss::error::GptOssError;
 use crate::gpt_oss::weights::ModelWeights;
 use crate::sim::ccl::CclManager;
@@ -74,13 +74,7 @@ fn prefill_layer_fill(
     // The prefill experts weigh each expert's rows by a [1, E, T, 1] routing.
     let routing = ops::permute(mesh, &dense, &[0, 3, 2, 1], &Out::dram().named("experts.routing"))?;
     mesh.deallocate(&dense)?;
-    let moe = prefill_experts(mesh, ccl_manager, &layer.experts, &h2, &routing, reduce)?;
-    mesh.deallocate(&h2)?;
-    mesh.deallocate(&routing)?;
-    let x2 = ops::add(mesh, &x1, &moe, &Out::dram().named("layer.residual_mlp"))?;
-    mesh.deallocate(&x1)?;
-    mesh.deallocate(&moe)?;
-    Ok(x2)
+    experts_residual(mesh, ccl_manager, layer, &x1, &h2, &routing, reduce)
 }
 
 /// The whole model for prefill and decode on the mesh.

@@ -100,11 +100,25 @@ pub fn prefill_layer(
     let routing = scatter_routing(mesh, &layer.experts, &routed.indices, &routed.weights)?;
     mesh.deallocate(&routed.indices)?;
     mesh.deallocate(&routed.weights)?;
-    let moe = prefill_experts(mesh, ccl_manager, &layer.experts, &h2, &routing, reduce)?;
-    mesh.deallocate(&h2)?;
-    mesh.deallocate(&routing)?;
-    let x2 = ops::add(mesh, &x1, &moe, &Out::dram().named("layer.residual_mlp"))?;
-    mesh.deallocate(&x1)?;
+    experts_residual(mesh, ccl_manager, layer, &x1, &h2, &routing, reduce)
+}
+
+/// The prefill experts on the post-attention norm `h2` with `routing`, added to the residual
+/// `x1`; frees `h2`, `routing` and `x1` in the order the layer always has (addresses depend on it).
+pub(crate) fn experts_residual(
+    mesh: &mut Mesh,
+    ccl_manager: &mut CclManager,
+    layer: &DeviceLayer,
+    x1: &Tensor,
+    h2: &Tensor,
+    routing: &Tensor,
+    reduce: TpReduce,
+) -> Result<Tensor, DeviceError> {
+    let moe = prefill_experts(mesh, ccl_manager, &layer.experts, h2, routing, reduce)?;
+    mesh.deallocate(h2)?;
+    mesh.deallocate(routing)?;
+    let x2 = ops::add(mesh, x1, &moe, &Out::dram().named("layer.residual_mlp"))?;
+    mesh.deallocate(x1)?;
     mesh.deallocate(&moe)?;
     Ok(x2)
 }
