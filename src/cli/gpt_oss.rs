@@ -35,11 +35,17 @@ pub struct InitArgs {
     /// Store expert weights as MXFP4 `_blocks` + `_scales`, as the released checkpoints do.
     #[arg(long)]
     pub mxfp4: bool,
+    /// Decoder layers, overriding the config's (alternating sliding and full attention).
+    #[arg(long)]
+    pub layers: Option<usize>,
 }
 
 /// Runs `ttsan gpt-oss init`.
 pub fn init(args: &InitArgs) -> Outcome {
-    let config = resolve_config(&args.config).map_err(Failure::usage)?;
+    let mut config = resolve_config(&args.config).map_err(Failure::usage)?;
+    if let Some(layers) = args.layers {
+        config = config.with_layers(layers).map_err(Failure::usage)?;
+    }
     let parameters = parameter_count(&config);
     if parameters > MAX_INIT_PARAMETERS {
         return Err(Failure::usage(anyhow::anyhow!(
@@ -87,6 +93,7 @@ mod tests {
             seed: 5,
             dtype: DtypeArg::F32,
             mxfp4: false,
+            layers: None,
         };
         assert_eq!(init(&args).unwrap(), CLEAN);
         let loaded = load_checkpoint(&args.dir).unwrap();
@@ -103,9 +110,32 @@ mod tests {
                 seed: 0,
                 dtype: DtypeArg::Bf16,
                 mxfp4: false,
+                layers: None,
             };
             assert_eq!(init(&args).unwrap_err().code, super::super::exit::USAGE);
         }
         assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing written");
+    }
+
+    #[test]
+    fn init_layers_overrides_the_depth_and_keeps_the_alternation() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = InitArgs {
+            dir: dir.path().join("deep"),
+            config: "tiny-tt".to_owned(),
+            seed: 1,
+            dtype: DtypeArg::Bf16,
+            mxfp4: false,
+            layers: Some(5),
+        };
+        assert_eq!(init(&args).unwrap(), CLEAN);
+        let loaded = load_checkpoint(&args.dir).unwrap();
+        assert_eq!(loaded.config.num_hidden_layers, 5);
+        assert_eq!(loaded.layers.len(), 5);
+        let sliding: Vec<bool> = (0..5).map(|l| loaded.config.window(l).is_some()).collect();
+        assert_eq!(sliding, [true, false, true, false, true]);
+        let zero = InitArgs { dir: dir.path().join("zero"), layers: Some(0), ..args };
+        assert_eq!(init(&zero).unwrap_err().code, super::super::exit::USAGE);
+        assert!(!zero.dir.exists());
     }
 }

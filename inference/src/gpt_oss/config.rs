@@ -411,6 +411,14 @@ impl GptOssConfig {
         }
     }
 
+    /// The same model with `layers` decoder layers, alternating sliding and full attention
+    /// from a sliding layer 0 as the released models do: for scale runs and deeper tiny models.
+    pub fn with_layers(&self, layers: usize) -> Result<Self> {
+        let config = GptOssConfig { num_hidden_layers: layers, layer_types: alternating(layers), ..self.clone() };
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Softmax temperature of the attention scores (`head_dim ** -0.5`).
     pub fn attention_scale(&self) -> f32 {
         (self.head_dim as f64).powf(-0.5) as f32

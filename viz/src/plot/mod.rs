@@ -1,11 +1,15 @@
-//! PNG and SVG plots: memory in use per space over ops, and the peak L1 use of every core.
+//! PNG and SVG plots: memory in use per space over ops, the peak L1 use of every core, and
+//! the benchmarks' scale plot.
 //!
 //! Drawn with `plotters` without its system-font features; text is rendered with `ab_glyph`
 //! from a font embedded in the binary, so the plots look the same on every machine.
 
 mod cores;
 mod font;
+mod scale;
 mod usage;
+
+pub use scale::{parse_scale_csv, scale_svg, ScalePoint};
 
 use crate::map::MapData;
 use crate::VizError;
