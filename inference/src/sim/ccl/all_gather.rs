@@ -1,6 +1,6 @@
 //! `ttnn.all_gather` and `ttnn.experimental.all_gather_async`.
 
-use super::{scale_dim, signal, CclArgs, GlobalSemaphore, Groups};
+use super::{scale_dim, signal_all, CclArgs, GlobalSemaphore, Groups};
 use crate::sim::error::{SimError, SimResult};
 use crate::sim::host::{norm_dim, HostTensor};
 use crate::sim::mesh::Mesh;
@@ -84,13 +84,7 @@ pub fn all_gather_async(
     let page = x.placement().page_size;
     op.circular_buffers(grid, &[("cb_in0", 2 * page), ("cb_out", 2 * page)])?;
     run_gather(&mut op, x, &out, d, &groups)?;
-    let links = args.num_links;
-    op.run(|chip| {
-        for s in extra.semaphores.iter().chain(&extra.barrier) {
-            signal(chip, &s.tensor, &s.cores, links)?;
-        }
-        Ok(())
-    })?;
+    signal_all(&mut op, &extra.semaphores, extra.barrier.as_ref(), args.num_links)?;
     op.finish()?;
     Ok(out)
 }

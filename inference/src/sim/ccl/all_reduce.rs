@@ -1,6 +1,6 @@
 //! `ttnn.all_reduce`: the synchronous all-reduce with internally created semaphores.
 
-use super::{signal, CclArgs, GlobalSemaphore, Groups};
+use super::{cached_semaphore, signal, CclArgs, Groups};
 use crate::sim::error::SimResult;
 use crate::sim::mesh::Mesh;
 use crate::sim::tensor::Tensor;
@@ -16,12 +16,7 @@ pub fn all_reduce(mesh: &mut Mesh, x: &Tensor, args: &CclArgs) -> SimResult<Tens
     let key = format!("{:?}/{:?}/{:?}", x.spec(), args.cluster_axis, args.topology);
     let mut op = mesh.begin_op(name, args.text(""), &[x], &[], &[])?;
     let cores = op.compute_grid();
-    let sem = op.cached_scratch(
-        &format!("sem/{key}"),
-        &GlobalSemaphore::spec(cores),
-        &format!("{name}.semaphore"),
-        Role::Semaphore,
-    )?;
+    let sem = cached_semaphore(&mut op, &format!("sem/{key}"), &format!("{name}.semaphore"))?;
     let inter = op.cached_scratch(&key, x.spec(), &format!("{name}.intermediate"), Role::CclScratch)?;
     let out = op.alloc_output(&args.out.spec(x.shape(), x), &args.out.name_for(name), Role::Activation)?;
     let page = x.placement().page_size;

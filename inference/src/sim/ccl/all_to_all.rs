@@ -1,7 +1,7 @@
 //! `ttnn.all_to_all_dispatch` / `ttnn.all_to_all_combine`: moving tokens to the chips that hold
 //! their experts and the expert outputs back.
 
-use super::{signal, CclArgs, GlobalSemaphore, Groups};
+use super::{cached_semaphore, signal, CclArgs, Groups};
 use crate::sim::dtype::{DType, PageLayout};
 use crate::sim::error::{SimError, SimResult};
 use crate::sim::host::HostTensor;
@@ -59,18 +59,8 @@ pub fn all_to_all_dispatch(
     let key = format!("{:?}/{:?}", x.shape(), args.cluster_axis);
     let mut op = mesh.begin_op(name, args.text(""), &[x, indices, mapping], &[], &[])?;
     let cores = op.compute_grid();
-    let init = op.cached_scratch(
-        &format!("init/{key}"),
-        &GlobalSemaphore::spec(cores),
-        &format!("{name}.init_semaphore"),
-        Role::Semaphore,
-    )?;
-    let done = op.cached_scratch(
-        &format!("done/{key}"),
-        &GlobalSemaphore::spec(cores),
-        &format!("{name}.semaphore"),
-        Role::Semaphore,
-    )?;
+    let init = cached_semaphore(&mut op, &format!("init/{key}"), &format!("{name}.init_semaphore"))?;
+    let done = cached_semaphore(&mut op, &format!("done/{key}"), &format!("{name}.semaphore"))?;
     let base = args.out.name_for(name);
     let out_spec = args.out.spec(&[1, b * g, s, h], x).row_major();
     let meta_spec = args.out.spec(&[1, b * g, s, k], x).row_major().with_dtype(DType::U32);
@@ -147,12 +137,7 @@ pub fn all_to_all_combine(
     let key = format!("{:?}/{:?}", x.shape(), args.cluster_axis);
     let mut op = mesh.begin_op(name, args.text(""), &[x, metadata, mapping], &[], &[])?;
     let cores = op.compute_grid();
-    let sem = op.cached_scratch(
-        &format!("sem/{key}"),
-        &GlobalSemaphore::spec(cores),
-        &format!("{name}.semaphore"),
-        Role::Semaphore,
-    )?;
+    let sem = cached_semaphore(&mut op, &format!("sem/{key}"), &format!("{name}.semaphore"))?;
     let out = op.alloc_output(&args.out.spec(&[k, b, s, h], x), &args.out.name_for(name), Role::Activation)?;
     op.circular_buffers(cores, &[("cb_tokens", 2 * x.placement().page_size)])?;
     let xs = op.read(x)?;

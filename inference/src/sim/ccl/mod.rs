@@ -20,9 +20,10 @@ use super::chip::Chip;
 use super::error::{SimError, SimResult};
 use super::host::HostTensor;
 use super::mesh::Mesh;
+use super::op::OpRun;
 use super::ops::Out;
 use super::tensor::Tensor;
-use ttsan_events::{CoreRange, Unit};
+use ttsan_events::{CoreRange, Role, Unit};
 
 /// How the chips of a group are linked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -136,6 +137,30 @@ pub(crate) fn signal(chip: &mut Chip<'_>, sem: &Tensor, cores: &CoreRange, num_l
         chip.write_bytes(sem.space(), unit, sem.address(), &0u32.to_le_bytes())?;
     }
     Ok(())
+}
+
+/// The async collectives' step completion: every chip signals each of the op's global
+/// semaphores and then its barrier.
+pub(crate) fn signal_all(
+    op: &mut OpRun<'_>,
+    semaphores: &[GlobalSemaphore],
+    barrier: Option<&GlobalSemaphore>,
+    num_links: u32,
+) -> SimResult<()> {
+    op.run(|chip| {
+        for s in semaphores.iter().chain(barrier) {
+            signal(chip, &s.tensor, &s.cores, num_links)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// A semaphore word on every core of the op's grid that the op creates itself and keeps in
+/// the op cache under `key` (the synchronous collectives' internal semaphores).
+pub(crate) fn cached_semaphore(op: &mut OpRun<'_>, key: &str, name: &str) -> SimResult<Tensor> {
+    let cores = op.compute_grid();
+    op.cached_scratch(key, &GlobalSemaphore::spec(cores), name, Role::Semaphore)
 }
 
 /// `shape` with `dim` multiplied (`Some`) or divided (`None`) by `by`.

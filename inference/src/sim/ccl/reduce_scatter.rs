@@ -1,6 +1,6 @@
 //! `ttnn.reduce_scatter` and `ttnn.experimental.reduce_scatter_minimal_async`.
 
-use super::{scale_dim, signal, CclArgs, GlobalSemaphore, Groups, Topology};
+use super::{cached_semaphore, scale_dim, signal, signal_all, CclArgs, GlobalSemaphore, Groups, Topology};
 use crate::sim::error::{SimError, SimResult};
 use crate::sim::host::{norm_dim, HostTensor};
 use crate::sim::mesh::Mesh;
@@ -72,8 +72,7 @@ pub fn reduce_scatter(mesh: &mut Mesh, x: &Tensor, dim: i64, args: &CclArgs) -> 
     let key = format!("{:?}/{dim}/{:?}/{:?}", x.spec(), args.cluster_axis, args.topology);
     let mut op = mesh.begin_op(name, args.text(&format!(", dim={dim}")), &[x], &[], &[])?;
     let cores = op.compute_grid();
-    let sem_spec = GlobalSemaphore::spec(cores);
-    let sem = op.cached_scratch(&format!("sem/{key}"), &sem_spec, &format!("{name}.semaphore"), Role::Semaphore)?;
+    let sem = cached_semaphore(&mut op, &format!("sem/{key}"), &format!("{name}.semaphore"))?;
     let ispec = x.spec().clone().with_shape(&intermediate_shape(x, args.topology));
     let inter = op.cached_scratch(&key, &ispec, &format!("{name}.intermediate"), Role::CclScratch)?;
     let out = op.alloc_output(&args.out.spec(&shape, x), &args.out.name_for(name), Role::Activation)?;
@@ -129,13 +128,7 @@ pub fn reduce_scatter_minimal_async(
     let page = x.placement().page_size;
     op.circular_buffers(grid, &[("cb_in0", 2 * page), ("cb_inter", 2 * page), ("cb_out", 2 * page)])?;
     run_reduce_scatter(&mut op, x, &inter, &out, d, &groups, args.topology)?;
-    let links = args.num_links;
-    op.run(|chip| {
-        for s in extra.semaphores.iter().chain(&extra.barrier) {
-            signal(chip, &s.tensor, &s.cores, links)?;
-        }
-        Ok(())
-    })?;
+    signal_all(&mut op, &extra.semaphores, extra.barrier.as_ref(), args.num_links)?;
     op.finish()?;
     Ok(out)
 }
