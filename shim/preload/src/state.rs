@@ -303,6 +303,7 @@ pub(crate) fn on_allocated(buffer: *const c_void) {
             role: Role::Other,
             op,
             stack: None,
+            stack_id: None,
         }),
         ips,
     ));
@@ -326,7 +327,7 @@ pub(crate) fn on_deallocating(buffer: *const c_void) {
         st.event(Event::GuardUnregister { buffer: live.id });
     }
     let op = st.ops.last().copied();
-    st.send(Msg::Stacked(Event::BufferFree(BufferFree { id: live.id, op, stack: None }), ips));
+    st.send(Msg::Stacked(Event::BufferFree(BufferFree { id: live.id, op, stack: None, stack_id: None }), ips));
 }
 
 /// The host is about to write `buffer`: a guarded one needs a fresh reference digest.
