@@ -3,6 +3,7 @@
 mod support;
 
 use support::{stderr, stdout, ttsan, write_trace};
+use ttsan_events::Event;
 use ttsan_sanitizer::fixtures;
 
 fn one_line_error(out: &std::process::Output) -> String {
@@ -79,6 +80,15 @@ fn unreadable_input_is_exit_2_with_one_line() {
                 v
             },
             "unsupported trace format version 7",
+        ),
+        (
+            "old-version",
+            {
+                let mut v = b"TTSANTRC".to_vec();
+                v.extend_from_slice(&[1, 0, 16, 0, 0, 0, 0, 0]);
+                v
+            },
+            "unsupported trace format version 1 (this ttsan reads version 2; the trace was written by an older ttsan",
         ),
         ("short", b"TTSANTR".to_vec(), "truncated"),
     ];
@@ -169,6 +179,56 @@ fn trace_dump_is_json_lines_with_event_and_buffer_fields() {
     let op = lines.iter().find(|l| l["event"] == "op_begin").unwrap();
     assert_eq!(op["name"], "ttnn.all_gather");
     assert_eq!(op["index"], 0);
+}
+
+#[test]
+fn interned_stacks_show_as_definitions_in_dump_and_as_text_in_reports() {
+    let dir = support::tempdir();
+    let path = dir.path().join("s.ttsan");
+    // The use-after-free fixture as the preload shim would write it: every allocation and free
+    // refers to one stack definition, written once, before the first reference.
+    let frames = "alloc_site+0x10 (libprog.so)\nmain+0x20 (prog)";
+    let mut events = vec![];
+    for (i, mut e) in fixtures::use_after_free().into_iter().enumerate() {
+        match &mut e {
+            Event::BufferAlloc(b) => b.stack_id = Some(5),
+            Event::BufferFree(f) => f.stack_id = Some(5),
+            _ => {}
+        }
+        events.push(e);
+        if i == 0 {
+            events.push(Event::StackDef { id: 5, frames: frames.into() });
+        }
+    }
+    write_trace(&path, &events);
+    let out = ttsan().args(["trace", "dump"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "no warning: every reference resolves");
+    let lines: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), events.len());
+    let defs: Vec<&serde_json::Value> = lines.iter().filter(|l| l["event"] == "stack_def").collect();
+    assert_eq!(defs.len(), 1);
+    assert_eq!((&defs[0]["id"], &defs[0]["frames"]), (&serde_json::json!(5), &serde_json::json!(frames)));
+    let alloc = lines.iter().find(|l| l["event"] == "buffer_alloc").unwrap();
+    assert_eq!((&alloc["stack_id"], &alloc["stack"]), (&serde_json::json!(5), &serde_json::json!(frames)));
+    let free = lines.iter().find(|l| l["event"] == "buffer_free").unwrap();
+    assert_eq!((&free["stack_id"], &free["stack"]), (&serde_json::json!(5), &serde_json::json!(frames)));
+
+    // The report names the frames of the victim's allocation, as with inline stacks.
+    let out = ttsan().arg("analyze").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("alloc_site+0x10 (libprog.so)"), "{}", stdout(&out));
+    assert_eq!(stderr(&out), "");
+
+    // A reference nothing defines: the records still count, with a warning and no stack.
+    let mut undefined = events.clone();
+    undefined.retain(|e| !matches!(e, Event::StackDef { .. }));
+    write_trace(&path, &undefined);
+    let out = ttsan().arg("analyze").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("use-after-free"));
+    assert!(!stdout(&out).contains("alloc_site"));
+    assert!(stderr(&out).contains("refer to a stack id no earlier stack_def defines"), "{}", stderr(&out));
 }
 
 #[test]

@@ -58,6 +58,9 @@ fn program(root: &Path) -> Result<PathBuf, String> {
             .args(["-l:_ttnncpp.so", "-ltt_metal"])
             .arg(format!("-Wl,-rpath,{}", lib.display()))
             .arg(format!("-Wl,-rpath,{}", libs.display()))
+            // Only `main`: dladdr names what the dynamic symbol table holds, so the program's
+            // own frame gets a name a test can look for (and nothing else of it is exported).
+            .arg("-Wl,--export-dynamic-symbol=main")
             .output()
             .map_err(|e| format!("g++ is not available: {e}"))?;
         if !out.status.success() {
@@ -254,6 +257,52 @@ fn one_chip_allocations_ops_and_guards_are_traced() {
     let points: Vec<Option<u64>> = digests.iter().map(|g| g.after_op).collect();
     assert_eq!(points, vec![None, None, Some(0), Some(0), Some(1), Some(1)]);
     assert!(digests.iter().all(|g| !g.readable && g.pages.is_empty()));
+}
+
+#[test]
+fn stacks_are_defined_once_per_call_site_and_read_back_as_text() {
+    let test = "stacks_are_defined_once_per_call_site_and_read_back_as_text";
+    let Some((root, prog)) = setup(test) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // 100 warm-up pairs from one call site, then 300 from another.
+    let out = run(&root, &prog, dir.path(), &["--trace", "t.ttsan"], &["bench", "1", "300"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (events, stats) = trace(&dir.path().join("t.ttsan"));
+    assert!(!stats.is_damaged(), "{stats:?}");
+
+    // Every definition comes before its first use, and no id is defined twice.
+    let mut defs: HashMap<u64, &str> = HashMap::new();
+    let mut allocs = Vec::new();
+    let mut frees = 0;
+    for e in &events {
+        match e {
+            Event::StackDef { id, frames } => assert!(defs.insert(*id, frames).is_none(), "stack {id} defined twice"),
+            Event::BufferAlloc(b) => {
+                let id = b.stack_id.expect("an allocation without a stack id");
+                assert_eq!(b.stack.as_deref(), Some(defs[&id]), "allocation {} resolves to its definition", b.id);
+                allocs.push((b.id, id));
+            }
+            Event::BufferFree(f) => {
+                let id = f.stack_id.expect("a free without a stack id");
+                assert_eq!(f.stack.as_deref(), Some(defs[&id]), "free {} resolves to its definition", f.id);
+                frees += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!((allocs.len(), frees), (400, 400));
+    assert!(defs.len() < allocs.len(), "{} definitions for {} allocations", defs.len(), allocs.len());
+    // Two allocation sites, two free sites: one definition each, whatever the chain cache did.
+    assert_eq!(defs.len(), 4, "{defs:#?}");
+    let loop_ids: std::collections::HashSet<u64> = allocs[100..].iter().map(|&(_, id)| id).collect();
+    assert_eq!(loop_ids.len(), 1, "the loop's 300 allocations share one stack");
+    assert_ne!(allocs[0].1, allocs[100].1, "the warm-up allocates from another call site");
+
+    // The resolved text is the native stack, tt-metal innermost, down to the program's `main`.
+    let text = defs[&allocs[100].1];
+    assert!(text.lines().next().unwrap_or("").contains("libtt_metal.so"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("main+") && l.ends_with("(preload_prog)")), "{text}");
+    assert!(!text.contains("libttsan_preload"), "{text}");
 }
 
 #[test]

@@ -108,6 +108,11 @@ impl Analyzer {
     /// Feeds one event.
     pub fn feed(&mut self, event: &Event) {
         self.summary.events += 1;
+        if let Event::StackDef { .. } = event {
+            // The trace reader already put the text into the records that refer to it; a
+            // definition is no device event (and never an orphan, wherever it sits).
+            return;
+        }
         if let Event::CaptureStart(start) = event {
             if self.capture.is_some() {
                 self.warnings.push("a second capture_start record was ignored".into());
@@ -207,7 +212,7 @@ impl Analyzer {
                     }
                 }
             }
-            Event::Mark { .. } => {}
+            Event::Mark { .. } | Event::StackDef { .. } => {}
             Event::CaptureEnd { dropped } => {
                 self.ended = true;
                 if *dropped > 0 {

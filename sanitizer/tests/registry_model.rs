@@ -142,7 +142,7 @@ proptest! {
                     };
                     let a = BufferAlloc {
                         id: next_id, device, space, address, size: pages * page, page_size: page, layout,
-                        name: format!("b{next_id}"), role: Role::Activation, op: None, stack: None,
+                        name: format!("b{next_id}"), role: Role::Activation, op: None, stack: None, stack_id: None,
                     };
                     next_id += 1;
                     reg.insert(BufferInfo::from_alloc(&a));
@@ -157,7 +157,7 @@ proptest! {
                     reg.free(id, None, None);
                     model.quarantine.push((id, bytes));
                     if model.quarantine.len() > QUARANTINE { model.quarantine.remove(0); }
-                    analyzer.feed(&Event::BufferFree(BufferFree { id, op: None, stack: None }));
+                    analyzer.feed(&Event::BufferFree(BufferFree { id, op: None, stack: None, stack_id: None }));
                 }
                 Op::Write { device, space, unit, address, len } => {
                     let us = units(&g, space);

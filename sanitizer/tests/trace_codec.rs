@@ -2,8 +2,8 @@
 
 use proptest::prelude::*;
 use std::io::Cursor;
-use ttsan_events::trace::{encode_record, TraceError, TraceReader, TraceWriter, HEADER_LEN};
-use ttsan_events::Event;
+use ttsan_events::trace::{encode_record, TraceError, TraceReader, TraceWriter, FORMAT_VERSION, HEADER_LEN};
+use ttsan_events::{BufferAlloc, BufferFree, Event};
 use ttsan_sanitizer::fixtures;
 
 fn sample_events() -> Vec<Event> {
@@ -122,8 +122,127 @@ fn header_errors_name_the_problem() {
     let mut future = encode(&[]);
     future[8] = 9;
     let err = read(&future).unwrap_err();
-    assert!(matches!(err, TraceError::UnsupportedVersion { found: 9, supported: 1 }));
-    assert_eq!(err.to_string(), "unsupported trace format version 9 (this ttsan reads version 1)");
+    assert!(matches!(err, TraceError::UnsupportedVersion { found: 9, supported: FORMAT_VERSION }));
+    assert_eq!(
+        err.to_string(),
+        "unsupported trace format version 9 (this ttsan reads version 2; the trace was written by a newer ttsan)"
+    );
+}
+
+#[test]
+fn a_version_1_trace_is_refused_with_a_reason() {
+    // Version 1 allocation and free records had no `stack_id`: decoding them as version 2
+    // would misread every field after `stack`, so the whole file is refused up front.
+    let mut old = encode(&sample_events()[..3]);
+    old[8..10].copy_from_slice(&1u16.to_le_bytes());
+    let err = read(&old).unwrap_err();
+    assert!(matches!(err, TraceError::UnsupportedVersion { found: 1, supported: 2 }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "unsupported trace format version 1 (this ttsan reads version 2; the trace was written by an older ttsan: \
+         record it again with this one)"
+    );
+}
+
+fn alloc(id: u64, stack: Option<&str>, stack_id: Option<u64>) -> Event {
+    let Some(Event::BufferAlloc(mut b)) = sample_events().into_iter().find(|e| matches!(e, Event::BufferAlloc(_)))
+    else {
+        panic!("the fixtures hold no allocation")
+    };
+    b.id = id;
+    b.stack = stack.map(Into::into);
+    b.stack_id = stack_id;
+    Event::BufferAlloc(b)
+}
+
+fn free(id: u64, stack_id: Option<u64>) -> Event {
+    Event::BufferFree(BufferFree { id, op: None, stack: None, stack_id })
+}
+
+fn stack_of(e: &Event) -> (Option<&str>, Option<u64>) {
+    match e {
+        Event::BufferAlloc(BufferAlloc { stack, stack_id, .. })
+        | Event::BufferFree(BufferFree { stack, stack_id, .. }) => (stack.as_deref(), *stack_id),
+        other => panic!("not an allocation or free: {other:?}"),
+    }
+}
+
+#[test]
+fn interned_stacks_read_back_as_text() {
+    let events = vec![
+        Event::StackDef { id: 0, frames: "alloc_site\nmain".into() },
+        alloc(10, None, Some(0)),
+        alloc(11, None, Some(0)),
+        Event::StackDef { id: 1, frames: "free_site\nmain".into() },
+        free(10, Some(1)),
+        free(11, Some(1)),
+        // Inline text (simulator, graph capture) still reads as it was written.
+        alloc(12, Some("inline"), None),
+        alloc(13, None, None),
+    ];
+    let (back, stats) = read(&encode(&events)).unwrap();
+    assert!(!stats.is_damaged(), "{stats:?}");
+    assert_eq!(stats.records, events.len() as u64);
+    // Definitions are passed on as they are (`ttsan trace dump` shows them) ...
+    assert_eq!(back[0], events[0]);
+    assert_eq!(back[3], events[3]);
+    // ... and every reference comes back with the text filled in, the id kept.
+    let stacks: Vec<_> = [1, 2, 4, 5, 6, 7].iter().map(|&i| stack_of(&back[i])).collect();
+    assert_eq!(
+        stacks,
+        vec![
+            (Some("alloc_site\nmain"), Some(0)),
+            (Some("alloc_site\nmain"), Some(0)),
+            (Some("free_site\nmain"), Some(1)),
+            (Some("free_site\nmain"), Some(1)),
+            (Some("inline"), None),
+            (None, None),
+        ]
+    );
+    // Nothing else about the records changed.
+    let mut resolved = events.clone();
+    for (i, text) in [(1, "alloc_site\nmain"), (2, "alloc_site\nmain"), (4, "free_site\nmain"), (5, "free_site\nmain")]
+    {
+        match &mut resolved[i] {
+            Event::BufferAlloc(b) => b.stack = Some(text.into()),
+            Event::BufferFree(f) => f.stack = Some(text.into()),
+            _ => unreachable!(),
+        }
+    }
+    assert_eq!(back, resolved);
+}
+
+#[test]
+fn a_reference_to_an_undefined_stack_is_a_warning_not_an_error() {
+    let mut events = vec![Event::StackDef { id: 0, frames: "defined".into() }, alloc(1, None, Some(0))];
+    // Id 7 was never defined (its definition damaged or cut away); id 0 still resolves after it.
+    events.push(alloc(2, None, Some(7)));
+    events.push(free(2, Some(7)));
+    events.push(free(1, Some(0)));
+    let (back, stats) = read(&encode(&events)).unwrap();
+    assert_eq!(back.len(), events.len(), "the records are kept");
+    assert_eq!(stats.unresolved_stacks, 2);
+    assert!(stats.is_damaged());
+    assert_eq!(
+        stacks_of(&back),
+        vec![(Some("defined"), Some(0)), (None, Some(7)), (None, Some(7)), (Some("defined"), Some(0))]
+    );
+    let warnings = stats.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("2 allocation/free record(s) refer to a stack id"), "{warnings:?}");
+
+    // A damaged definition: its references are reported the same way.
+    let bytes = encode(&[Event::StackDef { id: 3, frames: "lost".repeat(50) }, alloc(5, None, Some(3))]);
+    let mut bytes = bytes;
+    let mid = HEADER_LEN + 40;
+    bytes[mid] = if bytes[mid] == 0xff { 0xfe } else { bytes[mid] ^ 0x5a | 1 };
+    let (back, stats) = read(&bytes).unwrap();
+    assert_eq!((stats.corrupt, stats.unresolved_stacks), (1, 1));
+    assert_eq!(stacks_of(&back), vec![(None, Some(3))]);
+}
+
+fn stacks_of(events: &[Event]) -> Vec<(Option<&str>, Option<u64>)> {
+    events.iter().filter(|e| !matches!(e, Event::StackDef { .. })).map(stack_of).collect()
 }
 
 proptest! {

@@ -204,7 +204,7 @@ fn replay_real(requests: &[Request], args: &ReplayArgs) -> Outcome {
                 let uid = handle.info().unique_id;
                 mesh.free(handle).map_err(tt_failure)?;
                 if let Some(w) = trace.as_mut() {
-                    write_event(w, &Event::BufferFree(BufferFree { id: uid, op: None, stack: None }))?;
+                    write_event(w, &Event::BufferFree(BufferFree { id: uid, op: None, stack: None, stack_id: None }))?;
                 }
                 Response::Freed(id.clone())
             }
@@ -250,6 +250,7 @@ fn alloc_event(id: &str, space: Space, info: &tt_metal_sys::BufferInfo) -> Event
         role: Role::Other,
         op: None,
         stack: None,
+        stack_id: None,
     })
 }
 

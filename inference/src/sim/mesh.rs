@@ -220,6 +220,7 @@ impl Mesh {
             role,
             op,
             stack: None,
+            stack_id: None,
         })]);
         self.buffers.insert(id, BufState { live: true });
         Ok(Tensor { id, name: Arc::from(name), role, spec: spec.clone(), placement })
@@ -233,7 +234,7 @@ impl Mesh {
         }
         self.alloc.deallocate(t.space(), t.address());
         self.guards.forget(t.id);
-        self.emit(vec![Event::BufferFree(BufferFree { id: t.id, op, stack: None })]);
+        self.emit(vec![Event::BufferFree(BufferFree { id: t.id, op, stack: None, stack_id: None })]);
         Ok(())
     }
 

@@ -106,8 +106,11 @@ pub struct BufferAlloc {
     pub role: Role,
     /// Index of the op during which it was allocated, if any.
     pub op: Option<u64>,
-    /// Allocation stack, if the backend captured one.
+    /// Allocation stack, if the backend captured one. Readers fill it in from `stack_id`.
     pub stack: Option<String>,
+    /// The [`Event::StackDef`] naming the allocation stack, for producers that intern stacks
+    /// (the preload shim). [`crate::trace::TraceReader`] resolves it into `stack`.
+    pub stack_id: Option<u64>,
 }
 
 /// A buffer deallocation.
@@ -117,8 +120,10 @@ pub struct BufferFree {
     pub id: u64,
     /// Index of the op during which it was freed, if any.
     pub op: Option<u64>,
-    /// Deallocation stack, if captured.
+    /// Deallocation stack, if captured. Readers fill it in from `stack_id`.
     pub stack: Option<String>,
+    /// The [`Event::StackDef`] naming the deallocation stack (see [`BufferAlloc::stack_id`]).
+    pub stack_id: Option<u64>,
 }
 
 /// A circular buffer placed in L1 by a program.
@@ -283,6 +288,14 @@ pub enum Event {
         /// Events the producer had to drop (e.g. a full buffer); 0 normally.
         dropped: u64,
     },
+    /// Names a stack once; later allocation and free records refer to it by `id` instead of
+    /// carrying the text. Appended last so that the other variants keep their postcard indices.
+    StackDef {
+        /// Unique within the trace: an id is never given to a second text.
+        id: u64,
+        /// The frames, innermost first, one per line (what `stack` holds once resolved).
+        frames: String,
+    },
 }
 
 impl Event {
@@ -303,6 +316,7 @@ impl Event {
             Event::GuardDigest(_) => "guard_digest",
             Event::Mark { .. } => "mark",
             Event::CaptureEnd { .. } => "capture_end",
+            Event::StackDef { .. } => "stack_def",
         }
     }
 

@@ -336,6 +336,7 @@ impl<'a> Converter<'a> {
             role: Role::Other,
             op: self.op_stack.last().copied(),
             stack: None,
+            stack_id: None,
         }));
         Ok(())
     }
@@ -370,7 +371,12 @@ impl<'a> Converter<'a> {
             }
         };
         self.summary.frees += 1;
-        self.events.push(Event::BufferFree(BufferFree { id, op: self.op_stack.last().copied(), stack: None }));
+        self.events.push(Event::BufferFree(BufferFree {
+            id,
+            op: self.op_stack.last().copied(),
+            stack: None,
+            stack_id: None,
+        }));
         Ok(())
     }
 

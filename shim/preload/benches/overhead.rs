@@ -7,6 +7,10 @@
 //! machine load hits all three alike. Prints the median per allocate/free pair of wall time,
 //! of the calling thread's CPU time (what the shim adds to each tt-metal call) and of the whole
 //! process's CPU time (that plus the writer thread), and the ratios to the run without the shim.
+//!
+//! With `TTSAN_OVERHEAD_BASELINE=/path/to/an/older/libttsan_preload.so` it also runs that shim
+//! (with and without stacks) in the same rounds, for a before/after comparison under the same
+//! load.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,15 +37,26 @@ fn run() -> Result<(), String> {
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
     let prog = compile(&root, &work)?;
     println!("shim: {}", shim.display());
+    let baseline = std::env::var_os("TTSAN_OVERHEAD_BASELINE").map(PathBuf::from);
+    if let Some(b) = &baseline {
+        if !b.is_file() {
+            return Err(format!("TTSAN_OVERHEAD_BASELINE: no file {}", b.display()));
+        }
+        println!("baseline shim: {}", b.display());
+    }
     println!("{iterations} allocate/free pairs per run, {rounds} rounds, median ns per pair:");
 
-    let configs: [(&str, Option<&str>); 3] =
-        [("without shim", None), ("with shim", Some("16")), ("shim, no stacks", Some("0"))];
+    let mut configs: Vec<(&str, Option<(&Path, &str)>)> =
+        vec![("without shim", None), ("with shim", Some((&shim, "16"))), ("shim, no stacks", Some((&shim, "0")))];
+    if let Some(b) = &baseline {
+        configs.push(("baseline shim", Some((b, "16"))));
+        configs.push(("baseline, no stacks", Some((b, "0"))));
+    }
     // samples[config][measure]: wall, calling thread's CPU, whole process's CPU.
     let mut samples: Vec<[Vec<f64>; 3]> = vec![Default::default(); configs.len()];
     for _ in 0..rounds {
-        for (i, (_, depth)) in configs.iter().enumerate() {
-            let m = once(&root, &prog, &work, &shim, *depth, iterations)?;
+        for (i, (_, with)) in configs.iter().enumerate() {
+            let m = once(&root, &prog, &work, *with, iterations)?;
             for (k, v) in m.into_iter().enumerate() {
                 samples[i][k].push(v);
             }
@@ -49,10 +64,10 @@ fn run() -> Result<(), String> {
     }
     let medians: Vec<[f64; 3]> =
         samples.iter_mut().map(|s| [median(&mut s[0]), median(&mut s[1]), median(&mut s[2])]).collect();
-    println!("  {:<16} {:>22} {:>22} {:>22}", "", "wall", "calling-thread CPU", "process CPU");
+    println!("  {:<20} {:>22} {:>22} {:>22}", "", "wall", "calling-thread CPU", "process CPU");
     for (i, (name, _)) in configs.iter().enumerate() {
         let cell = |k: usize| format!("{:>7.0} ns ({:.2}x)", medians[i][k], medians[i][k] / medians[0][k]);
-        println!("  {name:<16} {:>22} {:>22} {:>22}", cell(0), cell(1), cell(2));
+        println!("  {name:<20} {:>22} {:>22} {:>22}", cell(0), cell(1), cell(2));
     }
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
@@ -91,7 +106,8 @@ fn compile(root: &Path, work: &Path) -> Result<PathBuf, String> {
 }
 
 /// One run: ns per allocate/free pair of wall time, calling-thread CPU and process CPU.
-fn once(root: &Path, prog: &Path, work: &Path, shim: &Path, depth: Option<&str>, n: u64) -> Result<[f64; 3], String> {
+/// `with`: the shim to preload and the stack depth it records, or `None` for the bare program.
+fn once(root: &Path, prog: &Path, work: &Path, with: Option<(&Path, &str)>, n: u64) -> Result<[f64; 3], String> {
     let trace = work.join("bench.ttsan");
     let _ = std::fs::remove_file(&trace);
     let mut cmd = Command::new(prog);
@@ -104,8 +120,8 @@ fn once(root: &Path, prog: &Path, work: &Path, shim: &Path, depth: Option<&str>,
         .env("TT_METAL_LOGGER_LEVEL", "error")
         .env_remove("LD_PRELOAD")
         .env_remove("TTSAN_TRACE");
-    if let Some(d) = depth {
-        cmd.env("LD_PRELOAD", shim).env("TTSAN_TRACE", &trace).env("TTSAN_STACK_DEPTH", d);
+    if let Some((shim, depth)) = with {
+        cmd.env("LD_PRELOAD", shim).env("TTSAN_TRACE", &trace).env("TTSAN_STACK_DEPTH", depth);
     }
     let out = cmd.output().map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&out.stdout);

@@ -231,7 +231,8 @@ fn cstr(p: *const c_char) -> Option<String> {
 }
 
 /// `ns::f(int, std::vector<...> const&) const` -> `ns::f`: the parameter list makes C++ frames
-/// several times longer (and every record carries its stack) without helping to find the code.
+/// several times longer (and a trace carries every distinct stack once) without helping to find
+/// the code.
 fn without_parameters(name: &str) -> &str {
     let trimmed = name.strip_suffix(" const").unwrap_or(name);
     if !trimmed.ends_with(')') {

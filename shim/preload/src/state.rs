@@ -5,13 +5,13 @@
 //! free releases the address; an allocation after the real allocation returns).
 
 use crate::stack::AddrMap;
-use crate::writer::{self, Msg};
+use crate::writer::{self, Alloc, Msg};
 use crate::{config, digest, geometry, stack, status, tt};
 use crossbeam_channel::Sender;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use ttsan_events::{BufferAlloc, BufferFree, CaptureStart, Declared, Event, Layout, OpBegin, Role, Space};
+use ttsan_events::{CaptureStart, Declared, Event, OpBegin, Space};
 
 /// When a guarded buffer next needs a reference digest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +108,7 @@ impl State {
     }
 
     fn event(&mut self, e: Event) {
-        self.send(Msg::Event(e));
+        self.send(Msg::Event(Box::new(e)));
     }
 
     fn mark(&mut self, text: String) {
@@ -290,22 +290,8 @@ pub(crate) fn on_allocated(buffer: *const c_void) {
     let reason = cfg.guards.reason(f.size, space, before_first_op, || {
         ips.as_deref().map(|c| stack::frames(c, cfg.stack_depth)).unwrap_or_default()
     });
-    st.send(Msg::Stacked(
-        Event::BufferAlloc(BufferAlloc {
-            id: f.id,
-            device: None,
-            space,
-            address: f.address,
-            size: f.size,
-            page_size: f.page_size,
-            layout: Layout::Interleaved,
-            name: String::new(),
-            role: Role::Other,
-            op,
-            stack: None,
-        }),
-        ips,
-    ));
+    let alloc = Alloc { id: f.id, space, address: f.address, size: f.size, page_size: f.page_size, op };
+    st.send(Msg::Alloc(alloc, ips));
     let guard = reason.map(|reason| {
         st.event(Event::GuardRegister { buffer: f.id, reason: reason.clone() });
         Guard { reason, baseline: Baseline::First }
@@ -326,7 +312,7 @@ pub(crate) fn on_deallocating(buffer: *const c_void) {
         st.event(Event::GuardUnregister { buffer: live.id });
     }
     let op = st.ops.last().copied();
-    st.send(Msg::Stacked(Event::BufferFree(BufferFree { id: live.id, op, stack: None }), ips));
+    st.send(Msg::Free { id: live.id, op, chain: ips });
 }
 
 /// The host is about to write `buffer`: a guarded one needs a fresh reference digest.

@@ -21,6 +21,7 @@ fn alloc(id: u64, device: Option<u32>, space: Space, address: u64, size: u64, la
         role: Role::Activation,
         op: None,
         stack: Some("model.py:1 f".into()),
+        stack_id: None,
     })
 }
 
@@ -71,9 +72,9 @@ fn trace() -> Vec<Event> {
             name: "cb_in0".into(),
             op: Some(0),
         }),
-        Event::BufferFree(BufferFree { id: 11, op: Some(0), stack: None }), // t=5
-        Event::CbDeallocAll { device: None },                               // t=6
-        Event::OpEnd { index: 0 },                                          // t=7
+        Event::BufferFree(BufferFree { id: 11, op: Some(0), stack: None, stack_id: None }), // t=5
+        Event::CbDeallocAll { device: None },                                               // t=6
+        Event::OpEnd { index: 0 },                                                          // t=7
         Event::CaptureEnd { dropped: 0 },
     ]
 }

@@ -28,6 +28,7 @@ fn dram(id: u64, device: Option<u32>) -> Event {
         role: Role::Weight,
         op: None,
         stack: None,
+        stack_id: None,
     })
 }
 
@@ -45,7 +46,7 @@ fn cb(id: u64, device: Option<u32>) -> Event {
 }
 
 fn free(id: u64) -> Event {
-    Event::BufferFree(BufferFree { id, op: None, stack: Some("free site".into()) })
+    Event::BufferFree(BufferFree { id, op: None, stack: Some("free site".into()), stack_id: None })
 }
 
 #[test]

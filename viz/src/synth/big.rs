@@ -186,6 +186,7 @@ impl BigTrace {
                     role: Role::Activation,
                     op: Some(op),
                     stack,
+                    stack_id: None,
                 })
             } else {
                 let size = cb_size;
@@ -210,7 +211,7 @@ impl BigTrace {
             self.plant(op);
         }
         for id in std::mem::take(&mut self.live_prev) {
-            self.queue.push_back(Event::BufferFree(BufferFree { id, op: Some(op), stack: None }));
+            self.queue.push_back(Event::BufferFree(BufferFree { id, op: Some(op), stack: None, stack_id: None }));
         }
         self.live_prev = std::mem::take(&mut self.live_now);
         self.queue.push_back(Event::CbDeallocAll { device: None });
@@ -236,11 +237,12 @@ impl BigTrace {
                 role: Role::CclScratch,
                 op: Some(op),
                 stack: Some(STACKS[2].to_string()),
+                stack_id: None,
             }));
             self.victim_scratch = Some((id, address));
         } else if op == middle + 1 {
             if let Some((id, _)) = self.victim_scratch {
-                self.queue.push_back(Event::BufferFree(BufferFree { id, op: Some(op), stack: None }));
+                self.queue.push_back(Event::BufferFree(BufferFree { id, op: Some(op), stack: None, stack_id: None }));
             }
         } else if op == middle + 2 {
             if let Some((_, address)) = self.victim_scratch.take() {
@@ -298,6 +300,7 @@ fn interleaved(
         role,
         op,
         stack,
+        stack_id: None,
     })
 }
 
@@ -319,7 +322,7 @@ impl Iterator for BigTrace {
                 self.next_op();
             } else {
                 for id in std::mem::take(&mut self.live_prev) {
-                    self.queue.push_back(Event::BufferFree(BufferFree { id, op: None, stack: None }));
+                    self.queue.push_back(Event::BufferFree(BufferFree { id, op: None, stack: None, stack_id: None }));
                 }
                 self.queue.push_back(Event::CaptureEnd { dropped: 0 });
                 self.done = true;

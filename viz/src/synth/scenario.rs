@@ -119,6 +119,7 @@ pub fn scenario(hostile: bool) -> Vec<Event> {
             role: Role::Activation,
             op: Some(op),
             stack: Some(format!("model.py:{} forward\nttnn/operations.py:88 __call__", 100 + op)),
+            stack_id: None,
         }));
         match op {
             1 => ev.push(alloc(
@@ -200,11 +201,12 @@ fn alloc(
         role,
         op,
         stack: None,
+        stack_id: None,
     })
 }
 
 fn free(id: u64, op: Option<u64>) -> Event {
-    Event::BufferFree(BufferFree { id, op, stack: None })
+    Event::BufferFree(BufferFree { id, op, stack: None, stack_id: None })
 }
 
 fn begin(index: u64, name: &str) -> Event {

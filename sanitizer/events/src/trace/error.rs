@@ -28,7 +28,7 @@ pub enum TraceError {
         found: [u8; 8],
     },
     /// A format version this build cannot read.
-    #[error("unsupported trace format version {found} (this ttsan reads version {supported})")]
+    #[error("unsupported trace format version {found} (this ttsan reads version {supported}{})", written_by(*found, *supported))]
     UnsupportedVersion {
         /// Version in the file.
         found: u16,
@@ -38,4 +38,13 @@ pub enum TraceError {
     /// A header length field that cannot be right.
     #[error("corrupt trace header (header length {0})")]
     BadHeaderLength(u16),
+}
+
+/// Which side has to change, for the one-line reason.
+fn written_by(found: u16, supported: u16) -> &'static str {
+    if found < supported {
+        "; the trace was written by an older ttsan: record it again with this one"
+    } else {
+        "; the trace was written by a newer ttsan"
+    }
 }

@@ -5,9 +5,11 @@ use std::io::{self, Read, Write};
 
 /// First eight bytes of every trace.
 pub const MAGIC: [u8; 8] = *b"TTSANTRC";
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
-/// Size of the version 1 header in bytes.
+/// The format version this build writes and reads. Version 2 added [`crate::Event::StackDef`]
+/// and the `stack_id` field of allocation and free records, which changes their encoding, so a
+/// version 1 trace cannot be decoded by this build.
+pub const FORMAT_VERSION: u16 = 2;
+/// Size of the header in bytes (the same in versions 1 and 2).
 pub const HEADER_LEN: usize = 16;
 
 /// The decoded trace header.
@@ -15,7 +17,7 @@ pub const HEADER_LEN: usize = 16;
 pub struct Header {
     /// Format version.
     pub version: u16,
-    /// Reserved flag bits (0 in version 1).
+    /// Reserved flag bits (0 so far).
     pub flags: u32,
 }
 

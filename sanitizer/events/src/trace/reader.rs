@@ -3,6 +3,7 @@
 use super::header::Header;
 use super::TraceError;
 use crate::event::Event;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
@@ -24,6 +25,9 @@ pub struct ReadStats {
     pub oversized: u64,
     /// Bytes after the last complete record (a producer cut off mid-record).
     pub torn_tail_bytes: u64,
+    /// Allocation or free records whose `stack_id` no earlier [`Event::StackDef`] defined
+    /// (the definition was damaged); they are kept, without a stack.
+    pub unresolved_stacks: u64,
     /// Bytes read in total, header included.
     pub bytes: u64,
 }
@@ -31,7 +35,7 @@ pub struct ReadStats {
 impl ReadStats {
     /// Whether anything at all was wrong with the records.
     pub fn is_damaged(&self) -> bool {
-        self.corrupt + self.unknown + self.oversized + self.torn_tail_bytes > 0
+        self.corrupt + self.unknown + self.oversized + self.torn_tail_bytes + self.unresolved_stacks > 0
     }
 
     /// One line per kind of damage, for warnings.
@@ -55,15 +59,27 @@ impl ReadStats {
         if self.oversized > 0 {
             out.push(format!("{} oversized record(s) skipped", self.oversized));
         }
+        if self.unresolved_stacks > 0 {
+            out.push(format!(
+                "{} allocation/free record(s) refer to a stack id no earlier stack_def defines (kept without a stack)",
+                self.unresolved_stacks
+            ));
+        }
         out
     }
 }
 
 /// Streams events out of a trace.
 ///
-/// Memory stays bounded by the longest record. Damaged records are skipped and counted;
-/// only an unreadable header or an I/O error stops the reader. Records are COBS-decoded in
-/// place in the reader's own buffer, so each byte is copied once, from the file.
+/// Memory stays bounded by the longest record plus the interned stacks. Damaged records are
+/// skipped and counted; only an unreadable header or an I/O error stops the reader. Records
+/// are COBS-decoded in place in the reader's own buffer, so each byte is copied once, from the
+/// file.
+///
+/// Stacks are resolved on the way out: the reader keeps the text of every [`Event::StackDef`]
+/// (which it also yields) and fills `stack` of every allocation and free record that refers to
+/// one by `stack_id`, so consumers read `stack` whichever way the producer wrote it. Memory for
+/// this grows with the number of distinct stacks, not with the number of records.
 pub struct TraceReader<R: Read> {
     input: R,
     header: Header,
@@ -76,6 +92,7 @@ pub struct TraceReader<R: Read> {
     stats: ReadStats,
     done: bool,
     max_record: usize,
+    stacks: HashMap<u64, String>,
 }
 
 /// Initial read buffer; it grows only for records longer than this.
@@ -104,6 +121,7 @@ impl<R: Read> TraceReader<R> {
             stats: ReadStats { bytes: super::HEADER_LEN as u64, ..ReadStats::default() },
             done: false,
             max_record: MAX_RECORD_LEN,
+            stacks: HashMap::new(),
         })
     }
 
@@ -243,11 +261,33 @@ impl<R: Read> TraceReader<R> {
             return None;
         }
         match postcard::from_bytes::<Event>(payload) {
-            Ok(event) => Some(event),
+            Ok(mut event) => {
+                self.resolve(&mut event);
+                Some(event)
+            }
             Err(_) => {
                 self.stats.unknown += 1;
                 None
             }
+        }
+    }
+
+    /// Remembers a stack definition, or fills in the stack an allocation or free refers to.
+    fn resolve(&mut self, event: &mut Event) {
+        let (stack, id) = match event {
+            Event::StackDef { id, frames } => {
+                self.stacks.insert(*id, frames.clone());
+                return;
+            }
+            Event::BufferAlloc(b) => (&mut b.stack, b.stack_id),
+            Event::BufferFree(f) => (&mut f.stack, f.stack_id),
+            _ => return,
+        };
+        // Text written inline wins: a producer that sends both means the text.
+        let (None, Some(id)) = (&stack, id) else { return };
+        match self.stacks.get(&id) {
+            Some(text) => *stack = Some(text.clone()),
+            None => self.stats.unresolved_stacks += 1,
         }
     }
 }
