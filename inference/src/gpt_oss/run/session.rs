@@ -146,11 +146,6 @@ impl<'w> Session<'w> {
     /// The whole model on `ids` (random ids when `None`): logits PCC and the logits `[T, V]`.
     pub fn model(&mut self, ids: Option<&[u32]>) -> Result<(f64, Vec<f32>), RunError> {
         let ids = self.prompt_ids(ids);
-        if self.mesh.desc().rows != 1 {
-            return Err(RunError::Usage(
-                "the decoder and model modules need a 1xN mesh (the 4x8 prefill experts are not wired yet)".into(),
-            ));
-        }
         if self.model.is_none() {
             self.model = Some(DeviceModel::upload(&mut self.mesh, self.weights)?);
         }
@@ -315,11 +310,6 @@ impl<'w> Session<'w> {
 
     fn decoder(&mut self) -> Result<f64, RunError> {
         let (c, l) = (&self.weights.config, self.layer);
-        if self.mesh.desc().rows != 1 {
-            return Err(RunError::Usage(
-                "the decoder and model modules need a 1xN mesh (the 4x8 prefill experts are not wired yet)".into(),
-            ));
-        }
         let lw = &self.weights.layers[l];
         if self.decoder.is_none() {
             self.decoder = Some(DeviceLayer::upload(&mut self.mesh, c, lw, l)?);
