@@ -346,19 +346,22 @@ fn prefill_on_4x8_pads_a_sequence_of_partial_rows() {
     assert_eq!(out.logits.unwrap().0, vec![160, 1024]);
 }
 
-/// Without --mode on 4x8: the whole model prefills with the throughput experts, then decodes
-/// (one user, low-latency experts with EP over the rows) from the cache it filled.
+/// Without --mode on 4x8 every module runs its prefill, then its decode; the whole model
+/// prefills with the throughput experts, then decodes (one user, low-latency experts with EP
+/// over the rows) from the cache it filled.
 #[test]
-fn model_prefill_then_decode_on_4x8() {
-    let mut o = opts((4, 8), 0, &[Module::Model]);
+fn every_module_prefill_then_decode_on_4x8() {
+    let mut o = opts((4, 8), 0, &Module::ALL);
     o.mode = None;
     o.seq_len = 128;
     o.decode_steps = 2;
     let (out, findings) = go(&o);
     assert!(findings.is_empty(), "{findings:?}");
-    let phases: Vec<Mode> = out.modules.iter().map(|m| m.mode).collect();
-    assert_eq!(phases, [Mode::Prefill, Mode::Decode]);
-    eprintln!("4x8 model prefill then decode: {:?}", out.modules);
+    let phases: Vec<(Module, Mode)> = out.modules.iter().map(|m| (m.module, m.mode)).collect();
+    let expected: Vec<(Module, Mode)> =
+        Module::ALL.iter().flat_map(|&m| [(m, Mode::Prefill), (m, Mode::Decode)]).collect();
+    assert_eq!(phases, expected);
+    eprintln!("4x8 prefill then decode: {:?}", out.modules);
     assert!(out.modules.iter().all(|m| m.pcc >= 0.99), "{:?}", out.modules);
     assert_eq!(out.logits.unwrap().0, vec![128 + 2, 1024]);
 }
@@ -387,7 +390,9 @@ fn throughput_faults_are_caught_in_the_4x8_decoder_prefill() {
 
 /// Plan mode: gpt-oss-120b at full size on 4x8, prefill 4096 then 2 decode steps through all
 /// 36 layers, allocation and op events only; the analyzer reads the trace and finds nothing.
-/// On 1x8 every chip would hold all 128 experts: the plan stops at the allocator's refusal.
+/// On 4x8 the experts are the throughput placement (4 whole experts per chip) and the MLP
+/// dispatches and combines over the rows. On 1x8 every chip would hold all 128 experts: the
+/// plan stops at the allocator's refusal.
 #[test]
 fn plan_120b_on_4x8_is_clean_and_1x8_runs_out_of_memory() {
     use ttsan_inference::gpt_oss::config::GptOssConfig;
@@ -406,8 +411,28 @@ fn plan_120b_on_4x8_is_clean_and_1x8_runs_out_of_memory() {
     let out = plan(&o, rec.clone(), &|_| {}).unwrap();
     assert_eq!(out.out_of_memory, None);
     assert!(out.ops > 36 * 3 * 30, "{out:?}");
+    let events = rec.take();
+    let names: std::collections::HashSet<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            ttsan_shim::events::Event::BufferAlloc(b) => Some(b.name.clone()),
+            ttsan_shim::events::Event::OpBegin(o) => Some(o.name.clone()),
+            _ => None,
+        })
+        .collect();
+    for expected in [
+        "model.layers.35.mlp.experts.w1_w3",
+        "ttnn.mesh_partition",
+        "ttnn.all_to_all_dispatch",
+        "experts.out_rm",
+        "ttnn.all_to_all_combine",
+        "experts.sp_gather",
+    ] {
+        assert!(names.contains(expected), "{expected} is not in the plan");
+    }
+    assert!(!names.contains("model.layers.0.mlp.experts.gate_up_proj"), "one experts placement only");
     let mut analyzer = Analyzer::new(AnalysisOptions::default());
-    for e in rec.take() {
+    for e in events {
         analyzer.feed(&e);
     }
     let analysis = analyzer.finish(None);

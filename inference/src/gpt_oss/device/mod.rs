@@ -41,4 +41,4 @@ pub use model::{prefill_layer, DeviceLayer, DeviceModel};
 pub use plan::TpPlan;
 pub use router::{router, DeviceRouter, RouterOutput};
 pub use throughput::{throughput_experts, ThroughputExperts, ThroughputInputs};
-pub use throughput_prefill::{throughput_mlp, THROUGHPUT_CHUNK};
+pub use throughput_prefill::{throughput_mlp, throughput_prefill, THROUGHPUT_CHUNK};

@@ -2,7 +2,8 @@
 //! per layer rms_norm / attention / residual add / rms_norm / router / experts / residual add,
 //! final rms_norm, lm_head column-parallel over the vocabulary, logits gathered on the host as
 //! the demo does. Attention is the same on every mesh row; the experts are the low-latency
-//! ones on a single row and the throughput experts over the rows on several.
+//! ones on a single row and the throughput experts over the rows on several (when the chips
+//! divide the experts; otherwise the low-latency ones, replicated down the rows).
 
 use super::attention::{prefill_attention, DeviceAttention};
 use super::decode_experts::dense_routing;
@@ -10,7 +11,7 @@ use super::error::DeviceError;
 use super::experts::{prefill_experts, DeviceExperts, TpReduce};
 use super::router::{router, DeviceRouter};
 use super::throughput::ThroughputExperts;
-use super::throughput_prefill::throughput_mlp;
+use super::throughput_prefill::{throughput_mlp, throughput_prefill};
 use super::upload::{host4, put, transpose};
 use crate::gpt_oss::config::GptOssConfig;
 use crate::gpt_oss::error::GptOssError;
@@ -34,7 +35,8 @@ pub struct DeviceLayer {
     pub router: DeviceRouter,
     /// Low-latency experts (prefill on one row, decode on any mesh).
     pub experts: DeviceExperts,
-    /// Throughput experts, on meshes with several rows (their prefill MLP).
+    /// Throughput experts, on meshes with several rows whose chips divide the experts (their
+    /// prefill MLP; see [`throughput_prefill`]).
     pub throughput: Option<ThroughputExperts>,
     /// RMSNorm epsilon.
     pub eps: f32,
@@ -45,19 +47,20 @@ fn norm_weight(mesh: &mut Mesh, w: &[f32], name: &str) -> Result<Tensor, DeviceE
 }
 
 impl DeviceLayer {
-    /// Uploads layer `layer`; on several rows also the throughput experts, which prefill uses
-    /// there while single-user decode keeps the low-latency experts, as the demo picks the
-    /// experts by the local token count.
+    /// Uploads layer `layer`; on several rows also the throughput experts (when the chips
+    /// divide the experts), which prefill uses there while single-user decode keeps the
+    /// low-latency experts, as the demo picks the experts by the local token count.
     pub fn upload(mesh: &mut Mesh, config: &GptOssConfig, w: &LayerWeights, layer: usize) -> Result<Self, DeviceError> {
         let prefix = format!("model.layers.{layer}");
-        let several_rows = mesh.desc().rows > 1;
+        let desc = mesh.desc();
+        let throughput = throughput_prefill(desc.rows as usize, desc.cols as usize, config.num_local_experts);
         Ok(DeviceLayer {
             input_norm: norm_weight(mesh, &w.input_norm.data, &format!("{prefix}.input_layernorm.weight"))?,
             attn: DeviceAttention::upload(mesh, config, &w.attn, layer)?,
             post_norm: norm_weight(mesh, &w.post_norm.data, &format!("{prefix}.post_attention_layernorm.weight"))?,
             router: DeviceRouter::upload(mesh, &w.router, config.num_experts_per_tok, layer)?,
             experts: DeviceExperts::upload(mesh, config, &w.experts, layer)?,
-            throughput: match several_rows {
+            throughput: match throughput {
                 true => Some(ThroughputExperts::upload(mesh, config, &w.experts, layer)?),
                 false => None,
             },
@@ -133,8 +136,8 @@ pub(crate) fn attention_residual(
 
 /// The MLP half of a prefill layer on the residual `x1`: rms_norm, router, experts, residual
 /// add. Frees `x1`, and everything else in the order the layer always has (addresses depend
-/// on it). One row runs the low-latency experts with the dense routing from `scatter`; several
-/// rows run the throughput experts over the rows.
+/// on it). Several rows run the throughput experts over the rows when the layer has them;
+/// otherwise the low-latency experts run with the dense routing from `scatter`.
 pub(crate) fn mlp_residual(
     mesh: &mut Mesh,
     ccl_manager: &mut CclManager,

@@ -14,6 +14,13 @@ use crate::sim::ops::{self, Out};
 use crate::sim::{DType, HostTensor, Mesh, PageLayout, Tensor, TensorSpec};
 use ttsan_events::Role;
 
+/// Whether prefill on an R x C mesh runs the throughput experts: several rows, and experts
+/// that shard whole over every chip (`ThroughputExpertConfig` needs that). Otherwise prefill
+/// keeps the low-latency experts, replicated down the rows.
+pub fn throughput_prefill(rows: usize, cols: usize, experts: usize) -> bool {
+    rows > 1 && experts % (rows * cols) == 0
+}
+
 /// Tokens per chunk of a row's sequence: the demo's default `chunk_size` (larger chunks
 /// diverged on the last mesh row, tt-metal issue 36335).
 pub const THROUGHPUT_CHUNK: usize = 128;

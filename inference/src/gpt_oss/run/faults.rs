@@ -5,6 +5,7 @@
 use super::error::RunError;
 use super::module::Module;
 use super::options::Mode;
+use crate::gpt_oss::device::throughput_prefill;
 use crate::sim::ccl::{CclManager, Topology};
 use crate::sim::{parse_faults, Fault, Mesh, MeshConfig, OpCall};
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub struct FaultContext<'a> {
     pub rows: u32,
     /// Mesh columns.
     pub cols: u32,
+    /// The model's experts (whether they shard over every chip decides the prefill experts).
+    pub experts: usize,
     /// The module tests (or the whole model) that run.
     pub modules: &'a [Module],
     /// The phases each module runs.
@@ -48,14 +51,21 @@ impl FaultContext<'_> {
         module_tests || (self.phase(Mode::Decode) && self.any(&[Module::Model]))
     }
 
-    /// Whether the low-latency prefill experts run: a prefill MLP on a single row.
+    /// Whether a prefill on this mesh runs the throughput experts rather than the low-latency
+    /// ones (several rows whose chips divide the experts).
+    fn throughput_mesh(&self) -> bool {
+        throughput_prefill(self.rows as usize, self.cols as usize, self.experts)
+    }
+
+    /// Whether the low-latency prefill experts run: a prefill MLP that is not the throughput
+    /// experts'.
     fn prefill_experts(&self) -> bool {
-        self.rows == 1 && self.prefill_mlp()
+        !self.throughput_mesh() && self.prefill_mlp()
     }
 
     /// Whether the throughput experts run: a prefill MLP on several rows.
     fn throughput_experts(&self) -> bool {
-        self.rows > 1 && self.prefill_mlp()
+        self.throughput_mesh() && self.prefill_mlp()
     }
 
     /// Whether `sparse_matmul` runs: the prefill experts or the decode experts.

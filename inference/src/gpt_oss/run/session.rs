@@ -7,9 +7,9 @@ use super::error::RunError;
 use super::module::{Module, ModuleResult};
 use super::options::Mode;
 use crate::gpt_oss::device::{
-    prefill_attention, prefill_experts_consuming, prefill_layer, router, throughput_experts, DecodeAttention,
-    DecodeModel, DeviceAttention, DeviceExperts, DeviceLayer, DeviceModel, DeviceRouter, ThroughputExperts,
-    ThroughputInputs, TpReduce,
+    prefill_attention, prefill_experts_consuming, prefill_layer, router, throughput_experts, throughput_prefill,
+    DecodeAttention, DecodeModel, DeviceAttention, DeviceExperts, DeviceLayer, DeviceModel, DeviceRouter,
+    ThroughputExperts, ThroughputInputs, TpReduce,
 };
 use crate::gpt_oss::pcc::pcc;
 use crate::gpt_oss::reference::{self, LayerCache, Reference};
@@ -211,7 +211,8 @@ impl<'w> Session<'w> {
 
     fn experts(&mut self) -> Result<f64, RunError> {
         let (c, l) = (&self.weights.config, self.layer);
-        if self.mesh.desc().rows != 1 {
+        let desc = self.mesh.desc();
+        if throughput_prefill(desc.rows as usize, desc.cols as usize, c.num_local_experts) {
             return self.throughput_experts();
         }
         if self.experts.is_none() {
