@@ -147,7 +147,8 @@ impl NamedFault {
                     return never(&format!(
                         "in the low-latency prefill experts' TP all-reduce ({RS} + all_gather_async): the experts, \
                          decoder or model module in prefill, or the model module with decode, on a 1xN mesh (several \
-                         rows run the throughput experts), without --fix all-reduce"
+                         rows run the throughput experts when their chips divide the experts), without --fix \
+                         all-reduce"
                     ));
                 }
                 true
@@ -185,7 +186,7 @@ impl NamedFault {
                     return never(
                         "in the throughput experts (all_to_all dispatch/combine, to_layout): the experts, decoder or \
                          model module in prefill, or the model module with decode (its prefill), on a mesh with \
-                         several rows (e.g. 4x8)",
+                         several rows whose chips divide the experts (e.g. 4x8)",
                     );
                 }
                 true
