@@ -5,6 +5,7 @@ use std::sync::Arc;
 use ttsan_inference::gpt_oss::run::{run, Mode, Module, RunOptions, RunOutcome};
 use ttsan_inference::sim::DetectMode;
 use ttsan_sanitizer::{AnalysisOptions, Analyzer, Finding, FindingKind};
+use ttsan_shim::events::Event;
 use ttsan_shim::MemoryRecorder;
 
 const RS: &str = "ttnn.experimental.reduce_scatter_minimal_async";
@@ -22,15 +23,22 @@ fn opts(mesh: (u32, u32), layer: usize, modules: &[Module]) -> RunOptions {
 }
 
 fn go(o: &RunOptions) -> (RunOutcome, Vec<Finding>) {
+    let (outcome, findings, _) = go_traced(o);
+    (outcome, findings)
+}
+
+/// [`go`] that also hands back the run's events.
+fn go_traced(o: &RunOptions) -> (RunOutcome, Vec<Finding>, Vec<Event>) {
     let rec = Arc::new(MemoryRecorder::new());
     let outcome = run(o, rec.clone(), &|_| {}).unwrap();
+    let events = rec.take();
     let mut analyzer = Analyzer::new(AnalysisOptions::default());
-    for e in rec.take() {
-        analyzer.feed(&e);
+    for e in &events {
+        analyzer.feed(e);
     }
     let analysis = analyzer.finish(None);
     assert!(analysis.errors.is_empty(), "{:?}", analysis.errors);
-    (outcome, analysis.findings)
+    (outcome, analysis.findings, events)
 }
 
 fn pcc(o: &RunOutcome, m: Module) -> f64 {
@@ -346,6 +354,23 @@ fn prefill_on_4x8_pads_a_sequence_of_partial_rows() {
     assert_eq!(out.logits.unwrap().0, vec![160, 1024]);
 }
 
+/// 640 tokens give each row 160: two chunks per row (128, then the 32 `ttnn.split` leaves),
+/// each a dispatch and a combine, concatenated before the gather.
+#[test]
+fn prefill_on_4x8_runs_several_chunks_per_row() {
+    let mut o = opts((4, 8), 0, &[Module::Decoder]);
+    o.seq_len = 640;
+    let (out, findings, events) = go_traced(&o);
+    assert!(findings.is_empty(), "{findings:?}");
+    eprintln!("4x8 decoder prefill of 640 tokens: {:?}", out.modules);
+    assert!(pcc(&out, Module::Decoder) >= 0.99, "{:?}", out.modules);
+    let ops = |name: &str| events.iter().filter(|e| matches!(e, Event::OpBegin(b) if b.name == name)).count();
+    assert_eq!(ops("ttnn.all_to_all_dispatch"), 2);
+    assert_eq!(ops("ttnn.all_to_all_combine"), 2);
+    assert_eq!(ops("ttnn.mesh_partition"), 1);
+    assert_eq!(ops("ttnn.all_gather"), 1);
+}
+
 /// Without --mode on 4x8 every module runs its prefill, then its decode; the whole model
 /// prefills with the throughput experts, then decodes (one user, low-latency experts with EP
 /// over the rows) from the cache it filled.
@@ -415,8 +440,8 @@ fn plan_120b_on_4x8_is_clean_and_1x8_runs_out_of_memory() {
     let names: std::collections::HashSet<String> = events
         .iter()
         .filter_map(|e| match e {
-            ttsan_shim::events::Event::BufferAlloc(b) => Some(b.name.clone()),
-            ttsan_shim::events::Event::OpBegin(o) => Some(o.name.clone()),
+            Event::BufferAlloc(b) => Some(b.name.clone()),
+            Event::OpBegin(o) => Some(o.name.clone()),
             _ => None,
         })
         .collect();
