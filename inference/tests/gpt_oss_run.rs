@@ -5,6 +5,7 @@ use std::sync::Arc;
 use ttsan_inference::gpt_oss::run::{run, Mode, Module, RunOptions, RunOutcome};
 use ttsan_inference::sim::DetectMode;
 use ttsan_sanitizer::{AnalysisOptions, Analyzer, Finding, FindingKind};
+use ttsan_shim::events::Event;
 use ttsan_shim::MemoryRecorder;
 
 const RS: &str = "ttnn.experimental.reduce_scatter_minimal_async";
@@ -22,15 +23,22 @@ fn opts(mesh: (u32, u32), layer: usize, modules: &[Module]) -> RunOptions {
 }
 
 fn go(o: &RunOptions) -> (RunOutcome, Vec<Finding>) {
+    let (outcome, findings, _) = go_traced(o);
+    (outcome, findings)
+}
+
+/// [`go`] that also hands back the run's events.
+fn go_traced(o: &RunOptions) -> (RunOutcome, Vec<Finding>, Vec<Event>) {
     let rec = Arc::new(MemoryRecorder::new());
     let outcome = run(o, rec.clone(), &|_| {}).unwrap();
+    let events = rec.take();
     let mut analyzer = Analyzer::new(AnalysisOptions::default());
-    for e in rec.take() {
-        analyzer.feed(&e);
+    for e in &events {
+        analyzer.feed(e);
     }
     let analysis = analyzer.finish(None);
     assert!(analysis.errors.is_empty(), "{:?}", analysis.errors);
-    (outcome, analysis.findings)
+    (outcome, analysis.findings, events)
 }
 
 fn pcc(o: &RunOutcome, m: Module) -> f64 {
@@ -260,7 +268,7 @@ fn throughput_experts_on_4x8_and_their_faults() {
     assert!(pcc(&out, Module::Experts) >= 0.99, "{:?}", out.modules);
     for (fault, op, hit) in [
         // The untilized expert outputs are followed by the dispatch metadata, still live.
-        ("untilize-undersized", "ttnn.to_layout", Some("experts.dispatch.metadata")),
+        ("untilize-undersized", "ttnn.to_layout", Some("layer0.experts.dispatch.metadata")),
         ("a2a-combine-peer", "ttnn.all_to_all_combine", None),
     ] {
         let mut o = opts((4, 8), 0, &[Module::Experts]);
@@ -278,20 +286,25 @@ fn throughput_experts_on_4x8_and_their_faults() {
 
 #[test]
 fn faults_that_never_run_are_usage_errors() {
-    for (fault, modules, mesh) in [
-        ("ccl-stale-scratch", vec![Module::Attention], (1, 8)),
-        ("sparse-matmul-oob", vec![Module::Router], (1, 8)),
-        ("untilize-undersized", vec![Module::Experts], (1, 8)),
-        ("a2a-combine-peer", vec![Module::Attention], (4, 8)),
-        ("semaphore-reuse", vec![Module::Router], (4, 8)),
-        ("no-such-fault", vec![Module::Attention], (1, 8)),
+    let prefill = Some(Mode::Prefill);
+    for (fault, modules, mesh, mode) in [
+        ("ccl-stale-scratch", vec![Module::Attention], (1, 8), prefill),
+        ("sparse-matmul-oob", vec![Module::Router], (1, 8), prefill),
+        ("untilize-undersized", vec![Module::Experts], (1, 8), prefill),
+        ("a2a-combine-peer", vec![Module::Attention], (4, 8), prefill),
+        ("semaphore-reuse", vec![Module::Router], (4, 8), prefill),
+        ("no-such-fault", vec![Module::Attention], (1, 8), prefill),
         // Decode experts reduce with ttnn.all_reduce: no reduce-scatter scratch to go stale.
-        ("ccl-stale-scratch", vec![Module::Experts, Module::Decoder], (1, 8)),
+        ("ccl-stale-scratch", vec![Module::Experts, Module::Decoder], (1, 8), Some(Mode::Decode)),
+        // Several rows prefill with the throughput experts: no low-latency experts, no RS+AG.
+        ("ccl-stale-scratch", vec![Module::Decoder, Module::Model], (4, 8), prefill),
+        ("ccl-stale-scratch", vec![Module::Model], (4, 8), None),
+        ("sparse-matmul-oob", vec![Module::Experts, Module::Decoder, Module::Model], (4, 8), prefill),
+        // The model's decode on one row prefills with the low-latency experts.
+        ("a2a-combine-peer", vec![Module::Model], (1, 8), None),
     ] {
         let mut o = opts(mesh, 0, &modules);
-        if fault == "ccl-stale-scratch" && modules.len() > 1 {
-            o.mode = Some(Mode::Decode);
-        }
+        o.mode = mode;
         o.inject = vec![fault.into()];
         let err = run(&o, Arc::new(MemoryRecorder::new()), &|_| {}).unwrap_err();
         assert!(err.is_usage(), "{fault}: {err}");
@@ -299,9 +312,112 @@ fn faults_that_never_run_are_usage_errors() {
     }
 }
 
+/// Prefill on 4x8 as tt-metal runs it: attention the same on every row, then the sequence
+/// split over the rows through the router and the throughput experts, all_reduce over the
+/// columns, and the rows' tokens gathered back. 128 tokens give each row 32. The decoder
+/// layer (sliding and full) and the whole model's logits match the reference, clean in writes
+/// and digests modes.
+#[test]
+fn decoder_and_model_prefill_on_4x8_match_and_are_clean() {
+    for layer in [0, 1] {
+        let mut o = opts((4, 8), layer, &[Module::Decoder]);
+        o.seq_len = 128;
+        o.detect = DetectMode::Both;
+        let (out, findings) = go(&o);
+        assert!(findings.is_empty(), "layer {layer}: {findings:?}");
+        eprintln!("4x8 decoder prefill, layer {layer}: {:?}", out.modules);
+        assert!(pcc(&out, Module::Decoder) >= 0.99, "layer {layer}: {:?}", out.modules);
+    }
+    let mut o = opts((4, 8), 0, &[Module::Model]);
+    o.seq_len = 128;
+    o.detect = DetectMode::Both;
+    let (out, findings) = go(&o);
+    assert!(findings.is_empty(), "{findings:?}");
+    eprintln!("4x8 model prefill: {:?}", out.modules);
+    assert!(pcc(&out, Module::Model) >= 0.99, "{:?}", out.modules);
+    let (shape, values) = out.logits.unwrap();
+    assert_eq!(shape, vec![128, 1024]);
+    assert_eq!(values.len(), 128 * 1024);
+}
+
+/// 160 tokens are not whole tiles on each of 4 rows: the sequence is padded to 256 (64 per
+/// row; the third row holds 32 real tokens, the fourth none) and the padding sliced off after
+/// the gather. The decoder and the model still match the reference.
+#[test]
+fn prefill_on_4x8_pads_a_sequence_of_partial_rows() {
+    let mut o = opts((4, 8), 1, &[Module::Decoder, Module::Model]);
+    o.seq_len = 160;
+    let (out, findings) = go(&o);
+    assert!(findings.is_empty(), "{findings:?}");
+    eprintln!("4x8 prefill of 160 tokens: {:?}", out.modules);
+    assert!(out.modules.iter().all(|m| m.pcc >= 0.99), "{:?}", out.modules);
+    assert_eq!(out.logits.unwrap().0, vec![160, 1024]);
+}
+
+/// 640 tokens give each row 160: two chunks per row (128, then the 32 `ttnn.split` leaves),
+/// each a dispatch and a combine, concatenated before the gather.
+#[test]
+fn prefill_on_4x8_runs_several_chunks_per_row() {
+    let mut o = opts((4, 8), 0, &[Module::Decoder]);
+    o.seq_len = 640;
+    let (out, findings, events) = go_traced(&o);
+    assert!(findings.is_empty(), "{findings:?}");
+    eprintln!("4x8 decoder prefill of 640 tokens: {:?}", out.modules);
+    assert!(pcc(&out, Module::Decoder) >= 0.99, "{:?}", out.modules);
+    let ops = |name: &str| events.iter().filter(|e| matches!(e, Event::OpBegin(b) if b.name == name)).count();
+    assert_eq!(ops("ttnn.all_to_all_dispatch"), 2);
+    assert_eq!(ops("ttnn.all_to_all_combine"), 2);
+    assert_eq!(ops("ttnn.mesh_partition"), 1);
+    assert_eq!(ops("ttnn.all_gather"), 1);
+}
+
+/// Without --mode on 4x8 every module runs its prefill, then its decode; the whole model
+/// prefills with the throughput experts, then decodes (one user, low-latency experts with EP
+/// over the rows) from the cache it filled.
+#[test]
+fn every_module_prefill_then_decode_on_4x8() {
+    let mut o = opts((4, 8), 0, &Module::ALL);
+    o.mode = None;
+    o.seq_len = 128;
+    o.decode_steps = 2;
+    let (out, findings) = go(&o);
+    assert!(findings.is_empty(), "{findings:?}");
+    let phases: Vec<(Module, Mode)> = out.modules.iter().map(|m| (m.module, m.mode)).collect();
+    let expected: Vec<(Module, Mode)> =
+        Module::ALL.iter().flat_map(|&m| [(m, Mode::Prefill), (m, Mode::Decode)]).collect();
+    assert_eq!(phases, expected);
+    eprintln!("4x8 prefill then decode: {:?}", out.modules);
+    assert!(out.modules.iter().all(|m| m.pcc >= 0.99), "{:?}", out.modules);
+    assert_eq!(out.logits.unwrap().0, vec![128 + 2, 1024]);
+}
+
+/// The throughput named faults now also run in the decoder's prefill on 4x8 and are caught
+/// there: the untilize of the expert outputs (found by its output's name among the decoder's
+/// other to_layout calls) overruns into free DRAM; the combine's output, allocated below the
+/// untilized outputs it reads, overruns into them.
+#[test]
+fn throughput_faults_are_caught_in_the_4x8_decoder_prefill() {
+    for (fault, op, hit) in [
+        ("untilize-undersized", "ttnn.to_layout", None),
+        ("a2a-combine-peer", "ttnn.all_to_all_combine", Some("layer0.experts.out_rm")),
+    ] {
+        let mut o = opts((4, 8), 0, &[Module::Decoder]);
+        o.seq_len = 128;
+        o.inject = vec![fault.into()];
+        let (out, findings) = go(&o);
+        assert_eq!(findings.len(), 1, "{fault}: {findings:?}");
+        assert_eq!(findings[0].kind, FindingKind::OobWrite, "{fault}");
+        assert_eq!(culprit(&findings[0]), Some(op), "{fault}");
+        assert_eq!(victim(&findings[0]), hit, "{fault}");
+        assert_eq!(out.modules.len(), 1, "{fault}");
+    }
+}
+
 /// Plan mode: gpt-oss-120b at full size on 4x8, prefill 4096 then 2 decode steps through all
 /// 36 layers, allocation and op events only; the analyzer reads the trace and finds nothing.
-/// On 1x8 every chip would hold all 128 experts: the plan stops at the allocator's refusal.
+/// On 4x8 the experts are the throughput placement (4 whole experts per chip) and the MLP
+/// dispatches and combines over the rows. On 1x8 every chip would hold all 128 experts: the
+/// plan stops at the allocator's refusal.
 #[test]
 fn plan_120b_on_4x8_is_clean_and_1x8_runs_out_of_memory() {
     use ttsan_inference::gpt_oss::config::GptOssConfig;
@@ -320,8 +436,28 @@ fn plan_120b_on_4x8_is_clean_and_1x8_runs_out_of_memory() {
     let out = plan(&o, rec.clone(), &|_| {}).unwrap();
     assert_eq!(out.out_of_memory, None);
     assert!(out.ops > 36 * 3 * 30, "{out:?}");
+    let events = rec.take();
+    let names: std::collections::HashSet<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::BufferAlloc(b) => Some(b.name.clone()),
+            Event::OpBegin(o) => Some(o.name.clone()),
+            _ => None,
+        })
+        .collect();
+    for expected in [
+        "model.layers.35.mlp.experts.w1_w3",
+        "ttnn.mesh_partition",
+        "ttnn.all_to_all_dispatch",
+        "experts.out_rm",
+        "ttnn.all_to_all_combine",
+        "experts.sp_gather",
+    ] {
+        assert!(names.contains(expected), "{expected} is not in the plan");
+    }
+    assert!(!names.contains("model.layers.0.mlp.experts.gate_up_proj"), "one experts placement only");
     let mut analyzer = Analyzer::new(AnalysisOptions::default());
-    for e in rec.take() {
+    for e in events {
         analyzer.feed(&e);
     }
     let analysis = analyzer.finish(None);

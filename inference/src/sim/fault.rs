@@ -2,11 +2,13 @@
 //!
 //! Syntax (one fault; several are separated by `;` or given one by one):
 //! - `stray-write:op=NAME[#N],device=D,space=dram|l1,bank=B|core=X.Y,addr=A,len=L`
-//! - `overrun:op=NAME[#N],bytes=L`
+//! - `overrun:op=NAME[#N],bytes=L[,out=GLOB]`
 //! - `stale:op=NAME`
 //! - `deferred:op=NAME[,scratch=GLOB]`
 //!
 //! `#N` picks the N-th call of NAME (default the first); numbers are decimal or `0x` hex.
+//! `out=GLOB` counts only the calls whose first output is named like GLOB, so a fault can
+//! follow one use of a generic op (one `to_layout` among many) wherever it falls in a run.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -63,6 +65,8 @@ pub enum Fault {
         at: OpCall,
         /// Bytes past the end.
         bytes: u64,
+        /// Glob over the first output's name: only matching calls count towards `at.call`.
+        out: Option<String>,
     },
     /// The op's cached scratch address outlives the scratch buffer: later calls write there.
     Stale {
@@ -134,7 +138,7 @@ impl FromStr for Fault {
         }
         let allowed: &[&str] = match kind {
             "stray-write" => &["op", "device", "space", "bank", "core", "addr", "len"],
-            "overrun" => &["op", "bytes"],
+            "overrun" => &["op", "bytes", "out"],
             "stale" => &["op"],
             "deferred" => &["op", "scratch"],
             other => return Err(err(format!("unknown fault kind `{other}` (stray-write, overrun, stale, deferred)"))),
@@ -184,7 +188,11 @@ impl FromStr for Fault {
                 if bytes == 0 {
                     return Err(err("bytes must be positive".into()));
                 }
-                Ok(Fault::Overrun { at, bytes })
+                let out = fields.get("out").map(|g| g.to_string());
+                if let Some(g) = &out {
+                    globset::Glob::new(g).map_err(|e| err(format!("`out={g}`: {e}")))?;
+                }
+                Ok(Fault::Overrun { at, bytes, out })
             }
             "deferred" => {
                 let at = op_call(spec, need("op")?)?;
@@ -215,20 +223,25 @@ pub fn parse_faults(text: &str) -> Result<Vec<Fault>, FaultParseError> {
 #[derive(Debug, Clone, Default)]
 pub struct FaultPlan {
     faults: Vec<(Fault, bool)>,
+    /// Per fault, the calls so far whose output matched its `out=` glob.
+    matched: Vec<u64>,
 }
 
 impl FaultPlan {
     /// A plan of `faults`, none fired yet.
     pub fn new(faults: Vec<Fault>) -> Self {
-        FaultPlan { faults: faults.into_iter().map(|f| (f, false)).collect() }
+        let matched = vec![0; faults.len()];
+        FaultPlan { faults: faults.into_iter().map(|f| (f, false)).collect(), matched }
     }
 
-    /// Faults planned for call `call` of `op` (stale faults match every call).
+    /// Faults planned for call `call` of `op` (stale faults and overruns with an `out=` glob
+    /// match every call; the op decides once its outputs exist, through [`FaultPlan::matches`]).
     pub fn for_call(&self, op: &str, call: u64) -> Vec<(usize, Fault)> {
         self.faults
             .iter()
             .enumerate()
             .filter(|(_, (f, _))| match f {
+                Fault::Overrun { at, out: Some(_), .. } => at.op == op,
                 Fault::StrayWrite { at, .. } | Fault::Overrun { at, .. } => at.op == op && at.call == call,
                 Fault::Stale { op: o } | Fault::Deferred { op: o, .. } => o == op,
             })
@@ -239,6 +252,23 @@ impl FaultPlan {
     /// Whether a stale fault is planned for `op`.
     pub fn stale(&self, op: &str) -> Option<usize> {
         self.faults.iter().position(|(f, _)| matches!(f, Fault::Stale { op: o } if o == op))
+    }
+
+    /// Whether fault `i` applies to a call whose first output is named `name`: always without
+    /// an `out=` glob; with one, when this is the `#N`-th call whose output matched it.
+    pub fn matches(&mut self, i: usize, name: &str) -> bool {
+        let Some((Fault::Overrun { at, out: Some(glob), .. }, _)) = self.faults.get(i) else { return true };
+        if !globset::Glob::new(glob).is_ok_and(|g| g.compile_matcher().is_match(name)) {
+            return false;
+        }
+        let call = at.call;
+        match self.matched.get_mut(i) {
+            Some(n) => {
+                *n += 1;
+                *n == call
+            }
+            None => false,
+        }
     }
 
     /// Marks fault `i` as having taken effect.
@@ -264,7 +294,8 @@ impl fmt::Display for Fault {
                 };
                 write!(f, "stray-write:op={at},device={device},space={space},{place},addr={address:#x},len={len}")
             }
-            Fault::Overrun { at, bytes } => write!(f, "overrun:op={at},bytes={bytes}"),
+            Fault::Overrun { at, bytes, out: None } => write!(f, "overrun:op={at},bytes={bytes}"),
+            Fault::Overrun { at, bytes, out: Some(g) } => write!(f, "overrun:op={at},bytes={bytes},out={g}"),
             Fault::Stale { op } => write!(f, "stale:op={op}"),
             Fault::Deferred { op, scratch } => write!(f, "deferred:op={op},scratch={scratch}"),
         }
@@ -293,8 +324,14 @@ mod tests {
         assert!(matches!(f, Fault::StrayWrite { unit: Unit::Core(CoreCoord { x: 1, y: 2 }), .. }));
         assert_eq!(
             "overrun:op=ttnn.softmax,bytes=32".parse::<Fault>().unwrap(),
-            Fault::Overrun { at: OpCall { op: "ttnn.softmax".into(), call: 1 }, bytes: 32 }
+            Fault::Overrun { at: OpCall { op: "ttnn.softmax".into(), call: 1 }, bytes: 32, out: None }
         );
+        let f: Fault = "overrun:op=ttnn.to_layout,bytes=2048,out=*.out_rm".parse().unwrap();
+        assert_eq!(f.to_string().parse::<Fault>().unwrap(), f);
+        let mut plan = FaultPlan::new(vec!["overrun:op=ttnn.to_layout#2,bytes=1,out=*.rm".parse().unwrap()]);
+        assert_eq!(plan.for_call("ttnn.to_layout", 7).len(), 1, "the op decides once it has outputs");
+        let hits: Vec<bool> = ["a.tile", "a.rm", "b.tile", "b.rm", "c.rm"].iter().map(|n| plan.matches(0, n)).collect();
+        assert_eq!(hits, [false, false, false, true, false], "the second matching call only");
         let all =
             parse_faults("stale:op=ttnn.experimental.reduce_scatter_minimal_async; overrun:op=x#3,bytes=1").unwrap();
         assert_eq!(all.len(), 2);
@@ -321,6 +358,7 @@ mod tests {
             ("deferred:op=x#2", "drop the #N"),
             ("deferred:op=x,scratch=[", "scratch="),
             ("overrun:op=x,bytes=0", "positive"),
+            ("overrun:op=x,bytes=1,out=[", "out="),
         ] {
             let e = bad.parse::<Fault>().unwrap_err();
             assert!(e.to_string().contains(why), "{bad}: {e}");

@@ -316,6 +316,13 @@ impl Mesh {
                 Fault::Stale { .. } if calls > 0 => {
                     format!("{} ran {calls} time(s) without a cached scratch address being reused", f.op())
                 }
+                Fault::Overrun { at, out: Some(glob), .. } => {
+                    format!(
+                        "{} ran {calls} time(s), but not {} time(s) with an output named like `{glob}`",
+                        f.op(),
+                        at.call
+                    )
+                }
                 Fault::StrayWrite { at, .. } | Fault::Overrun { at, .. } if at.call > calls => {
                     format!("{} ran {calls} time(s), so call #{} never came", f.op(), at.call)
                 }

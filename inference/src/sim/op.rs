@@ -255,6 +255,9 @@ impl OpRun<'_> {
                 }
                 Fault::Overrun { bytes, .. } => {
                     let Some(out) = self.outputs.first().cloned() else { continue };
+                    if !self.mesh.faults.matches(i, out.name()) {
+                        continue;
+                    }
                     let p = out.placement().clone();
                     let Some((unit, end)) = p.last_unit_end() else { continue };
                     // The kernel rewrites its last page slot and runs on past the end, so the

@@ -11,7 +11,7 @@ use super::decode_cache::{DeviceKvCache, LayerKv};
 use super::decode_experts::{decode_experts, dense_routing};
 use super::error::DeviceError;
 use super::experts::{TpReduce, BLOCK};
-use super::model::{experts_residual, DeviceLayer, DeviceModel};
+use super::model::{attention_residual, mlp_residual, DeviceLayer, DeviceModel, Scatter};
 use crate::gpt_oss::error::GptOssError;
 use crate::gpt_oss::weights::ModelWeights;
 use crate::sim::ccl::CclManager;
@@ -63,18 +63,10 @@ fn prefill_layer_fill(
     page_table: Option<&Tensor>,
     reduce: TpReduce,
 ) -> Result<Tensor, DeviceError> {
-    let h = ops::rms_norm(mesh, &x, Some(&layer.input_norm), layer.eps, &Out::dram().named("layer.input_norm"))?;
-    let a = prefill_attention_fill(mesh, ccl_manager, &layer.attn, &h, cos, sin, cache, page_table)?;
-    mesh.deallocate(&h)?;
-    let x1 = ops::add(mesh, &x, &a, &Out::dram().named("layer.residual_attn"))?;
-    mesh.deallocate(&x)?;
-    mesh.deallocate(&a)?;
-    let h2 = ops::rms_norm(mesh, &x1, Some(&layer.post_norm), layer.eps, &Out::dram().named("layer.post_norm"))?;
-    let dense = dense_routing(mesh, &layer.router, &h2)?;
-    // The prefill experts weigh each expert's rows by a [1, E, T, 1] routing.
-    let routing = ops::permute(mesh, &dense, &[0, 3, 2, 1], &Out::dram().named("experts.routing"))?;
-    mesh.deallocate(&dense)?;
-    experts_residual(mesh, ccl_manager, layer, &x1, &h2, &routing, reduce)
+    let x1 = attention_residual(mesh, layer, x, |m, h| {
+        prefill_attention_fill(m, ccl_manager, &layer.attn, h, cos, sin, cache, page_table)
+    })?;
+    mlp_residual(mesh, ccl_manager, layer, x1, reduce, Scatter::Device)
 }
 
 /// The whole model for prefill and decode on the mesh.

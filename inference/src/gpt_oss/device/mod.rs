@@ -4,9 +4,10 @@
 //!
 //! So far: the router (section 3.8.1, throughput form: indices and weights, no scatter),
 //! prefill attention (section 3.7) on meshes with tensor parallelism over the columns, and the
-//! low-latency prefill experts (section 3.8.2) on 1xN meshes, and with them whole decoder
-//! layers and the whole model in prefill on 1xN; and the throughput experts of 4x8 decode
-//! (section 3.8.3: all_to_all dispatch, dense local experts, combine, all_reduce).
+//! low-latency prefill experts (section 3.8.2) on 1xN meshes; the throughput experts
+//! (section 3.8.3: all_to_all dispatch, dense local experts, combine, all_reduce), which
+//! prefill on several rows runs over the rows in chunks; and with them whole decoder layers and
+//! the whole model in prefill on 1xN and RxN.
 //! Decode (sections 3.6, 3.8.2, 3.9): attention with the KV cache, router + low-latency
 //! experts with EP over the rows, decoder layers and the whole-model decode step, on 1xN and
 //! RxN meshes; the prefill that fills the cache.
@@ -25,6 +26,7 @@ mod model;
 mod plan;
 mod router;
 mod throughput;
+mod throughput_prefill;
 mod upload;
 
 pub use allreduce::allreduce;
@@ -39,3 +41,4 @@ pub use model::{prefill_layer, DeviceLayer, DeviceModel};
 pub use plan::TpPlan;
 pub use router::{router, DeviceRouter, RouterOutput};
 pub use throughput::{throughput_experts, ThroughputExperts, ThroughputInputs};
+pub use throughput_prefill::{throughput_mlp, throughput_prefill, THROUGHPUT_CHUNK};

@@ -1,12 +1,17 @@
-//! Decoder layers and the whole model in prefill on a 1xN mesh (`tt/layer.py`, `tt/model.py`):
-//! embedding, per layer rms_norm / attention / residual add / rms_norm / router / experts /
-//! residual add, final rms_norm, lm_head column-parallel over the vocabulary, logits gathered
-//! on the host as the demo does.
+//! Decoder layers and the whole model in prefill (`tt/layer.py`, `tt/model.py`): embedding,
+//! per layer rms_norm / attention / residual add / rms_norm / router / experts / residual add,
+//! final rms_norm, lm_head column-parallel over the vocabulary, logits gathered on the host as
+//! the demo does. Attention is the same on every mesh row; the experts are the low-latency
+//! ones on a single row and the throughput experts over the rows on several (when the chips
+//! divide the experts; otherwise the low-latency ones, replicated down the rows).
 
 use super::attention::{prefill_attention, DeviceAttention};
+use super::decode_experts::dense_routing;
 use super::error::DeviceError;
 use super::experts::{prefill_experts, DeviceExperts, TpReduce};
 use super::router::{router, DeviceRouter};
+use super::throughput::ThroughputExperts;
+use super::throughput_prefill::{throughput_mlp, throughput_prefill};
 use super::upload::{host4, put, transpose};
 use crate::gpt_oss::config::GptOssConfig;
 use crate::gpt_oss::error::GptOssError;
@@ -28,8 +33,11 @@ pub struct DeviceLayer {
     pub post_norm: Tensor,
     /// Router.
     pub router: DeviceRouter,
-    /// Experts.
+    /// Low-latency experts (prefill on one row, decode on any mesh).
     pub experts: DeviceExperts,
+    /// Throughput experts, on meshes with several rows whose chips divide the experts (their
+    /// prefill MLP; see [`throughput_prefill`]).
+    pub throughput: Option<ThroughputExperts>,
     /// RMSNorm epsilon.
     pub eps: f32,
 }
@@ -39,15 +47,23 @@ fn norm_weight(mesh: &mut Mesh, w: &[f32], name: &str) -> Result<Tensor, DeviceE
 }
 
 impl DeviceLayer {
-    /// Uploads layer `layer`.
+    /// Uploads layer `layer`; on several rows also the throughput experts (when the chips
+    /// divide the experts), which prefill uses there while single-user decode keeps the
+    /// low-latency experts, as the demo picks the experts by the local token count.
     pub fn upload(mesh: &mut Mesh, config: &GptOssConfig, w: &LayerWeights, layer: usize) -> Result<Self, DeviceError> {
         let prefix = format!("model.layers.{layer}");
+        let desc = mesh.desc();
+        let throughput = throughput_prefill(desc.rows as usize, desc.cols as usize, config.num_local_experts);
         Ok(DeviceLayer {
             input_norm: norm_weight(mesh, &w.input_norm.data, &format!("{prefix}.input_layernorm.weight"))?,
             attn: DeviceAttention::upload(mesh, config, &w.attn, layer)?,
             post_norm: norm_weight(mesh, &w.post_norm.data, &format!("{prefix}.post_attention_layernorm.weight"))?,
             router: DeviceRouter::upload(mesh, &w.router, config.num_experts_per_tok, layer)?,
             experts: DeviceExperts::upload(mesh, config, &w.experts, layer)?,
+            throughput: match throughput {
+                true => Some(ThroughputExperts::upload(mesh, config, &w.experts, layer)?),
+                false => None,
+            },
             eps: config.rms_norm_eps as f32,
         })
     }
@@ -89,36 +105,79 @@ pub fn prefill_layer(
     sin: &Tensor,
     reduce: TpReduce,
 ) -> Result<Tensor, DeviceError> {
+    let x1 = attention_residual(mesh, layer, x, |m, h| prefill_attention(m, ccl_manager, &layer.attn, h, cos, sin))?;
+    mlp_residual(mesh, ccl_manager, layer, x1, reduce, Scatter::Host)
+}
+
+/// Where the low-latency experts' dense routing is scattered from the router's top-k.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scatter {
+    /// On the host ([`scatter_routing`]).
+    Host,
+    /// On the device (`ttnn.scatter`, [`dense_routing`]).
+    Device,
+}
+
+/// The attention half of a layer: rms_norm, `attend`, residual add. Frees `x`.
+pub(crate) fn attention_residual(
+    mesh: &mut Mesh,
+    layer: &DeviceLayer,
+    x: Tensor,
+    attend: impl FnOnce(&mut Mesh, &Tensor) -> Result<Tensor, DeviceError>,
+) -> Result<Tensor, DeviceError> {
     let h = ops::rms_norm(mesh, &x, Some(&layer.input_norm), layer.eps, &Out::dram().named("layer.input_norm"))?;
-    let attn = prefill_attention(mesh, ccl_manager, &layer.attn, &h, cos, sin)?;
+    let attn = attend(mesh, &h)?;
     mesh.deallocate(&h)?;
     let x1 = ops::add(mesh, &x, &attn, &Out::dram().named("layer.residual_attn"))?;
     mesh.deallocate(&x)?;
     mesh.deallocate(&attn)?;
-    let h2 = ops::rms_norm(mesh, &x1, Some(&layer.post_norm), layer.eps, &Out::dram().named("layer.post_norm"))?;
-    let routed = router(mesh, &layer.router, &h2)?;
-    let routing = scatter_routing(mesh, &layer.experts, &routed.indices, &routed.weights)?;
-    mesh.deallocate(&routed.indices)?;
-    mesh.deallocate(&routed.weights)?;
-    experts_residual(mesh, ccl_manager, layer, &x1, &h2, &routing, reduce)
+    Ok(x1)
 }
 
-/// The prefill experts on the post-attention norm `h2` with `routing`, added to the residual
-/// `x1`; frees `h2`, `routing` and `x1` in the order the layer always has (addresses depend on it).
-pub(crate) fn experts_residual(
+/// The MLP half of a prefill layer on the residual `x1`: rms_norm, router, experts, residual
+/// add. Frees `x1`, and everything else in the order the layer always has (addresses depend
+/// on it). Several rows run the throughput experts over the rows when the layer has them;
+/// otherwise the low-latency experts run with the dense routing from `scatter`.
+pub(crate) fn mlp_residual(
     mesh: &mut Mesh,
     ccl_manager: &mut CclManager,
     layer: &DeviceLayer,
-    x1: &Tensor,
-    h2: &Tensor,
-    routing: &Tensor,
+    x1: Tensor,
     reduce: TpReduce,
+    scatter: Scatter,
 ) -> Result<Tensor, DeviceError> {
-    let moe = prefill_experts(mesh, ccl_manager, &layer.experts, h2, routing, reduce)?;
-    mesh.deallocate(h2)?;
-    mesh.deallocate(routing)?;
-    let x2 = ops::add(mesh, x1, &moe, &Out::dram().named("layer.residual_mlp"))?;
-    mesh.deallocate(x1)?;
+    let h2 = ops::rms_norm(mesh, &x1, Some(&layer.post_norm), layer.eps, &Out::dram().named("layer.post_norm"))?;
+    let moe = match &layer.throughput {
+        Some(ex) => {
+            let moe = throughput_mlp(mesh, ccl_manager, &layer.router, ex, &h2)?;
+            mesh.deallocate(&h2)?;
+            moe
+        }
+        None => {
+            let routing = match scatter {
+                Scatter::Host => {
+                    let routed = router(mesh, &layer.router, &h2)?;
+                    let routing = scatter_routing(mesh, &layer.experts, &routed.indices, &routed.weights)?;
+                    mesh.deallocate(&routed.indices)?;
+                    mesh.deallocate(&routed.weights)?;
+                    routing
+                }
+                Scatter::Device => {
+                    let dense = dense_routing(mesh, &layer.router, &h2)?;
+                    // The prefill experts weigh each expert's rows by a [1, E, T, 1] routing.
+                    let routing = ops::permute(mesh, &dense, &[0, 3, 2, 1], &Out::dram().named("experts.routing"))?;
+                    mesh.deallocate(&dense)?;
+                    routing
+                }
+            };
+            let moe = prefill_experts(mesh, ccl_manager, &layer.experts, &h2, &routing, reduce)?;
+            mesh.deallocate(&h2)?;
+            mesh.deallocate(&routing)?;
+            moe
+        }
+    };
+    let x2 = ops::add(mesh, &x1, &moe, &Out::dram().named("layer.residual_mlp"))?;
+    mesh.deallocate(&x1)?;
     mesh.deallocate(&moe)?;
     Ok(x2)
 }
@@ -229,6 +288,9 @@ impl DeviceModel {
             mesh.deallocate(&layer.router.weight)?;
             mesh.deallocate(&layer.router.bias)?;
             layer.experts.deallocate(mesh)?;
+            if let Some(t) = &layer.throughput {
+                t.deallocate(mesh)?;
+            }
         }
         for t in [&self.embed, &self.norm, &self.lm_head] {
             mesh.deallocate(t)?;

@@ -36,6 +36,8 @@ pub struct ThroughputExperts {
     pub alpha: f32,
     /// `swiglu_limit`.
     pub limit: f32,
+    /// The layer index (names the activations, `layer{N}.experts.*`).
+    pub layer: usize,
 }
 
 impl ThroughputExperts {
@@ -103,7 +105,13 @@ impl ThroughputExperts {
             intermediate: i,
             alpha: config.swiglu_alpha as f32,
             limit: config.swiglu_limit as f32,
+            layer,
         })
+    }
+
+    /// The buffer name of activation `what` of this layer's experts.
+    pub(super) fn name(&self, what: &str) -> String {
+        format!("layer{}.experts.{what}", self.layer)
     }
 
     /// Frees every weight tensor.
@@ -141,44 +149,46 @@ fn step(
 fn local_expert(mesh: &mut Mesh, ex: &ThroughputExperts, x: &Tensor, e: usize) -> Result<Tensor, DeviceError> {
     let (h, i) = (x.shape()[3], ex.intermediate);
     let w13 =
-        ops::slice(mesh, &ex.w1_w3, &[0, e, 0, 0], &[1, e + 1, h, 2 * i], &Out::dram().named("experts.w1_w3.local"))?;
+        ops::slice(mesh, &ex.w1_w3, &[0, e, 0, 0], &[1, e + 1, h, 2 * i], &Out::dram().named(&ex.name("w1_w3.local")))?;
     let b13 = ops::slice(
         mesh,
         &ex.w1_w3_bias,
         &[0, e, 0, 0],
         &[1, e + 1, 1, 2 * i],
-        &Out::dram().named("experts.b13.local"),
+        &Out::dram().named(&ex.name("b13.local")),
     )?;
-    let w2 = ops::slice(mesh, &ex.w2, &[0, e, 0, 0], &[1, e + 1, i, h], &Out::dram().named("experts.w2.local"))?;
-    let b2 = ops::slice(mesh, &ex.w2_bias, &[0, e, 0, 0], &[1, e + 1, 1, h], &Out::dram().named("experts.b2.local"))?;
-    let gu = ops::matmul(mesh, x, &w13, MatmulArgs::default(), &Out::dram().named("experts.gate_up_mm"))?;
-    let gu = step(mesh, gu, |m, t| Ok(ops::add(m, t, &b13, &Out::dram().named("experts.gate_up"))?))?;
+    let w2 = ops::slice(mesh, &ex.w2, &[0, e, 0, 0], &[1, e + 1, i, h], &Out::dram().named(&ex.name("w2.local")))?;
+    let b2 = ops::slice(mesh, &ex.w2_bias, &[0, e, 0, 0], &[1, e + 1, 1, h], &Out::dram().named(&ex.name("b2.local")))?;
+    let gu = ops::matmul(mesh, x, &w13, MatmulArgs::default(), &Out::dram().named(&ex.name("gate_up_mm")))?;
+    let gu = step(mesh, gu, |m, t| Ok(ops::add(m, t, &b13, &Out::dram().named(&ex.name("gate_up")))?))?;
     let [a, b, c, _] =
         <[usize; 4]>::try_from(gu.shape()).map_err(|_| DeviceError::Placement("gate_up rank".to_owned()))?;
-    let gate = ops::slice(mesh, &gu, &[0, 0, 0, 0], &[a, b, c, i], &Out::dram().named("experts.gate"))?;
-    let up = ops::slice(mesh, &gu, &[0, 0, 0, i], &[a, b, c, 2 * i], &Out::dram().named("experts.up"))?;
+    let gate = ops::slice(mesh, &gu, &[0, 0, 0, 0], &[a, b, c, i], &Out::dram().named(&ex.name("gate")))?;
+    let up = ops::slice(mesh, &gu, &[0, 0, 0, i], &[a, b, c, 2 * i], &Out::dram().named(&ex.name("up")))?;
     mesh.deallocate(&gu)?;
     let gate = step(mesh, gate, |m, t| {
-        Ok(ops::unary(m, UnaryOp::Clamp(f32::MIN, ex.limit), t, &Out::dram().named("experts.gate_clamped"))?)
+        Ok(ops::unary(m, UnaryOp::Clamp(f32::MIN, ex.limit), t, &Out::dram().named(&ex.name("gate_clamped")))?)
     })?;
     let up = step(mesh, up, |m, t| {
-        Ok(ops::unary(m, UnaryOp::Clamp(-ex.limit, ex.limit), t, &Out::dram().named("experts.up_clamped"))?)
+        Ok(ops::unary(m, UnaryOp::Clamp(-ex.limit, ex.limit), t, &Out::dram().named(&ex.name("up_clamped")))?)
     })?;
-    let scaled = ops::unary(mesh, UnaryOp::Scale(ex.alpha), &gate, &Out::dram().named("experts.gate_alpha"))?;
-    let sig =
-        step(mesh, scaled, |m, t| Ok(ops::unary(m, UnaryOp::Sigmoid, t, &Out::dram().named("experts.gate_sigmoid"))?))?;
-    let glu = ops::binary(mesh, BinaryOp::Multiply, &gate, &sig, &Out::dram().named("experts.glu"))?;
+    let scaled = ops::unary(mesh, UnaryOp::Scale(ex.alpha), &gate, &Out::dram().named(&ex.name("gate_alpha")))?;
+    let sig = step(mesh, scaled, |m, t| {
+        Ok(ops::unary(m, UnaryOp::Sigmoid, t, &Out::dram().named(&ex.name("gate_sigmoid")))?)
+    })?;
+    let glu = ops::binary(mesh, BinaryOp::Multiply, &gate, &sig, &Out::dram().named(&ex.name("glu")))?;
     mesh.deallocate(&gate)?;
     mesh.deallocate(&sig)?;
-    let up1 =
-        step(mesh, up, |m, t| Ok(ops::unary(m, UnaryOp::Offset(1.0), t, &Out::dram().named("experts.up_plus_one"))?))?;
-    let act = ops::binary(mesh, BinaryOp::Multiply, &up1, &glu, &Out::dram().named("experts.act"))?;
+    let up1 = step(mesh, up, |m, t| {
+        Ok(ops::unary(m, UnaryOp::Offset(1.0), t, &Out::dram().named(&ex.name("up_plus_one")))?)
+    })?;
+    let act = ops::binary(mesh, BinaryOp::Multiply, &up1, &glu, &Out::dram().named(&ex.name("act")))?;
     mesh.deallocate(&up1)?;
     mesh.deallocate(&glu)?;
     let down = step(mesh, act, |m, t| {
-        Ok(ops::matmul(m, t, &w2, MatmulArgs::default(), &Out::dram().named("experts.down_mm"))?)
+        Ok(ops::matmul(m, t, &w2, MatmulArgs::default(), &Out::dram().named(&ex.name("down_mm")))?)
     })?;
-    let out = step(mesh, down, |m, t| Ok(ops::add(m, t, &b2, &Out::dram().named("experts.down"))?))?;
+    let out = step(mesh, down, |m, t| Ok(ops::add(m, t, &b2, &Out::dram().named(&ex.name("down")))?))?;
     for t in [&w13, &b13, &w2, &b2] {
         mesh.deallocate(t)?;
     }
@@ -201,9 +211,9 @@ pub fn throughput_experts(
         out: Out::dram().named(name),
     };
     let (dispatched, metadata) =
-        ccl::all_to_all_dispatch(mesh, &inputs.x, &inputs.indices, &ex.mapping, &args(0, "experts.dispatch"))?;
+        ccl::all_to_all_dispatch(mesh, &inputs.x, &inputs.indices, &ex.mapping, &args(0, &ex.name("dispatch")))?;
     let tiled = step(mesh, dispatched, |m, t| {
-        Ok(ops::to_layout(m, t, PageLayout::Tile, &Out::dram().named("experts.dispatched"))?)
+        Ok(ops::to_layout(m, t, PageLayout::Tile, &Out::dram().named(&ex.name("dispatched")))?)
     })?;
     let mut outputs = Vec::with_capacity(ex.local);
     for e in 0..ex.local {
@@ -211,23 +221,24 @@ pub fn throughput_experts(
     }
     mesh.deallocate(&tiled)?;
     let refs: Vec<&Tensor> = outputs.iter().collect();
-    let stacked = ops::concat(mesh, &refs, 0, &Out::dram().named("experts.out"))?;
+    let stacked = ops::concat(mesh, &refs, 0, &Out::dram().named(&ex.name("out")))?;
     for t in &outputs {
         mesh.deallocate(t)?;
     }
     let stacked = step(mesh, stacked, |m, t| {
-        Ok(ops::to_layout(m, t, PageLayout::RowMajor, &Out::dram().named("experts.out_rm"))?)
+        Ok(ops::to_layout(m, t, PageLayout::RowMajor, &Out::dram().named(&ex.name("out_rm")))?)
     })?;
-    let combined = ccl::all_to_all_combine(mesh, &stacked, &metadata, &ex.mapping, &args(0, "experts.combine"))?;
+    let combined = ccl::all_to_all_combine(mesh, &stacked, &metadata, &ex.mapping, &args(0, &ex.name("combine")))?;
     mesh.deallocate(&stacked)?;
     mesh.deallocate(&metadata)?;
     let combined = step(mesh, combined, |m, t| {
-        Ok(ops::to_layout(m, t, PageLayout::Tile, &Out::dram().named("experts.combined"))?)
+        Ok(ops::to_layout(m, t, PageLayout::Tile, &Out::dram().named(&ex.name("combined")))?)
     })?;
-    let weighted =
-        step(mesh, combined, |m, t| Ok(ops::multiply(m, t, &inputs.weights, &Out::dram().named("experts.weighted"))?))?;
+    let weighted = step(mesh, combined, |m, t| {
+        Ok(ops::multiply(m, t, &inputs.weights, &Out::dram().named(&ex.name("weighted")))?)
+    })?;
     let summed =
-        step(mesh, weighted, |m, t| Ok(ops::reduce(m, ReduceOp::Sum, t, 0, &Out::dram().named("experts.sum_k"))?))?;
-    let reduced = step(mesh, summed, |m, t| Ok(ccl::all_reduce(m, t, &args(1, "experts.all_reduce"))?))?;
+        step(mesh, weighted, |m, t| Ok(ops::reduce(m, ReduceOp::Sum, t, 0, &Out::dram().named(&ex.name("sum_k")))?))?;
+    let reduced = step(mesh, summed, |m, t| Ok(ccl::all_reduce(m, t, &args(1, &ex.name("all_reduce")))?))?;
     Ok(reduced)
 }

@@ -5,6 +5,7 @@
 use super::error::RunError;
 use super::module::Module;
 use super::options::Mode;
+use crate::gpt_oss::device::throughput_prefill;
 use crate::sim::ccl::{CclManager, Topology};
 use crate::sim::{parse_faults, Fault, Mesh, MeshConfig, OpCall};
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub struct FaultContext<'a> {
     pub rows: u32,
     /// Mesh columns.
     pub cols: u32,
+    /// The model's experts (whether they shard over every chip decides the prefill experts).
+    pub experts: usize,
     /// The module tests (or the whole model) that run.
     pub modules: &'a [Module],
     /// The phases each module runs.
@@ -41,18 +44,28 @@ impl FaultContext<'_> {
         self.phases.contains(&mode)
     }
 
-    /// Whether the low-latency prefill experts run: the prefill module tests (1xN only), or
-    /// the whole model's decode run, whose prefill fills the cache on any mesh.
-    fn prefill_experts(&self) -> bool {
-        let module_tests =
-            self.phase(Mode::Prefill) && self.rows == 1 && self.any(&[Module::Experts, Module::Decoder, Module::Model]);
+    /// Whether a prefill MLP runs: the experts, decoder or model module in prefill, or the
+    /// whole model's decode run, whose prefill fills the cache.
+    fn prefill_mlp(&self) -> bool {
+        let module_tests = self.phase(Mode::Prefill) && self.any(&[Module::Experts, Module::Decoder, Module::Model]);
         module_tests || (self.phase(Mode::Decode) && self.any(&[Module::Model]))
     }
 
-    /// Whether the throughput experts run, and first among the ops that convert layouts: the
-    /// experts module in a prefill-only run on several rows.
+    /// Whether a prefill on this mesh runs the throughput experts rather than the low-latency
+    /// ones (several rows whose chips divide the experts).
+    fn throughput_mesh(&self) -> bool {
+        throughput_prefill(self.rows as usize, self.cols as usize, self.experts)
+    }
+
+    /// Whether the low-latency prefill experts run: a prefill MLP that is not the throughput
+    /// experts'.
+    fn prefill_experts(&self) -> bool {
+        !self.throughput_mesh() && self.prefill_mlp()
+    }
+
+    /// Whether the throughput experts run: a prefill MLP on several rows.
     fn throughput_experts(&self) -> bool {
-        self.rows > 1 && self.phases == [Mode::Prefill] && self.any(&[Module::Experts])
+        self.throughput_mesh() && self.prefill_mlp()
     }
 
     /// Whether `sparse_matmul` runs: the prefill experts or the decode experts.
@@ -94,9 +107,9 @@ pub const NAMED_FAULTS: [NamedFault; 7] = [
     NamedFault {
         name: "untilize-undersized",
         what: "to_layout (untilize) writes into an output sized for fewer rows than it holds",
-        // The throughput experts' second to_layout is the untilize of the expert outputs
-        // (the first tilizes the dispatched tokens); nothing else in a prefill run converts.
-        spec: "overrun:op=ttnn.to_layout#2,bytes=2048",
+        // The throughput experts' untilize of the expert outputs, named `*experts.out_rm`,
+        // wherever it falls among the run's other to_layout calls.
+        spec: "overrun:op=ttnn.to_layout,bytes=2048,out=*experts.out_rm",
     },
     NamedFault {
         name: "a2a-combine-peer",
@@ -132,8 +145,9 @@ impl NamedFault {
             "ccl-stale-scratch" => {
                 if !ctx.prefill_experts() || ctx.fix_all_reduce {
                     return never(&format!(
-                        "in the prefill experts' TP all-reduce ({RS} + all_gather_async): the experts, decoder or \
-                         model module in prefill on a 1xN mesh, or the model module with decode, without --fix \
+                        "in the low-latency prefill experts' TP all-reduce ({RS} + all_gather_async): the experts, \
+                         decoder or model module in prefill, or the model module with decode, on a 1xN mesh (several \
+                         rows run the throughput experts when their chips divide the experts), without --fix \
                          all-reduce"
                     ));
                 }
@@ -151,7 +165,7 @@ impl NamedFault {
                 if !ctx.sparse_matmul() {
                     return never(
                         "in the low-latency experts: the experts, decoder or model module in prefill on a 1xN mesh, \
-                         or in decode on any mesh",
+                         or in decode on any mesh (the model module's decode prefills with them on 1xN only)",
                     );
                 }
                 true
@@ -170,8 +184,9 @@ impl NamedFault {
             "untilize-undersized" | "a2a-combine-peer" => {
                 if !ctx.throughput_experts() {
                     return never(
-                        "in the throughput experts (all_to_all dispatch/combine, to_layout): the experts module with \
-                         --mode prefill on a mesh with several rows (e.g. 4x8)",
+                        "in the throughput experts (all_to_all dispatch/combine, to_layout): the experts, decoder or \
+                         model module in prefill, or the model module with decode (its prefill), on a mesh with \
+                         several rows whose chips divide the experts (e.g. 4x8)",
                     );
                 }
                 true

@@ -3,11 +3,18 @@
 //! trace shows what the allocator does with the real shapes (per-chip placement as the demo
 //! shards it, section 3.10's op order, prefill then decode) in seconds, and an out-of-memory
 //! stops the plan exactly where the allocator refuses.
+//!
+//! On several rows whose chips divide the experts the MLP is the throughput experts'
+//! ([`throughput`]), in prefill and in decode: one placement of the experts, as the demo's
+//! model object holds one (both would not fit gpt-oss-120b on 4x8).
+
+mod throughput;
 
 use super::error::RunError;
 use super::scenario::Progress;
 use crate::alloc::AllocError;
 use crate::gpt_oss::config::GptOssConfig;
+use crate::gpt_oss::device::throughput_prefill;
 use crate::sim::{DType, Mesh, MeshConfig, SimError, Tensor, TensorSpec};
 use std::sync::Arc;
 use ttsan_events::{Arch, Role};
@@ -110,6 +117,10 @@ struct Dims {
     top_k: usize,
     rows: usize,
     tp: usize,
+    /// Whether the MLP is the throughput experts' (experts sharded over every chip).
+    throughput: bool,
+    /// Experts per chip under the throughput placement.
+    local: usize,
 }
 
 struct LayerW {
@@ -126,6 +137,8 @@ struct LayerW {
     gate_up_bias: Tensor,
     down: Tensor,
     down_bias: Tensor,
+    /// The throughput experts' one-hot expert-to-chip mapping.
+    mapping: Option<Tensor>,
     k_cache: Tensor,
     v_cache: Tensor,
 }
@@ -134,6 +147,13 @@ fn upload_layer(p: &mut Planner, n: &Dims, l: usize, max_seq: usize) -> Result<L
     let qkv = (n.heads + 2 * n.kv_heads) * n.d;
     let pre = format!("model.layers.{l}");
     let w = |p: &mut Planner, shape: &[usize], name: &str| p.alloc(shape, &format!("{pre}.{name}"), Role::Weight);
+    // The throughput experts hold E / chips whole experts per chip (gate and up fused); the
+    // low-latency ones E / rows experts with I split over the columns.
+    let (e, i, names) = match n.throughput {
+        true => (n.local, n.inter * n.tp, ["w1_w3", "w1_w3_bias", "w2", "w2_bias"]),
+        false => (n.experts, n.inter, ["gate_up_proj", "gate_up_proj_bias", "down_proj", "down_proj_bias"]),
+    };
+    let [gu, gub, dn, dnb] = names.map(|x| format!("mlp.experts.{x}"));
     Ok(LayerW {
         input_norm: w(p, &[1, 1, 1, n.h], "input_layernorm.weight")?,
         wqkv: w(p, &[1, 1, n.h, qkv], "self_attn.wqkv")?,
@@ -144,10 +164,14 @@ fn upload_layer(p: &mut Planner, n: &Dims, l: usize, max_seq: usize) -> Result<L
         post_norm: w(p, &[1, 1, 1, n.h], "post_attention_layernorm.weight")?,
         router: w(p, &[1, 1, n.h, n.experts * n.rows], "mlp.router.weight")?,
         router_bias: w(p, &[1, 1, 1, n.experts * n.rows], "mlp.router.bias")?,
-        gate_up: w(p, &[1, n.experts, n.h, 2 * n.inter], "mlp.experts.gate_up_proj")?,
-        gate_up_bias: w(p, &[1, n.experts, 1, 2 * n.inter], "mlp.experts.gate_up_proj_bias")?,
-        down: w(p, &[1, n.experts, n.inter, n.h], "mlp.experts.down_proj")?,
-        down_bias: w(p, &[1, n.experts, 1, n.h], "mlp.experts.down_proj_bias")?,
+        gate_up: w(p, &[1, e, n.h, 2 * i], &gu)?,
+        gate_up_bias: w(p, &[1, e, 1, 2 * i], &gub)?,
+        down: w(p, &[1, e, i, n.h], &dn)?,
+        down_bias: w(p, &[1, e, 1, n.h], &dnb)?,
+        mapping: match n.throughput {
+            true => Some(w(p, &[1, 1, n.experts * n.rows, n.rows * n.tp], "mlp.experts.expert_mapping")?),
+            false => None,
+        },
         k_cache: p.alloc(&[1, n.kv_heads, max_seq, n.d], &format!("{pre}.self_attn.k_cache"), Role::KvCache)?,
         v_cache: p.alloc(&[1, n.kv_heads, max_seq, n.d], &format!("{pre}.self_attn.v_cache"), Role::KvCache)?,
     })
@@ -194,6 +218,11 @@ fn layer(p: &mut Planner, n: &Dims, w: &LayerW, x: Tensor, s: usize, decode: boo
     let x1 = p.op1("ttnn.add", &[&x, &a], &[1, 1, s, h], "layer.residual_attn")?;
     p.free(&[&x, &a])?;
     let h2 = p.op1("ttnn.rms_norm", &[&x1, &w.post_norm], &[1, 1, s, h], "layer.post_norm")?;
+    if n.throughput {
+        let moe = throughput::mlp(p, n, w, &h2, s, !decode)?;
+        p.free(&[&h2])?;
+        return residual_mlp(p, n, x1, moe, s);
+    }
     let e_all = n.experts * n.rows;
     let logits = p.op1("ttnn.linear", &[&h2, &w.router, &w.router_bias], &[1, 1, s, e_all], "router.logits")?;
     let top = p.op(
@@ -209,7 +238,12 @@ fn layer(p: &mut Planner, n: &Dims, w: &LayerW, x: Tensor, s: usize, decode: boo
     p.free(&[&idx, &wts])?;
     let moe = experts(p, n, w, &h2, &routing, s)?;
     p.free(&[&h2, &routing])?;
-    let x2 = p.op1("ttnn.add", &[&x1, &moe], &[1, 1, s, h], "layer.residual_mlp")?;
+    residual_mlp(p, n, x1, moe, s)
+}
+
+/// The MLP's residual add; frees both inputs.
+fn residual_mlp(p: &mut Planner, n: &Dims, x1: Tensor, moe: Tensor, s: usize) -> Result<Tensor, RunError> {
+    let x2 = p.op1("ttnn.add", &[&x1, &moe], &[1, 1, s, n.h], "layer.residual_mlp")?;
     p.free(&[&x1, &moe])?;
     Ok(x2)
 }
@@ -311,7 +345,10 @@ pub fn plan(
         top_k: c.num_experts_per_tok,
         rows,
         tp,
+        throughput: throughput_prefill(rows, tp, c.num_local_experts),
+        local: c.num_local_experts / (rows * tp).max(1),
     };
+
     if opts.seq_len % TILE != 0 {
         return Err(RunError::Usage(format!("--plan: --seq-len {} is not a multiple of {TILE}", opts.seq_len)));
     }

@@ -81,16 +81,18 @@ pub fn run(
         return Err(RunError::Usage("decode needs --decode-steps of at least 1".into()));
     }
     let modules = opts.modules.clone().unwrap_or_else(|| vec![Module::Model]);
+    // The model first: its expert count decides which experts a prefill on several rows runs.
+    let weights = load_model(&opts.model, opts.seed)?;
     let ctx = FaultContext {
         arch: opts.arch,
         rows: opts.rows,
         cols: opts.cols,
+        experts: weights.config.num_local_experts,
         modules: &modules,
         phases,
         fix_all_reduce: opts.fix_all_reduce,
     };
     let faults = resolve(&opts.inject, &ctx)?;
-    let weights = load_model(&opts.model, opts.seed)?;
     let mut config = MeshConfig::new(opts.arch, opts.rows, opts.cols).detect(opts.detect).command(&opts.command);
     for g in &opts.guard_globs {
         config = config.guard_glob(g);

@@ -7,9 +7,9 @@ use super::error::RunError;
 use super::module::{Module, ModuleResult};
 use super::options::Mode;
 use crate::gpt_oss::device::{
-    prefill_attention, prefill_experts_consuming, prefill_layer, router, throughput_experts, DecodeAttention,
-    DecodeModel, DeviceAttention, DeviceExperts, DeviceLayer, DeviceModel, DeviceRouter, ThroughputExperts,
-    ThroughputInputs, TpReduce,
+    prefill_attention, prefill_experts_consuming, prefill_layer, router, throughput_experts, throughput_prefill,
+    DecodeAttention, DecodeModel, DeviceAttention, DeviceExperts, DeviceLayer, DeviceModel, DeviceRouter,
+    ThroughputExperts, ThroughputInputs, TpReduce,
 };
 use crate::gpt_oss::pcc::pcc;
 use crate::gpt_oss::reference::{self, LayerCache, Reference};
@@ -146,11 +146,6 @@ impl<'w> Session<'w> {
     /// The whole model on `ids` (random ids when `None`): logits PCC and the logits `[T, V]`.
     pub fn model(&mut self, ids: Option<&[u32]>) -> Result<(f64, Vec<f32>), RunError> {
         let ids = self.prompt_ids(ids);
-        if self.mesh.desc().rows != 1 {
-            return Err(RunError::Usage(
-                "the decoder and model modules need a 1xN mesh (the 4x8 prefill experts are not wired yet)".into(),
-            ));
-        }
         if self.model.is_none() {
             self.model = Some(DeviceModel::upload(&mut self.mesh, self.weights)?);
         }
@@ -216,7 +211,8 @@ impl<'w> Session<'w> {
 
     fn experts(&mut self) -> Result<f64, RunError> {
         let (c, l) = (&self.weights.config, self.layer);
-        if self.mesh.desc().rows != 1 {
+        let desc = self.mesh.desc();
+        if throughput_prefill(desc.rows as usize, desc.cols as usize, c.num_local_experts) {
             return self.throughput_experts();
         }
         if self.experts.is_none() {
@@ -315,11 +311,6 @@ impl<'w> Session<'w> {
 
     fn decoder(&mut self) -> Result<f64, RunError> {
         let (c, l) = (&self.weights.config, self.layer);
-        if self.mesh.desc().rows != 1 {
-            return Err(RunError::Usage(
-                "the decoder and model modules need a 1xN mesh (the 4x8 prefill experts are not wired yet)".into(),
-            ));
-        }
         let lw = &self.weights.layers[l];
         if self.decoder.is_none() {
             self.decoder = Some(DeviceLayer::upload(&mut self.mesh, c, lw, l)?);

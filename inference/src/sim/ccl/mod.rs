@@ -7,12 +7,14 @@
 mod all_gather;
 mod all_reduce;
 mod all_to_all;
+mod mesh_partition;
 mod reduce_scatter;
 mod semaphore;
 
 pub use all_gather::{all_gather, all_gather_async, AllGatherAsync};
 pub use all_reduce::all_reduce;
 pub use all_to_all::{all_to_all_combine, all_to_all_dispatch};
+pub use mesh_partition::mesh_partition;
 pub use reduce_scatter::{reduce_scatter, reduce_scatter_minimal_async, ReduceScatterAsync};
 pub use semaphore::{gpt_oss_ccl_cores, CclManager, GlobalSemaphore};
 
