@@ -178,6 +178,90 @@ fn concat_heads(mesh: &mut Mesh, x: &Tensor) -> Result<Tensor, DeviceError> {
     Ok(out)
 }
 
+/// The fused QKV linear, the head split `split` makes of its output, and rotary on q and k:
+/// the prologue both prefill attentions share. Returns `(q_rot, k_rot, v)`, having freed the
+/// rest in the order the traces record.
+pub(super) fn rotated_qkv(
+    mesh: &mut Mesh,
+    att: &DeviceAttention,
+    x: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    split: impl FnOnce(&mut Mesh, &Tensor) -> Result<(Tensor, Tensor, Tensor), DeviceError>,
+) -> Result<(Tensor, Tensor, Tensor), DeviceError> {
+    let xqkv =
+        ops::linear(mesh, x, &att.wqkv, Some(&att.wqkv_bias), MatmulArgs::default(), &Out::dram().named("attn.xqkv"))?;
+    let (q, k, v) = split(mesh, &xqkv)?;
+    mesh.deallocate(&xqkv)?;
+    let (q_rot, k_rot) = rotate_qk(mesh, &q, &k, cos, sin, &Out::dram(), "attn")?;
+    Ok((q_rot, k_rot, v))
+}
+
+/// Rotary embedding of `q` then `k` into `{prefix}.q_rot` / `{prefix}.k_rot` placed as `out`,
+/// then frees `q` and `k`; prefill and decode attention both take this step.
+pub(super) fn rotate_qk(
+    mesh: &mut Mesh,
+    q: &Tensor,
+    k: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    out: &Out,
+    prefix: &str,
+) -> Result<(Tensor, Tensor), DeviceError> {
+    let q_rot = ops::rotary_embedding(mesh, q, cos, sin, &out.clone().named(&format!("{prefix}.q_rot")))?;
+    let k_rot = ops::rotary_embedding(mesh, k, cos, sin, &out.clone().named(&format!("{prefix}.k_rot")))?;
+    mesh.deallocate(q)?;
+    mesh.deallocate(k)?;
+    Ok((q_rot, k_rot))
+}
+
+/// Causal SDPA with the sinks and the layer's window into `attn.sdpa`, then frees its inputs.
+pub(super) fn causal_sdpa(
+    mesh: &mut Mesh,
+    att: &DeviceAttention,
+    q_rot: &Tensor,
+    k_rot: &Tensor,
+    v: &Tensor,
+) -> Result<Tensor, DeviceError> {
+    let sdpa_args = SdpaArgs { is_causal: true, sliding_window: att.window, scale: Some(att.scale) };
+    let attn = ops::scaled_dot_product_attention(
+        mesh,
+        q_rot,
+        k_rot,
+        v,
+        Some(&att.sinks),
+        sdpa_args,
+        &Out::dram().named("attn.sdpa"),
+    )?;
+    for t in [q_rot, k_rot, v] {
+        mesh.deallocate(t)?;
+    }
+    Ok(attn)
+}
+
+/// The o_proj matmul of the concatenated heads, its bias and the TP all-reduce named
+/// `allreduce_name`; intermediates go to `{prefix}.o_proj` / `{prefix}.o_proj_bias` placed as
+/// `out`. Frees `concat` and every intermediate, so only the reduced output is left.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn o_proj_allreduce(
+    mesh: &mut Mesh,
+    ccl_manager: &mut CclManager,
+    att: &DeviceAttention,
+    concat: &Tensor,
+    out: &Out,
+    prefix: &str,
+    allreduce_name: &str,
+) -> Result<Tensor, DeviceError> {
+    let o_proj_out = out.clone().named(&format!("{prefix}.o_proj"));
+    let partial = ops::matmul(mesh, concat, &att.o_proj, MatmulArgs::default(), &o_proj_out)?;
+    mesh.deallocate(concat)?;
+    let biased = ops::add(mesh, &partial, &att.o_bias, &out.clone().named(&format!("{prefix}.o_proj_bias")))?;
+    mesh.deallocate(&partial)?;
+    let reduced = allreduce(mesh, ccl_manager, &biased, allreduce_name)?;
+    mesh.deallocate(&biased)?;
+    Ok(reduced)
+}
+
 /// Prefill attention of `x` (`[1, 1, S, H]`, normed, replicated), positions given by the
 /// `cos`/`sin` tables. Returns `[1, 1, S, H]`, the same on every chip of a row.
 pub fn prefill_attention(
@@ -190,36 +274,15 @@ pub fn prefill_attention(
 ) -> Result<Tensor, DeviceError> {
     let d = att.head_dim;
     let (nh, nkv) = (att.plan.heads, att.plan.kv_heads);
-    let xqkv =
-        ops::linear(mesh, x, &att.wqkv, Some(&att.wqkv_bias), MatmulArgs::default(), &Out::dram().named("attn.xqkv"))?;
-    let q = heads(mesh, &xqkv, 0, nh, d, "attn.q")?;
-    let k = heads(mesh, &xqkv, nh * d, nkv, d, "attn.k")?;
-    let v = heads(mesh, &xqkv, (nh + nkv) * d, nkv, d, "attn.v")?;
-    mesh.deallocate(&xqkv)?;
-    let q_rot = ops::rotary_embedding(mesh, &q, cos, sin, &Out::dram().named("attn.q_rot"))?;
-    let k_rot = ops::rotary_embedding(mesh, &k, cos, sin, &Out::dram().named("attn.k_rot"))?;
-    mesh.deallocate(&q)?;
-    mesh.deallocate(&k)?;
-    let sdpa_args = SdpaArgs { is_causal: true, sliding_window: att.window, scale: Some(att.scale) };
-    let attn = ops::scaled_dot_product_attention(
-        mesh,
-        &q_rot,
-        &k_rot,
-        &v,
-        Some(&att.sinks),
-        sdpa_args,
-        &Out::dram().named("attn.sdpa"),
-    )?;
-    for t in [&q_rot, &k_rot, &v] {
-        mesh.deallocate(t)?;
-    }
+    let (q_rot, k_rot, v) = rotated_qkv(mesh, att, x, cos, sin, |mesh, xqkv| {
+        let q = heads(mesh, xqkv, 0, nh, d, "attn.q")?;
+        let k = heads(mesh, xqkv, nh * d, nkv, d, "attn.k")?;
+        let v = heads(mesh, xqkv, (nh + nkv) * d, nkv, d, "attn.v")?;
+        Ok((q, k, v))
+    })?;
+    let attn = causal_sdpa(mesh, att, &q_rot, &k_rot, &v)?;
     let concat = concat_heads(mesh, &attn)?;
     mesh.deallocate(&attn)?;
-    let partial = ops::matmul(mesh, &concat, &att.o_proj, MatmulArgs::default(), &Out::dram().named("attn.o_proj"))?;
-    mesh.deallocate(&concat)?;
-    let biased = ops::add(mesh, &partial, &att.o_bias, &Out::dram().named("attn.o_proj_bias"))?;
-    mesh.deallocate(&partial)?;
-    let out = allreduce(mesh, ccl_manager, &biased, &format!("layer{}.attn.tp_allreduce", att.layer))?;
-    mesh.deallocate(&biased)?;
-    Ok(out)
+    let allreduce_name = format!("layer{}.attn.tp_allreduce", att.layer);
+    o_proj_allreduce(mesh, ccl_manager, att, &concat, &Out::dram(), "attn", &allreduce_name)
 }
