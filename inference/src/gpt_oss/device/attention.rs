@@ -6,13 +6,13 @@
 use super::allreduce::allreduce;
 use super::error::DeviceError;
 use super::plan::TpPlan;
-use super::upload::{host4, put, transpose};
+use super::upload::{host4, put, rank0_bias, transpose};
 use crate::gpt_oss::config::GptOssConfig;
 use crate::gpt_oss::rope::Rope;
 use crate::gpt_oss::weights::AttentionWeights;
 use crate::sim::ccl::CclManager;
 use crate::sim::ops::{self, MatmulArgs, Out, SdpaArgs};
-use crate::sim::{DType, Distribution, HostTensor, Mesh, Tensor, TensorSpec};
+use crate::sim::{Distribution, HostTensor, Mesh, Tensor};
 use ttsan_events::Role;
 
 /// One layer's attention weights on the mesh, placed as tt-metal places them.
@@ -85,15 +85,7 @@ impl DeviceAttention {
         let wqkv_bias = put(mesh, &wqkv_bias, &columns, &format!("{prefix}.wqkv_bias"), Role::Weight)?;
         let o_proj =
             put(mesh, &o_proj, &Distribution::Shard { axis: 1, dim: 2 }, &format!("{prefix}.o_proj"), Role::Weight)?;
-        let bias_pieces = (0..plan.devices())
-            .map(|dev| {
-                let data = if plan.rank(dev) == 0 { w.o_bias.data.clone() } else { vec![0.0; h] };
-                host4(1, h, data)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let bias_spec = TensorSpec::new(&[1, 1, 1, h], DType::Bf16);
-        let o_bias =
-            mesh.from_host_per_device(bias_pieces, &bias_spec, &format!("{prefix}.o_proj_bias"), Role::Weight)?;
+        let o_bias = rank0_bias(mesh, &plan, &[1, 1, 1, h], &w.o_bias.data, &format!("{prefix}.o_proj_bias"))?;
         Ok(DeviceAttention {
             wqkv,
             wqkv_bias,
