@@ -7,7 +7,7 @@ use sim_support::{analyze, ints, mesh, mesh_arch, op_index, replicated, workload
 use std::collections::HashMap;
 use ttsan_inference::alloc::{AllocRequest, Allocator, AllocatorConfig};
 use ttsan_inference::sim::ops::{self, Out};
-use ttsan_inference::sim::{DType, DetectMode, Distribution, SimError, TensorSpec};
+use ttsan_inference::sim::{DType, DetectMode, SimError, TensorSpec};
 use ttsan_sanitizer::FindingKind;
 use ttsan_shim::events::{Arch, Event, Layout, Role};
 
