@@ -170,6 +170,31 @@ fn concat_heads(mesh: &mut Mesh, x: &Tensor) -> Result<Tensor, DeviceError> {
     Ok(out)
 }
 
+/// Prefill attention of `x` (`[1, 1, S, H]`, normed, replicated), positions given by the
+/// `cos`/`sin` tables. Returns `[1, 1, S, H]`, the same on every chip of a row.
+pub fn prefill_attention(
+    mesh: &mut Mesh,
+    ccl_manager: &mut CclManager,
+    att: &DeviceAttention,
+    x: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+) -> Result<Tensor, DeviceError> {
+    let d = att.head_dim;
+    let (nh, nkv) = (att.plan.heads, att.plan.kv_heads);
+    let (q_rot, k_rot, v) = rotated_qkv(mesh, att, x, cos, sin, |mesh, xqkv| {
+        let q = heads(mesh, xqkv, 0, nh, d, "attn.q")?;
+        let k = heads(mesh, xqkv, nh * d, nkv, d, "attn.k")?;
+        let v = heads(mesh, xqkv, (nh + nkv) * d, nkv, d, "attn.v")?;
+        Ok((q, k, v))
+    })?;
+    let attn = causal_sdpa(mesh, att, &q_rot, &k_rot, &v)?;
+    let concat = concat_heads(mesh, &attn)?;
+    mesh.deallocate(&attn)?;
+    let allreduce_name = format!("layer{}.attn.tp_allreduce", att.layer);
+    o_proj_allreduce(mesh, ccl_manager, att, &concat, &Out::dram(), "attn", &allreduce_name)
+}
+
 /// The fused QKV linear, the head split `split` makes of its output, and rotary on q and k:
 /// the prologue both prefill attentions share. Returns `(q_rot, k_rot, v)`, having freed the
 /// rest in the order the traces record.
@@ -252,29 +277,4 @@ pub(super) fn o_proj_allreduce(
     let reduced = allreduce(mesh, ccl_manager, &biased, allreduce_name)?;
     mesh.deallocate(&biased)?;
     Ok(reduced)
-}
-
-/// Prefill attention of `x` (`[1, 1, S, H]`, normed, replicated), positions given by the
-/// `cos`/`sin` tables. Returns `[1, 1, S, H]`, the same on every chip of a row.
-pub fn prefill_attention(
-    mesh: &mut Mesh,
-    ccl_manager: &mut CclManager,
-    att: &DeviceAttention,
-    x: &Tensor,
-    cos: &Tensor,
-    sin: &Tensor,
-) -> Result<Tensor, DeviceError> {
-    let d = att.head_dim;
-    let (nh, nkv) = (att.plan.heads, att.plan.kv_heads);
-    let (q_rot, k_rot, v) = rotated_qkv(mesh, att, x, cos, sin, |mesh, xqkv| {
-        let q = heads(mesh, xqkv, 0, nh, d, "attn.q")?;
-        let k = heads(mesh, xqkv, nh * d, nkv, d, "attn.k")?;
-        let v = heads(mesh, xqkv, (nh + nkv) * d, nkv, d, "attn.v")?;
-        Ok((q, k, v))
-    })?;
-    let attn = causal_sdpa(mesh, att, &q_rot, &k_rot, &v)?;
-    let concat = concat_heads(mesh, &attn)?;
-    mesh.deallocate(&attn)?;
-    let allreduce_name = format!("layer{}.attn.tp_allreduce", att.layer);
-    o_proj_allreduce(mesh, ccl_manager, att, &concat, &Out::dram(), "attn", &allreduce_name)
 }
