@@ -259,7 +259,6 @@ pub(super) fn causal_sdpa(
 /// The o_proj matmul of the concatenated heads, its bias and the TP all-reduce named
 /// `allreduce_name`; intermediates go to `{prefix}.o_proj` / `{prefix}.o_proj_bias` placed as
 /// `out`. Frees `concat` and every intermediate, so only the reduced output is left.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn o_proj_allreduce(
     mesh: &mut Mesh,
     ccl_manager: &mut CclManager,
