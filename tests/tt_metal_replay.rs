@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use tt_metal_sys::RuntimeRoot;
 use ttsan_events::trace::read_all;
-use ttsan_events::{Arch, Event, Space};
+use ttsan_events::{Arch, CaptureStart, Event, Space};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ttsan");
 
@@ -39,6 +39,18 @@ fn replay(dir: &Path, script: &str, extra: &[&str]) -> Output {
 fn lines(out: &Output) -> Vec<String> {
     assert!(out.status.success(), "ttsan failed ({:?}): {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+/// Replays `script` with `args` and a trace, asserts it printed `want`, and returns the
+/// CaptureStart the trace must open with.
+fn replay_traced(dir: &Path, script: &str, args: &[&str], want: &[String]) -> CaptureStart {
+    let mut args = args.to_vec();
+    args.extend(["--trace", "trace.ttsan"]);
+    let out = replay(dir, script, &args);
+    assert_eq!(lines(&out), want);
+    let (events, _) = read_all(dir.join("trace.ttsan")).unwrap();
+    let Some(Event::CaptureStart(start)) = events.into_iter().next() else { panic!("no CaptureStart") };
+    start
 }
 
 fn assert_no_litter(dir: &Path) {
@@ -125,13 +137,8 @@ fn wormhole_t3k_eight_chips_shares_one_allocator() {
     let Some(_) = library("wormhole_t3k_eight_chips_shares_one_allocator") else { return };
     let dir = tempfile::tempdir().unwrap();
     let script = "a d dram 1048576 2048\na w l1 65536 2048\nf d\nf w\n";
-    let out = replay(dir.path(), script, &["--chips", "8", "--trace", "t.ttsan"]);
-    assert_eq!(
-        lines(&out),
-        vec![format!("d {}", 0x10_0040), format!("w {}", 0x16_d800), "d FREED".into(), "w FREED".into()]
-    );
-    let (events, _) = read_all(dir.path().join("t.ttsan")).unwrap();
-    let Some(Event::CaptureStart(start)) = events.first() else { panic!("no CaptureStart") };
+    let want = [format!("d {}", 0x10_0040), format!("w {}", 0x16_d800), "d FREED".into(), "w FREED".into()];
+    let start = replay_traced(dir.path(), script, &["--chips", "8"], &want);
     assert_eq!((start.mesh.rows, start.mesh.cols, start.mesh.len()), (2, 4, 8));
     // T3K keeps a worker row for dispatch: 8x7 compute cores.
     assert_eq!(start.geometry.l1_banks(), 56);
@@ -143,13 +150,8 @@ fn blackhole_one_chip_matches_the_measured_addresses() {
     let Some(_) = library("blackhole_one_chip_matches_the_measured_addresses") else { return };
     let dir = tempfile::tempdir().unwrap();
     let script = "a d dram 131072 2048\na w l1 32768 2048\nf d\na e dram 131072 2048\n";
-    let out = replay(dir.path(), script, &["--arch", "blackhole", "--trace", "bh.ttsan"]);
-    assert_eq!(
-        lines(&out),
-        vec![format!("d {}", 0x10_0080), format!("w {}", 0x17_f800), "d FREED".into(), format!("e {}", 0x10_0080)]
-    );
-    let (events, _) = read_all(dir.path().join("bh.ttsan")).unwrap();
-    let Some(Event::CaptureStart(start)) = events.first() else { panic!("no CaptureStart") };
+    let want = [format!("d {}", 0x10_0080), format!("w {}", 0x17_f800), "d FREED".into(), format!("e {}", 0x10_0080)];
+    let start = replay_traced(dir.path(), script, &["--arch", "blackhole"], &want);
     assert_eq!(start.geometry.arch, Arch::Blackhole);
     assert_eq!((start.geometry.dram_banks, start.geometry.dram_alignment), (8, 64));
 }
@@ -158,11 +160,9 @@ fn blackhole_one_chip_matches_the_measured_addresses() {
 fn galaxy_thirty_two_chips_opens_as_an_8x4_mesh() {
     let Some(_) = library("galaxy_thirty_two_chips_opens_as_an_8x4_mesh") else { return };
     let dir = tempfile::tempdir().unwrap();
-    let out =
-        replay(dir.path(), "a d dram 1048576 2048\na w l1 65536 2048\n", &["--chips", "32", "--trace", "g.ttsan"]);
-    assert_eq!(lines(&out), vec![format!("d {}", 0x10_0040), format!("w {}", 0x16_d800)]);
-    let (events, _) = read_all(dir.path().join("g.ttsan")).unwrap();
-    let Some(Event::CaptureStart(start)) = events.first() else { panic!("no CaptureStart") };
+    let script = "a d dram 1048576 2048\na w l1 65536 2048\n";
+    let want = [format!("d {}", 0x10_0040), format!("w {}", 0x16_d800)];
+    let start = replay_traced(dir.path(), script, &["--chips", "32"], &want);
     assert_eq!(start.mesh.len(), 32);
     // 6u_cluster_desc.yaml opens as 8 rows by 4 columns (not 4x8).
     assert_eq!((start.mesh.rows, start.mesh.cols), (8, 4));

@@ -47,6 +47,33 @@ fn selftest_cdp(chromium: &Path, html: &Path, shot: &Path, limit_s: u64) -> serd
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("verdict is not JSON ({e}): {text}"))
 }
 
+/// The self-test checks of a page with a finding: it is listed, clicking it selects the chip
+/// and space and brings the culprit op and the address into view, and the map draws.
+const FINDING_CHECKS: [&str; 9] = [
+    "decoded",
+    "findings_listed",
+    "finding_selects_chip",
+    "finding_selects_space",
+    "culprit_op_in_view",
+    "address_in_view",
+    "culprit_drawn",
+    "map_has_pixels",
+    "no_console_errors",
+];
+
+/// Asserts that each of `names` is in the verdict's checks and passed.
+fn assert_checks_pass(verdict: &serde_json::Value, names: &[&str]) {
+    for name in names {
+        assert_eq!(verdict["checks"][name]["pass"], true, "{name}: {verdict}");
+    }
+}
+
+/// Coloured pixels in the map area of a screenshot (the canvas left of the 360 px side panel,
+/// below the header and above the op track), with the screenshot's width and height.
+fn map_pixels(shot: &Path) -> (u64, u32, u32) {
+    chromium::saturated_pixels(shot, (80, 80), (1400 - 370, 900 - 90))
+}
+
 #[test]
 fn finding_click_pans_to_the_culprit_and_hostile_names_stay_text() {
     let Some(chromium) = chromium::require() else { return };
@@ -54,32 +81,12 @@ fn finding_click_pans_to_the_culprit_and_hostile_names_stay_text() {
     let html = page_for(dir.path(), scenario(true));
     let shot = dir.path().join("shot.png");
     let verdict = selftest_cdp(&chromium, &html, &shot, 60);
-    let checks = verdict["checks"].as_object().expect("checks");
-    for name in [
-        "decoded",
-        "findings_listed",
-        "finding_selects_chip",
-        "finding_selects_space",
-        "culprit_op_in_view",
-        "address_in_view",
-        "culprit_drawn",
-        "hover_shows_victim",
-        "map_has_pixels",
-        "no_injected_markup",
-        "hostile_names_shown_as_text",
-        "no_console_errors",
-    ] {
-        assert_eq!(
-            checks.get(name).map(|c| c["pass"].clone()),
-            Some(serde_json::Value::Bool(true)),
-            "{name}: {verdict}"
-        );
-    }
+    assert_checks_pass(&verdict, &FINDING_CHECKS);
+    assert_checks_pass(&verdict, &["hover_shows_victim", "no_injected_markup", "hostile_names_shown_as_text"]);
     assert_eq!(verdict["ok"], true, "{verdict}");
     assert_eq!(verdict["perf"]["allocations"], 57);
 
-    // The map is the canvas left of the 360 px side panel, below the header and above the op track.
-    let (colored, w, h) = chromium::saturated_pixels(&shot, (80, 80), (1400 - 370, 900 - 90));
+    let (colored, w, h) = map_pixels(&shot);
     assert_eq!((w, h), (1400, 900));
     assert!(colored > 2_000, "only {colored} coloured pixels in the map area");
 }
@@ -104,20 +111,8 @@ fn sink_corruption_scenario_map() {
     assert!(stdout.contains("use-after-free") && stdout.contains("layer1.attn.sinks"), "{stdout}");
     let shot = dir.path().join("shot.png");
     let verdict = selftest_cdp(&chromium, &html, &shot, 90);
-    for name in [
-        "decoded",
-        "findings_listed",
-        "finding_selects_chip",
-        "finding_selects_space",
-        "culprit_op_in_view",
-        "address_in_view",
-        "culprit_drawn",
-        "map_has_pixels",
-        "no_console_errors",
-    ] {
-        assert_eq!(verdict["checks"][name]["pass"], true, "{name}: {verdict}");
-    }
-    let (colored, _, _) = chromium::saturated_pixels(&shot, (80, 80), (1400 - 370, 900 - 90));
+    assert_checks_pass(&verdict, &FINDING_CHECKS);
+    let (colored, _, _) = map_pixels(&shot);
     assert!(colored > 2_000, "only {colored} coloured pixels in the map area");
 }
 
@@ -128,9 +123,7 @@ fn page_without_findings_still_draws() {
     let opts = BigTraceOptions { allocations: 2_000, ops: 40, plant_use_after_free: false, ..Default::default() };
     let html = page_for(dir.path(), BigTrace::new(opts));
     let verdict = selftest_dump_dom(&chromium, &html, 15_000);
-    assert_eq!(verdict["checks"]["decoded"]["pass"], true, "{verdict}");
-    assert_eq!(verdict["checks"]["map_has_pixels"]["pass"], true, "{verdict}");
-    assert_eq!(verdict["checks"]["no_console_errors"]["pass"], true, "{verdict}");
+    assert_checks_pass(&verdict, &["decoded", "map_has_pixels", "no_console_errors"]);
     // No finding to click: that check fails by design, and nothing else may.
     assert_eq!(verdict["checks"]["findings_listed"]["pass"], false);
 }
@@ -153,7 +146,7 @@ fn one_million_allocations() {
     let size = std::fs::metadata(&html).expect("page").len();
     let shot = dir.path().join("shot.png");
     let verdict = selftest_cdp(&chromium, &html, &shot, 300);
-    let (colored, _, _) = chromium::saturated_pixels(&shot, (80, 80), (1400 - 370, 900 - 90));
+    let (colored, _, _) = map_pixels(&shot);
     eprintln!("scale: {colored} coloured pixels in the map area of the screenshot");
     eprintln!(
         "scale: trace {} bytes, page {} bytes, ttsan report {:.1} s, page perf {}",

@@ -3,8 +3,10 @@
 //! 4), the sliding layer 0 and the full layer 1, the cache filled by the device prefill.
 //! PCC as tt-metal's module tests measure it, and a clean sanitizer analysis of every run.
 
+mod gpt_oss_support;
+
+use gpt_oss_support::{assert_clean, quick_config, recording, upload_x};
 use std::sync::Arc;
-use ttsan_inference::gpt_oss::config::GptOssConfig;
 use ttsan_inference::gpt_oss::device::{
     decode_attention, decode_experts, decode_layer, prefill_attention_fill, DecodeAttention, DecodeModel,
     DecodePosition, DeviceExperts, DeviceKvCache, DeviceLayer, TpReduce,
@@ -17,7 +19,6 @@ use ttsan_inference::gpt_oss::{random_weights, ModelWeights};
 use ttsan_inference::sim::ccl::{CclManager, Topology};
 use ttsan_inference::sim::ops::{self, Out};
 use ttsan_inference::sim::{DType, DetectMode, Distribution, HostTensor, Mesh, MeshConfig, Tensor, TensorSpec};
-use ttsan_sanitizer::{AnalysisOptions, Analyzer};
 use ttsan_shim::events::{Arch, Role};
 use ttsan_shim::MemoryRecorder;
 
@@ -31,26 +32,17 @@ const MAX_SEQ: usize = 64;
 /// lie past the window, 8 experts (2 per row under EP 4, still top-4) and a vocabulary of 256
 /// (32 per column), so the debug-build simulator stays quick on 32 chips.
 fn model() -> ModelWeights {
-    let mut config = GptOssConfig::tiny_tt();
-    config.sliding_window = Some(24);
-    config.hidden_size = 256;
+    let mut config = quick_config();
     config.num_local_experts = 8;
     config.vocab_size = 256;
     random_weights(&config, 21)
 }
 
 fn open(rows: u32, cols: u32) -> (Mesh, Arc<MemoryRecorder>, CclManager) {
-    let rec = Arc::new(MemoryRecorder::new());
     let config = MeshConfig::new(Arch::WormholeB0, rows, cols).detect(DetectMode::Both).command("gpt_oss_decode test");
-    let mut mesh = Mesh::new(config, rec.clone()).unwrap();
+    let (mut mesh, rec) = recording(config);
     let ccl = CclManager::gpt_oss(&mut mesh, Topology::Ring, 1).unwrap();
     (mesh, rec, ccl)
-}
-
-fn upload_x(mesh: &mut Mesh, x: &[f32], hidden: usize) -> Tensor {
-    let host = HostTensor::new(vec![1, 1, x.len() / hidden, hidden], x.to_vec()).unwrap();
-    let spec = TensorSpec::new(&host.shape, DType::Bf16);
-    mesh.from_host(&host, &spec, &Distribution::Replicate, "x", Role::Activation).unwrap()
 }
 
 /// The first chip's values (outputs are replicated over every chip).
@@ -58,17 +50,6 @@ fn first(mesh: &mut Mesh, t: &Tensor) -> Vec<f32> {
     let all = mesh.to_host(t).unwrap();
     assert!(all.windows(2).all(|p| p[0] == p[1]), "every chip holds the same result");
     all.into_iter().next().unwrap().data
-}
-
-fn assert_clean(mesh: Mesh, rec: &MemoryRecorder) {
-    mesh.finish().unwrap();
-    let mut analyzer = Analyzer::new(AnalysisOptions::default());
-    for e in rec.take() {
-        analyzer.feed(&e);
-    }
-    let analysis = analyzer.finish(None);
-    assert!(analysis.errors.is_empty(), "{:?}", analysis.errors);
-    assert!(analysis.findings.is_empty(), "{:?}", analysis.findings);
 }
 
 fn check(what: &str, golden: &[f32], got: &[f32]) {

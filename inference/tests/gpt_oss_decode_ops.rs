@@ -3,29 +3,18 @@
 //! trace shows them as writes to the cache), and the decode SDPA with window and sinks, paged
 //! and not. Every run must give a clean sanitizer analysis.
 
+mod gpt_oss_support;
+
+use gpt_oss_support::{assert_clean, recording};
 use std::sync::Arc;
 use ttsan_inference::gpt_oss::rng::SplitMix64;
 use ttsan_inference::sim::ops::{self, Out, QkvHeads, SdpaDecodeArgs};
 use ttsan_inference::sim::{DType, Distribution, HostTensor, Mesh, MeshConfig, Tensor, TensorSpec};
-use ttsan_sanitizer::{AnalysisOptions, Analyzer};
 use ttsan_shim::events::{Arch, Role};
 use ttsan_shim::MemoryRecorder;
 
 fn open() -> (Mesh, Arc<MemoryRecorder>) {
-    let rec = Arc::new(MemoryRecorder::new());
-    let config = MeshConfig::new(Arch::WormholeB0, 1, 2).command("gpt_oss_decode_ops test");
-    (Mesh::new(config, rec.clone()).unwrap(), rec)
-}
-
-fn assert_clean(mesh: Mesh, rec: &MemoryRecorder) {
-    mesh.finish().unwrap();
-    let mut analyzer = Analyzer::new(AnalysisOptions::default());
-    for e in rec.take() {
-        analyzer.feed(&e);
-    }
-    let analysis = analyzer.finish(None);
-    assert!(analysis.errors.is_empty(), "{:?}", analysis.errors);
-    assert!(analysis.findings.is_empty(), "{:?}", analysis.findings);
+    recording(MeshConfig::new(Arch::WormholeB0, 1, 2).command("gpt_oss_decode_ops test"))
 }
 
 /// Small whole numbers, exact in bf16, so data movement must reproduce them bit for bit.
@@ -251,8 +240,7 @@ fn decode_sdpa_matches_hf_attention_with_window_and_sinks_paged_or_not() {
 
 #[test]
 fn scatter_and_routing_remap_split_the_experts_over_the_rows() {
-    let rec = Arc::new(MemoryRecorder::new());
-    let mut mesh = Mesh::new(MeshConfig::new(Arch::WormholeB0, 2, 2), rec.clone()).unwrap();
+    let (mut mesh, rec) = recording(MeshConfig::new(Arch::WormholeB0, 2, 2));
     let e = 8;
     let zeros = put(&mut mesh, &HostTensor::zeros(&[1, 1, 1, e]), "zeros", Role::Activation);
     let index = put_u32(&mut mesh, &[6.0, 1.0, 4.0, 3.0], &[1, 1, 1, 4], "topk.indices");
@@ -283,8 +271,7 @@ fn gpt_oss_ccl_cores_fit_the_compute_grid_of_each_mesh() {
     let rect = |x: u16, y: u16| CoreRange::new(CoreCoord::new(0, 0), CoreCoord::new(x, y));
     // T3K chips (1x8) have an 8x7 compute grid, Galaxy chips (4x8) the whole 8x9 one.
     for (rows, cols, want) in [(1, 8, rect(7, 6)), (4, 8, rect(7, 7))] {
-        let rec = Arc::new(MemoryRecorder::new());
-        let mut mesh = Mesh::new(MeshConfig::new(Arch::WormholeB0, rows, cols), rec.clone()).unwrap();
+        let (mut mesh, rec) = recording(MeshConfig::new(Arch::WormholeB0, rows, cols));
         assert_eq!(gpt_oss_ccl_cores(&mesh), want, "{rows}x{cols}");
         CclManager::gpt_oss(&mut mesh, Topology::Ring, 1).unwrap();
         assert_clean(mesh, &rec);

@@ -2,8 +2,10 @@
 //! attention on 1x8 and 4x8, PCC as tt-metal's module tests measure it, and a clean sanitizer
 //! analysis of the run.
 
+mod gpt_oss_support;
+
+use gpt_oss_support::{assert_clean, quick_config, recording, upload_x};
 use std::sync::Arc;
-use ttsan_inference::gpt_oss::config::GptOssConfig;
 use ttsan_inference::gpt_oss::device::{prefill_attention, router, DeviceAttention, DeviceRouter};
 use ttsan_inference::gpt_oss::pcc::pcc;
 use ttsan_inference::gpt_oss::reference::{self, LayerCache};
@@ -12,48 +14,20 @@ use ttsan_inference::gpt_oss::rope::Rope;
 use ttsan_inference::gpt_oss::{random_weights, ModelWeights};
 use ttsan_inference::sim::ccl::{CclManager, Topology};
 use ttsan_inference::sim::{DType, DetectMode, Distribution, HostTensor, Mesh, MeshConfig, TensorSpec};
-use ttsan_sanitizer::{AnalysisOptions, Analyzer};
-use ttsan_shim::events::{Arch, CoreCoord, CoreRange, Role};
+use ttsan_shim::events::{Arch, Role};
 use ttsan_shim::MemoryRecorder;
 
-/// tiny-tt with a window shorter than the test sequence, so the sliding layer really slides,
-/// and hidden 256 (32 per chip, still tile aligned) so the debug-build simulator stays quick.
 fn model() -> ModelWeights {
-    let mut config = GptOssConfig::tiny_tt();
-    config.sliding_window = Some(24);
-    config.hidden_size = 256;
-    random_weights(&config, 21)
+    random_weights(&quick_config(), 21)
 }
 
 fn open(rows: u32, cols: u32) -> (Mesh, Arc<MemoryRecorder>) {
-    let rec = Arc::new(MemoryRecorder::new());
-    let config = MeshConfig::new(Arch::WormholeB0, rows, cols).detect(DetectMode::Both).command("gpt_oss_device test");
-    (Mesh::new(config, rec.clone()).unwrap(), rec)
+    recording(MeshConfig::new(Arch::WormholeB0, rows, cols).detect(DetectMode::Both).command("gpt_oss_device test"))
 }
 
-/// tt-metal's CCL manager takes the 8x8 core rectangle (0,0)-(7,7); clipped to the simulated
-/// chip's compute grid, which is smaller on some parts.
+/// tt-metal's CCL manager as the demo makes it.
 fn ccl_manager(mesh: &mut Mesh) -> CclManager {
-    let grid = mesh.compute_grid();
-    let end = CoreCoord::new(grid.end.x.min(7), grid.end.y.min(7));
-    CclManager::new(mesh, CoreRange::new(CoreCoord::new(0, 0), end), Topology::Ring, 1).unwrap()
-}
-
-fn upload_x(mesh: &mut Mesh, x: &[f32], tokens: usize, hidden: usize) -> ttsan_inference::sim::Tensor {
-    let host = HostTensor::new(vec![1, 1, tokens, hidden], x.to_vec()).unwrap();
-    let spec = TensorSpec::new(&host.shape, DType::Bf16);
-    mesh.from_host(&host, &spec, &Distribution::Replicate, "x", Role::Activation).unwrap()
-}
-
-fn assert_clean(mesh: Mesh, rec: &MemoryRecorder) {
-    mesh.finish().unwrap();
-    let mut analyzer = Analyzer::new(AnalysisOptions::default());
-    for e in rec.take() {
-        analyzer.feed(&e);
-    }
-    let analysis = analyzer.finish(None);
-    assert!(analysis.errors.is_empty(), "{:?}", analysis.errors);
-    assert!(analysis.findings.is_empty(), "{:?}", analysis.findings);
+    CclManager::gpt_oss(mesh, Topology::Ring, 1).unwrap()
 }
 
 #[test]
@@ -67,7 +41,7 @@ fn router_matches_reference_on_1x8_and_4x8() {
     for (rows, cols) in [(1, 8), (4, 8)] {
         let (mut mesh, rec) = open(rows, cols);
         let dev = DeviceRouter::upload(&mut mesh, &w.layers[0].router, k, 0).unwrap();
-        let xt = upload_x(&mut mesh, &x, tokens, c.hidden_size);
+        let xt = upload_x(&mut mesh, &x, c.hidden_size);
         let out = router(&mut mesh, &dev, &xt).unwrap();
         let indices = mesh.to_host(&out.indices).unwrap();
         let weights = mesh.to_host(&out.weights).unwrap();
@@ -112,7 +86,7 @@ fn prefill_attention_matches_reference_on_both_layer_kinds() {
     for (rows, cols) in [(1, 8), (4, 8)] {
         let (mut mesh, rec) = open(rows, cols);
         let mut ccl = ccl_manager(&mut mesh);
-        let xt = upload_x(&mut mesh, &x, tokens, c.hidden_size);
+        let xt = upload_x(&mut mesh, &x, c.hidden_size);
         for layer in 0..2 {
             let mut cache = LayerCache::new(c.kv_width());
             let golden = reference::attention(c, layer, &w.layers[layer].attn, &rope, &x, &mut cache).unwrap();
@@ -148,7 +122,7 @@ fn device_attention_sees_the_sink_and_the_window() {
         let mut ccl = ccl_manager(&mut mesh);
         let mut att = DeviceAttention::upload(&mut mesh, &weights.config, &weights.layers[0].attn, 0).unwrap();
         att.window = window;
-        let xt = upload_x(&mut mesh, &x, tokens, c.hidden_size);
+        let xt = upload_x(&mut mesh, &x, c.hidden_size);
         let (cos, sin) = att.rope_tables(&mut mesh, &rope, 0, tokens).unwrap();
         let out = prefill_attention(&mut mesh, &mut ccl, &att, &xt, &cos, &sin).unwrap();
         mesh.to_host(&out).unwrap().swap_remove(0).data
@@ -175,7 +149,7 @@ fn prefill_experts_match_reference_on_1x8_with_either_tp_reduction() {
         let (mut mesh, rec) = open(1, 8);
         let mut ccl = ccl_manager(&mut mesh);
         let ex = DeviceExperts::upload(&mut mesh, c, &w.layers[1].experts, 1).unwrap();
-        let xt = upload_x(&mut mesh, &x, tokens, c.hidden_size);
+        let xt = upload_x(&mut mesh, &x, c.hidden_size);
         let rt = ex.upload_routing(&mut mesh, &routing.dense(), tokens).unwrap();
         let out = prefill_experts(&mut mesh, &mut ccl, &ex, &xt, &rt, reduce).unwrap();
         let per_chip = mesh.to_host(&out).unwrap();

@@ -3,11 +3,11 @@
 
 mod sim_support;
 
-use sim_support::{analyze, ints, mesh, mesh_arch, op_index, workload};
+use sim_support::{analyze, ints, mesh, mesh_arch, op_index, replicated, workload};
 use std::collections::HashMap;
 use ttsan_inference::alloc::{AllocRequest, Allocator, AllocatorConfig};
 use ttsan_inference::sim::ops::{self, Out};
-use ttsan_inference::sim::{DType, DetectMode, Distribution, SimError, TensorSpec};
+use ttsan_inference::sim::{DType, DetectMode, SimError, TensorSpec};
 use ttsan_sanitizer::FindingKind;
 use ttsan_shim::events::{Arch, Event, Layout, Role};
 
@@ -65,15 +65,7 @@ fn circular_buffers_reaching_an_l1_buffer_fail_like_tt_metal() {
     let pages_per_bank = ((g.l1_size - g.l1_unreserved_base) / 2048) as usize;
     let big = TensorSpec::new(&[1, 1, 32, 32 * banks * pages_per_bank], DType::Bf16).l1();
     let wall = m.allocate(&big, "l1.wall", Role::Activation).unwrap();
-    let x = m
-        .from_host(
-            &ints(&[1, 1, 32, 32], 1),
-            &TensorSpec::new(&[1, 1, 32, 32], DType::Bf16),
-            &Distribution::Replicate,
-            "x",
-            Role::Activation,
-        )
-        .unwrap();
+    let x = replicated(&mut m, &ints(&[1, 1, 32, 32], 1), "x", Role::Activation).unwrap();
     let err = ops::silu(&mut m, &x, &Out::dram()).unwrap_err();
     let events = rec.snapshot();
     let program = op_index(&events, "ttnn.silu", 1);

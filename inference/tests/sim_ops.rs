@@ -2,7 +2,7 @@
 
 mod sim_support;
 
-use sim_support::{analyze, describe, ints, mesh, mesh_arch, smooth};
+use sim_support::{analyze, describe, ints, mesh, mesh_arch, replicated, smooth};
 use ttsan_inference::sim::ccl::{self, CclArgs};
 use ttsan_inference::sim::ops::{self, MatmulArgs, Out, ReduceOp, SdpaArgs};
 use ttsan_inference::sim::{
@@ -25,15 +25,7 @@ fn matmul_of_whole_numbers_is_exact_and_sharded_per_device() {
     let (mut m, _) = mesh(1, 8, DetectMode::Writes, Vec::new());
     let a_host = ints(&[1, 1, 64, 96], 1);
     let b_host = ints(&[1, 1, 96, 8 * 32], 2);
-    let a = m
-        .from_host(
-            &a_host,
-            &TensorSpec::new(&[1, 1, 64, 96], DType::Bf16),
-            &Distribution::Replicate,
-            "a",
-            Role::Activation,
-        )
-        .unwrap();
+    let a = replicated(&mut m, &a_host, "a", Role::Activation).unwrap();
     // Column-parallel weight: each chip holds 32 output columns.
     let b = m
         .from_host(
@@ -95,7 +87,7 @@ fn per_chip_ops_match_their_definitions() {
     let (mut m, rec) = mesh(2, 4, DetectMode::Both, Vec::new());
     let rep = Distribution::Replicate;
     let xh = smooth(&[1, 1, 32, 64], 4);
-    let x = m.from_host(&xh, &TensorSpec::new(&[1, 1, 32, 64], DType::Bf16), &rep, "x", Role::Activation).unwrap();
+    let x = replicated(&mut m, &xh, "x", Role::Activation).unwrap();
     let xr: Vec<f32> = xh.data.iter().map(|&v| bf16(v)).collect();
 
     let sm = {
@@ -148,24 +140,8 @@ fn per_chip_ops_match_their_definitions() {
     };
     assert_eq!(&e[2].data[..32], &table.data[7 * 32..8 * 32]);
     assert_eq!(&e[2].data[64..96], &table.data[7 * 32..8 * 32]);
-    let ones = m
-        .from_host(
-            &HostTensor::from_fn(&[1, 1, 32, 64], |_| 1.0),
-            &TensorSpec::new(&[1, 1, 32, 64], DType::Bf16),
-            &rep,
-            "cos",
-            Role::Weight,
-        )
-        .unwrap();
-    let zeros = m
-        .from_host(
-            &HostTensor::zeros(&[1, 1, 32, 64]),
-            &TensorSpec::new(&[1, 1, 32, 64], DType::Bf16),
-            &rep,
-            "sin",
-            Role::Weight,
-        )
-        .unwrap();
+    let ones = replicated(&mut m, &HostTensor::from_fn(&[1, 1, 32, 64], |_| 1.0), "cos", Role::Weight).unwrap();
+    let zeros = replicated(&mut m, &HostTensor::zeros(&[1, 1, 32, 64]), "sin", Role::Weight).unwrap();
     let rot = {
         let t = ops::rotary_embedding(&mut m, &x, &ones, &zeros, &Out::dram());
         host(&mut m, t)
@@ -174,24 +150,8 @@ fn per_chip_ops_match_their_definitions() {
 
     // SDPA: with a sink logit far below every score the sink changes nothing; a huge sink
     // takes all the mass.
-    let q = m
-        .from_host(
-            &smooth(&[1, 2, 32, 32], 6),
-            &TensorSpec::new(&[1, 2, 32, 32], DType::Bf16),
-            &rep,
-            "q",
-            Role::Activation,
-        )
-        .unwrap();
-    let kv = m
-        .from_host(
-            &smooth(&[1, 1, 32, 32], 7),
-            &TensorSpec::new(&[1, 1, 32, 32], DType::Bf16),
-            &rep,
-            "kv",
-            Role::KvCache,
-        )
-        .unwrap();
+    let q = replicated(&mut m, &smooth(&[1, 2, 32, 32], 6), "q", Role::Activation).unwrap();
+    let kv = replicated(&mut m, &smooth(&[1, 1, 32, 32], 7), "kv", Role::KvCache).unwrap();
     let low = m
         .from_host(
             &HostTensor::from_fn(&[1, 2, 1, 1], |_| -1e4),
@@ -231,33 +191,15 @@ fn per_chip_ops_match_their_definitions() {
     assert_eq!(&plain[0].data[..32], &kvh[..32]);
 
     // Sparse matmul skips masked blocks.
-    let a = m
-        .from_host(
-            &ints(&[2, 1, 32, 32], 8),
-            &TensorSpec::new(&[2, 1, 32, 32], DType::Bf16),
-            &rep,
-            "blocks",
-            Role::Activation,
-        )
-        .unwrap();
-    let w = m
-        .from_host(
-            &ints(&[1, 3, 32, 32], 9),
-            &TensorSpec::new(&[1, 3, 32, 32], DType::Bf16),
-            &rep,
-            "experts",
-            Role::Weight,
-        )
-        .unwrap();
-    let mask = m
-        .from_host(
-            &HostTensor::new(vec![1, 1, 2, 3], vec![1.0, 0.0, 1.0, 0.0, 1.0, 0.0]).unwrap(),
-            &TensorSpec::new(&[1, 1, 2, 3], DType::Bf16),
-            &rep,
-            "mask",
-            Role::Activation,
-        )
-        .unwrap();
+    let a = replicated(&mut m, &ints(&[2, 1, 32, 32], 8), "blocks", Role::Activation).unwrap();
+    let w = replicated(&mut m, &ints(&[1, 3, 32, 32], 9), "experts", Role::Weight).unwrap();
+    let mask = replicated(
+        &mut m,
+        &HostTensor::new(vec![1, 1, 2, 3], vec![1.0, 0.0, 1.0, 0.0, 1.0, 0.0]).unwrap(),
+        "mask",
+        Role::Activation,
+    )
+    .unwrap();
     let sp = {
         let t = ops::sparse_matmul(&mut m, &a, &w, &mask, &Out::dram());
         host(&mut m, t)
@@ -276,15 +218,7 @@ fn writes_are_coalesced_per_contiguous_run_and_unit() {
     let banks = m.geometry().dram_banks as usize;
     // 4 tiles per bank, back to back: one Write per bank per chip.
     let shape = [1, 1, 64, 64 * banks];
-    let x = m
-        .from_host(
-            &ints(&shape, 1),
-            &TensorSpec::new(&shape, DType::Bf16),
-            &Distribution::Replicate,
-            "x",
-            Role::Activation,
-        )
-        .unwrap();
+    let x = replicated(&mut m, &ints(&shape, 1), "x", Role::Activation).unwrap();
     let writes: Vec<_> =
         rec.take().into_iter().filter_map(|e| if let Event::Write(w) = e { Some(w) } else { None }).collect();
     assert_eq!(writes.len(), 8 * banks);
@@ -303,15 +237,7 @@ fn writes_are_coalesced_per_contiguous_run_and_unit() {
 #[test]
 fn memory_costs_what_is_written_and_any_mesh_shape_works() {
     let (mut m, _) = mesh(4, 8, DetectMode::Writes, Vec::new());
-    let x = m
-        .from_host(
-            &ints(&[1, 1, 32, 32], 1),
-            &TensorSpec::new(&[1, 1, 32, 32], DType::Bf16),
-            &Distribution::Replicate,
-            "x",
-            Role::Activation,
-        )
-        .unwrap();
+    let x = replicated(&mut m, &ints(&[1, 1, 32, 32], 1), "x", Role::Activation).unwrap();
     // One 2 KiB tile per chip: one chunk per chip, not gigabytes.
     assert_eq!(m.resident_bytes(), 32 * CHUNK);
     m.deallocate(&x).unwrap();

@@ -57,6 +57,11 @@ pub fn smooth(shape: &[usize], seed: usize) -> HostTensor {
     HostTensor::from_fn(shape, |i| (((i + 1) * 2654435761usize + seed * 97) % 1000) as f32 / 1000.0)
 }
 
+/// Uploads `host` to every chip as a bf16 tiled DRAM tensor of its own shape.
+pub fn replicated(mesh: &mut Mesh, host: &HostTensor, name: &str, role: Role) -> SimResult<Tensor> {
+    mesh.from_host(host, &TensorSpec::new(&host.shape, DType::Bf16), &Distribution::Replicate, name, role)
+}
+
 /// Index of the `call`-th OpBegin named `name` in a trace.
 pub fn op_index(events: &[Event], name: &str, call: usize) -> u64 {
     events

@@ -99,14 +99,9 @@ impl Baseline {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::findings;
     use super::*;
-    use crate::{fixtures, Analyzer};
-
-    fn findings(events: &[ttsan_events::Event]) -> Vec<Finding> {
-        let mut a = Analyzer::new(Default::default());
-        events.iter().for_each(|e| a.feed(e));
-        a.finish(None).findings
-    }
+    use crate::fixtures;
 
     #[test]
     fn round_trips_and_ignores_addresses() {

@@ -23,6 +23,8 @@ pub mod sarif;
 pub mod scan;
 pub mod summary;
 pub mod suppress;
+#[cfg(test)]
+mod test_support;
 mod text;
 mod xml;
 

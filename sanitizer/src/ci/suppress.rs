@@ -225,15 +225,9 @@ fn pairs(text: &str) -> Result<Vec<(String, String)>, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::findings;
     use super::*;
     use crate::fixtures;
-    use crate::Analyzer;
-
-    fn findings(events: &[ttsan_events::Event]) -> Vec<Finding> {
-        let mut a = Analyzer::new(Default::default());
-        events.iter().for_each(|e| a.feed(e));
-        a.finish(None).findings
-    }
 
     fn parse(text: &str) -> Result<Suppressions, CiError> {
         Suppressions::parse(text, Path::new("s.supp"))

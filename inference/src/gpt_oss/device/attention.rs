@@ -6,13 +6,13 @@
 use super::allreduce::allreduce;
 use super::error::DeviceError;
 use super::plan::TpPlan;
-use super::upload::{host4, put, transpose};
+use super::upload::{host4, put, rank0_bias, transpose};
 use crate::gpt_oss::config::GptOssConfig;
 use crate::gpt_oss::rope::Rope;
 use crate::gpt_oss::weights::AttentionWeights;
 use crate::sim::ccl::CclManager;
 use crate::sim::ops::{self, MatmulArgs, Out, SdpaArgs};
-use crate::sim::{DType, Distribution, HostTensor, Mesh, Tensor, TensorSpec};
+use crate::sim::{Distribution, HostTensor, Mesh, Tensor};
 use ttsan_events::Role;
 
 /// One layer's attention weights on the mesh, placed as tt-metal places them.
@@ -85,15 +85,7 @@ impl DeviceAttention {
         let wqkv_bias = put(mesh, &wqkv_bias, &columns, &format!("{prefix}.wqkv_bias"), Role::Weight)?;
         let o_proj =
             put(mesh, &o_proj, &Distribution::Shard { axis: 1, dim: 2 }, &format!("{prefix}.o_proj"), Role::Weight)?;
-        let bias_pieces = (0..plan.devices())
-            .map(|dev| {
-                let data = if plan.rank(dev) == 0 { w.o_bias.data.clone() } else { vec![0.0; h] };
-                host4(1, h, data)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let bias_spec = TensorSpec::new(&[1, 1, 1, h], DType::Bf16);
-        let o_bias =
-            mesh.from_host_per_device(bias_pieces, &bias_spec, &format!("{prefix}.o_proj_bias"), Role::Weight)?;
+        let o_bias = rank0_bias(mesh, &plan, &[1, 1, 1, h], &w.o_bias.data, &format!("{prefix}.o_proj_bias"))?;
         Ok(DeviceAttention {
             wqkv,
             wqkv_bias,
@@ -190,36 +182,98 @@ pub fn prefill_attention(
 ) -> Result<Tensor, DeviceError> {
     let d = att.head_dim;
     let (nh, nkv) = (att.plan.heads, att.plan.kv_heads);
+    let (q_rot, k_rot, v) = rotated_qkv(mesh, att, x, cos, sin, |mesh, xqkv| {
+        let q = heads(mesh, xqkv, 0, nh, d, "attn.q")?;
+        let k = heads(mesh, xqkv, nh * d, nkv, d, "attn.k")?;
+        let v = heads(mesh, xqkv, (nh + nkv) * d, nkv, d, "attn.v")?;
+        Ok((q, k, v))
+    })?;
+    let attn = causal_sdpa(mesh, att, &q_rot, &k_rot, &v)?;
+    let concat = concat_heads(mesh, &attn)?;
+    mesh.deallocate(&attn)?;
+    let allreduce_name = format!("layer{}.attn.tp_allreduce", att.layer);
+    o_proj_allreduce(mesh, ccl_manager, att, &concat, &Out::dram(), "attn", &allreduce_name)
+}
+
+/// The fused QKV linear, the head split `split` makes of its output, and rotary on q and k:
+/// the prologue both prefill attentions share. Returns `(q_rot, k_rot, v)`, having freed the
+/// rest in the order the traces record.
+pub(super) fn rotated_qkv(
+    mesh: &mut Mesh,
+    att: &DeviceAttention,
+    x: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    split: impl FnOnce(&mut Mesh, &Tensor) -> Result<(Tensor, Tensor, Tensor), DeviceError>,
+) -> Result<(Tensor, Tensor, Tensor), DeviceError> {
     let xqkv =
         ops::linear(mesh, x, &att.wqkv, Some(&att.wqkv_bias), MatmulArgs::default(), &Out::dram().named("attn.xqkv"))?;
-    let q = heads(mesh, &xqkv, 0, nh, d, "attn.q")?;
-    let k = heads(mesh, &xqkv, nh * d, nkv, d, "attn.k")?;
-    let v = heads(mesh, &xqkv, (nh + nkv) * d, nkv, d, "attn.v")?;
+    let (q, k, v) = split(mesh, &xqkv)?;
     mesh.deallocate(&xqkv)?;
-    let q_rot = ops::rotary_embedding(mesh, &q, cos, sin, &Out::dram().named("attn.q_rot"))?;
-    let k_rot = ops::rotary_embedding(mesh, &k, cos, sin, &Out::dram().named("attn.k_rot"))?;
-    mesh.deallocate(&q)?;
-    mesh.deallocate(&k)?;
+    let (q_rot, k_rot) = rotate_qk(mesh, &q, &k, cos, sin, &Out::dram(), "attn")?;
+    Ok((q_rot, k_rot, v))
+}
+
+/// Rotary embedding of `q` then `k` into `{prefix}.q_rot` / `{prefix}.k_rot` placed as `out`,
+/// then frees `q` and `k`; prefill and decode attention both take this step.
+pub(super) fn rotate_qk(
+    mesh: &mut Mesh,
+    q: &Tensor,
+    k: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    out: &Out,
+    prefix: &str,
+) -> Result<(Tensor, Tensor), DeviceError> {
+    let q_rot = ops::rotary_embedding(mesh, q, cos, sin, &out.clone().named(&format!("{prefix}.q_rot")))?;
+    let k_rot = ops::rotary_embedding(mesh, k, cos, sin, &out.clone().named(&format!("{prefix}.k_rot")))?;
+    mesh.deallocate(q)?;
+    mesh.deallocate(k)?;
+    Ok((q_rot, k_rot))
+}
+
+/// Causal SDPA with the sinks and the layer's window into `attn.sdpa`, then frees its inputs.
+pub(super) fn causal_sdpa(
+    mesh: &mut Mesh,
+    att: &DeviceAttention,
+    q_rot: &Tensor,
+    k_rot: &Tensor,
+    v: &Tensor,
+) -> Result<Tensor, DeviceError> {
     let sdpa_args = SdpaArgs { is_causal: true, sliding_window: att.window, scale: Some(att.scale) };
     let attn = ops::scaled_dot_product_attention(
         mesh,
-        &q_rot,
-        &k_rot,
-        &v,
+        q_rot,
+        k_rot,
+        v,
         Some(&att.sinks),
         sdpa_args,
         &Out::dram().named("attn.sdpa"),
     )?;
-    for t in [&q_rot, &k_rot, &v] {
+    for t in [q_rot, k_rot, v] {
         mesh.deallocate(t)?;
     }
-    let concat = concat_heads(mesh, &attn)?;
-    mesh.deallocate(&attn)?;
-    let partial = ops::matmul(mesh, &concat, &att.o_proj, MatmulArgs::default(), &Out::dram().named("attn.o_proj"))?;
-    mesh.deallocate(&concat)?;
-    let biased = ops::add(mesh, &partial, &att.o_bias, &Out::dram().named("attn.o_proj_bias"))?;
+    Ok(attn)
+}
+
+/// The o_proj matmul of the concatenated heads, its bias and the TP all-reduce named
+/// `allreduce_name`; intermediates go to `{prefix}.o_proj` / `{prefix}.o_proj_bias` placed as
+/// `out`. Frees `concat` and every intermediate, so only the reduced output is left.
+pub(super) fn o_proj_allreduce(
+    mesh: &mut Mesh,
+    ccl_manager: &mut CclManager,
+    att: &DeviceAttention,
+    concat: &Tensor,
+    out: &Out,
+    prefix: &str,
+    allreduce_name: &str,
+) -> Result<Tensor, DeviceError> {
+    let o_proj_out = out.clone().named(&format!("{prefix}.o_proj"));
+    let partial = ops::matmul(mesh, concat, &att.o_proj, MatmulArgs::default(), &o_proj_out)?;
+    mesh.deallocate(concat)?;
+    let biased = ops::add(mesh, &partial, &att.o_bias, &out.clone().named(&format!("{prefix}.o_proj_bias")))?;
     mesh.deallocate(&partial)?;
-    let out = allreduce(mesh, ccl_manager, &biased, &format!("layer{}.attn.tp_allreduce", att.layer))?;
+    let reduced = allreduce(mesh, ccl_manager, &biased, allreduce_name)?;
     mesh.deallocate(&biased)?;
-    Ok(out)
+    Ok(reduced)
 }

@@ -6,15 +6,14 @@
 //! that fills the cache (section 3.7 with `nlp_create_qkv_heads`, `fill_cache` /
 //! `paged_fill_cache` and `nlp_concat_heads`).
 
-use super::allreduce::allreduce;
-use super::attention::DeviceAttention;
+use super::attention::{causal_sdpa, o_proj_allreduce, rotate_qk, rotated_qkv, DeviceAttention};
 use super::decode_cache::{DeviceKvCache, LayerKv};
 use super::error::DeviceError;
 use super::upload::put;
 use crate::gpt_oss::config::GptOssConfig;
 use crate::gpt_oss::weights::AttentionWeights;
 use crate::sim::ccl::CclManager;
-use crate::sim::ops::{self, MatmulArgs, Out, QkvHeads, SdpaArgs, SdpaDecodeArgs};
+use crate::sim::ops::{self, MatmulArgs, Out, QkvHeads, SdpaDecodeArgs};
 use crate::sim::{Distribution, HostTensor, MemoryConfig, Mesh, Tensor};
 use ttsan_events::{CoreCoord, CoreRange, Role};
 
@@ -130,12 +129,7 @@ pub fn decode_attention(
     let (q, k, v) =
         ops::nlp_create_qkv_heads_decode(mesh, &biased, heads, &sharded.clone().named("attn.decode.heads"))?;
     mesh.deallocate(&biased)?;
-    let q_rot =
-        ops::rotary_embedding(mesh, &q, &position.cos, &position.sin, &sharded.clone().named("attn.decode.q_rot"))?;
-    let k_rot =
-        ops::rotary_embedding(mesh, &k, &position.cos, &position.sin, &sharded.clone().named("attn.decode.k_rot"))?;
-    mesh.deallocate(&q)?;
-    mesh.deallocate(&k)?;
+    let (q_rot, k_rot) = rotate_qk(mesh, &q, &k, &position.cos, &position.sin, &sharded, "attn.decode")?;
     ops::paged_update_cache(mesh, &cache.k, &k_rot, &position.cur_pos, page_table)?;
     ops::paged_update_cache(mesh, &cache.v, &v, &position.cur_pos, page_table)?;
     mesh.deallocate(&k_rot)?;
@@ -168,13 +162,7 @@ pub fn decode_attention(
     mesh.deallocate(&q_rot)?;
     let concat = ops::nlp_concat_heads_decode(mesh, &attn, a.plan.heads, &Out::l1().named("attn.decode.concat"))?;
     mesh.deallocate(&attn)?;
-    let partial = ops::matmul(mesh, &concat, &a.o_proj, MatmulArgs::default(), &Out::l1().named("attn.decode.o_proj"))?;
-    mesh.deallocate(&concat)?;
-    let biased = ops::add(mesh, &partial, &a.o_bias, &Out::l1().named("attn.decode.o_proj_bias"))?;
-    mesh.deallocate(&partial)?;
-    let out = allreduce(mesh, ccl_manager, &biased, "attn.decode.allreduce")?;
-    mesh.deallocate(&biased)?;
-    Ok(out)
+    o_proj_allreduce(mesh, ccl_manager, a, &concat, &Out::l1(), "attn.decode", "attn.decode.allreduce")
 }
 
 /// Prefill attention of `x` (`[1, 1, S, H]`, positions `0..S` given by `cos`/`sin`) that also
@@ -191,41 +179,18 @@ pub fn prefill_attention_fill(
     cache: &LayerKv,
     page_table: Option<&Tensor>,
 ) -> Result<Tensor, DeviceError> {
-    let xqkv =
-        ops::linear(mesh, x, &att.wqkv, Some(&att.wqkv_bias), MatmulArgs::default(), &Out::dram().named("attn.xqkv"))?;
     let heads = QkvHeads { num_heads: att.plan.heads, num_kv_heads: att.plan.kv_heads };
-    let (q, k, v) = ops::nlp_create_qkv_heads(mesh, &xqkv, heads, &Out::dram().named("attn.heads"))?;
-    mesh.deallocate(&xqkv)?;
-    let q_rot = ops::rotary_embedding(mesh, &q, cos, sin, &Out::dram().named("attn.q_rot"))?;
-    let k_rot = ops::rotary_embedding(mesh, &k, cos, sin, &Out::dram().named("attn.k_rot"))?;
-    mesh.deallocate(&q)?;
-    mesh.deallocate(&k)?;
+    let (q_rot, k_rot, v) = rotated_qkv(mesh, att, x, cos, sin, |mesh, xqkv| {
+        Ok(ops::nlp_create_qkv_heads(mesh, xqkv, heads, &Out::dram().named("attn.heads"))?)
+    })?;
     for (c, t) in [(&cache.k, &k_rot), (&cache.v, &v)] {
         match page_table {
             None => ops::fill_cache(mesh, c, t, 0)?,
             Some(table) => ops::paged_fill_cache(mesh, c, t, table, 0)?,
         }
     }
-    let sdpa_args = SdpaArgs { is_causal: true, sliding_window: att.window, scale: Some(att.scale) };
-    let attn = ops::scaled_dot_product_attention(
-        mesh,
-        &q_rot,
-        &k_rot,
-        &v,
-        Some(&att.sinks),
-        sdpa_args,
-        &Out::dram().named("attn.sdpa"),
-    )?;
-    for t in [&q_rot, &k_rot, &v] {
-        mesh.deallocate(t)?;
-    }
+    let attn = causal_sdpa(mesh, att, &q_rot, &k_rot, &v)?;
     let concat = ops::nlp_concat_heads(mesh, &attn, &Out::dram().named("attn.concat_heads"))?;
     mesh.deallocate(&attn)?;
-    let partial = ops::matmul(mesh, &concat, &att.o_proj, MatmulArgs::default(), &Out::dram().named("attn.o_proj"))?;
-    mesh.deallocate(&concat)?;
-    let biased = ops::add(mesh, &partial, &att.o_bias, &Out::dram().named("attn.o_proj_bias"))?;
-    mesh.deallocate(&partial)?;
-    let out = allreduce(mesh, ccl_manager, &biased, "attn.allreduce")?;
-    mesh.deallocate(&biased)?;
-    Ok(out)
+    o_proj_allreduce(mesh, ccl_manager, att, &concat, &Out::dram(), "attn", "attn.allreduce")
 }

@@ -15,9 +15,8 @@ use super::model::{attention_residual, mlp_residual, DeviceLayer, DeviceModel, S
 use crate::gpt_oss::error::GptOssError;
 use crate::gpt_oss::weights::ModelWeights;
 use crate::sim::ccl::CclManager;
-use crate::sim::ops::{self, MatmulArgs, Out};
-use crate::sim::{DType, Distribution, HostTensor, Mesh, PageLayout, Tensor, TensorSpec};
-use ttsan_events::Role;
+use crate::sim::ops::{self, Out};
+use crate::sim::{Mesh, Tensor};
 
 /// One decoder layer in decode on the residual stream `x` (`[1, 1, 1, H]`) at `position`;
 /// writes the token's key and value into `cache`, returns the new residual stream and frees
@@ -103,38 +102,6 @@ impl DecodeModel {
         Ok(DecodeModel { model, attention })
     }
 
-    fn check_tokens(&self, tokens: &[u32]) -> Result<(), DeviceError> {
-        if let Some(bad) = tokens.iter().find(|&&id| id as usize >= self.model.vocab) {
-            return Err(GptOssError::InvalidInput(format!("token id {bad} >= vocab_size {}", self.model.vocab)).into());
-        }
-        Ok(())
-    }
-
-    fn embed(&self, mesh: &mut Mesh, tokens: &[u32]) -> Result<Tensor, DeviceError> {
-        let t = tokens.len();
-        let ids = HostTensor::new(vec![1, 1, t], tokens.iter().map(|&i| i as f32).collect())?;
-        let ids_spec = TensorSpec::new(&[1, 1, t], DType::U32).row_major();
-        let ids = mesh.from_host(&ids, &ids_spec, &Distribution::Replicate, "tokens", Role::Activation)?;
-        let x =
-            ops::embedding(mesh, &ids, &self.model.embed, &Out::dram().named("embedding").layout(PageLayout::Tile))?;
-        mesh.deallocate(&ids)?;
-        Ok(x)
-    }
-
-    /// Final norm, lm_head (column-parallel over the vocabulary) and the host gather of the
-    /// first row's shards, as the demo gathers logits on the host. Frees `x`.
-    fn logits(&self, mesh: &mut Mesh, x: Tensor) -> Result<Vec<f32>, DeviceError> {
-        let m = &self.model;
-        let normed = ops::rms_norm(mesh, &x, Some(&m.norm), m.eps, &Out::dram().named("final_norm"))?;
-        mesh.deallocate(&x)?;
-        let logits = ops::matmul(mesh, &normed, &m.lm_head, MatmulArgs::default(), &Out::dram().named("lm_head.out"))?;
-        mesh.deallocate(&normed)?;
-        let shards = mesh.to_host(&logits)?;
-        mesh.deallocate(&logits)?;
-        let tp = mesh.desc().cols as usize;
-        Ok(HostTensor::concat(&shards[..tp.min(shards.len())], 3)?.data)
-    }
-
     /// Prefill of `tokens` at positions `0..T` into the empty `cache`: logits `[T, V]`.
     ///
     /// Whole blocks of 32 tokens run the prefill path (`fill_cache` / `paged_fill_cache` of
@@ -155,7 +122,7 @@ impl DecodeModel {
             ))
             .into());
         }
-        self.check_tokens(tokens)?;
+        self.model.check_tokens(tokens)?;
         if t % BLOCK != 0 {
             let mut logits = Vec::with_capacity(t * self.model.vocab);
             for (pos, &token) in tokens.iter().enumerate() {
@@ -163,7 +130,7 @@ impl DecodeModel {
             }
             return Ok(logits);
         }
-        let mut x = self.embed(mesh, tokens)?;
+        let mut x = self.model.embed_tokens(mesh, tokens)?;
         let first = self.model.layers.first().ok_or_else(|| DeviceError::Placement("no layers".to_owned()))?;
         let (cos, sin) = first.attn.rope_tables(mesh, &self.model.rope, 0, t)?;
         for (layer, kv) in self.model.layers.iter().zip(&cache.layers) {
@@ -172,7 +139,7 @@ impl DecodeModel {
         mesh.deallocate(&cos)?;
         mesh.deallocate(&sin)?;
         cache.len = t;
-        self.logits(mesh, x)
+        self.model.logits(mesh, x)
     }
 
     /// One decode step: the logits (`[V]`) of `token` at position `pos`, which must be at most
@@ -193,8 +160,8 @@ impl DecodeModel {
             ))
             .into());
         }
-        self.check_tokens(&[token])?;
-        let mut x = self.embed(mesh, &[token])?;
+        self.model.check_tokens(&[token])?;
+        let mut x = self.model.embed_tokens(mesh, &[token])?;
         let first = self.attention.first().ok_or_else(|| DeviceError::Placement("no layers".to_owned()))?;
         let position = DecodePosition::upload(mesh, &first.attn, &self.model.rope, pos)?;
         for ((layer, attn), kv) in self.model.layers.iter().zip(&self.attention).zip(&cache.layers) {
@@ -202,7 +169,7 @@ impl DecodeModel {
         }
         position.deallocate(mesh)?;
         cache.len = cache.len.max(pos + 1);
-        self.logits(mesh, x)
+        self.model.logits(mesh, x)
     }
 
     /// Frees every weight.

@@ -7,12 +7,12 @@
 use super::allreduce::allreduce;
 use super::error::DeviceError;
 use super::plan::TpPlan;
-use super::upload::put;
+use super::upload::{put, rank0_bias};
 use crate::gpt_oss::config::GptOssConfig;
 use crate::gpt_oss::weights::ExpertWeights;
 use crate::sim::ccl::{self, CclArgs, CclManager};
 use crate::sim::ops::{self, BinaryOp, MatmulArgs, Out, ReduceOp, UnaryOp};
-use crate::sim::{DType, Distribution, HostTensor, Mesh, Tensor, TensorSpec};
+use crate::sim::{Distribution, HostTensor, Mesh, Tensor};
 use ttsan_events::Role;
 
 /// Token block the sparse matmul works on (one tile of rows).
@@ -86,18 +86,7 @@ impl DeviceExperts {
         let prefix = format!("layer{layer}.experts");
         let columns = Distribution::Shard { axis: 1, dim: 3 };
         let rows = Distribution::Shard { axis: 1, dim: 2 };
-        let bias_pieces = (0..plan.devices())
-            .map(|dev| {
-                let data = if plan.rank(dev) == 0 { w.down_bias.data.clone() } else { vec![0.0; e * h] };
-                HostTensor::new(vec![1, e, 1, h], data)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let down_bias = mesh.from_host_per_device(
-            bias_pieces,
-            &TensorSpec::new(&[1, e, 1, h], DType::Bf16),
-            &format!("{prefix}.down_proj_bias"),
-            Role::Weight,
-        )?;
+        let down_bias = rank0_bias(mesh, &plan, &[1, e, 1, h], &w.down_bias.data, &format!("{prefix}.down_proj_bias"))?;
         Ok(DeviceExperts {
             gate: put(mesh, &gate, &columns, &format!("{prefix}.gate_proj"), Role::Weight)?,
             up: put(mesh, &up, &columns, &format!("{prefix}.up_proj"), Role::Weight)?,

@@ -19,7 +19,7 @@ use crate::gpt_oss::rope::Rope;
 use crate::gpt_oss::weights::{LayerWeights, ModelWeights};
 use crate::sim::ccl::CclManager;
 use crate::sim::ops::{self, MatmulArgs, Out};
-use crate::sim::{DType, Distribution, HostTensor, Mesh, Tensor, TensorSpec};
+use crate::sim::{DType, Distribution, HostTensor, Mesh, PageLayout, Tensor, TensorSpec};
 use ttsan_events::Role;
 
 /// One decoder layer on the mesh.
@@ -246,19 +246,8 @@ impl DeviceModel {
                 GptOssError::InvalidInput(format!("device prefill takes whole blocks of 32 tokens, got {t}")).into()
             );
         }
-        if let Some(bad) = tokens.iter().find(|&&id| id as usize >= self.vocab) {
-            return Err(GptOssError::InvalidInput(format!("token id {bad} >= vocab_size {}", self.vocab)).into());
-        }
-        let ids = HostTensor::new(vec![1, 1, t], tokens.iter().map(|&i| i as f32).collect())?;
-        let ids_spec = TensorSpec::new(&[1, 1, t], DType::U32).row_major();
-        let ids = mesh.from_host(&ids, &ids_spec, &Distribution::Replicate, "tokens", Role::Activation)?;
-        let mut x = ops::embedding(
-            mesh,
-            &ids,
-            &self.embed,
-            &Out::dram().named("embedding").layout(crate::sim::PageLayout::Tile),
-        )?;
-        mesh.deallocate(&ids)?;
+        self.check_tokens(tokens)?;
+        let mut x = self.embed_tokens(mesh, tokens)?;
         let first = self.layers.first().ok_or_else(|| DeviceError::Placement("no layers".to_owned()))?;
         let (cos, sin) = first.attn.rope_tables(mesh, &self.rope, 0, t)?;
         for layer in &self.layers {
@@ -266,6 +255,32 @@ impl DeviceModel {
         }
         mesh.deallocate(&cos)?;
         mesh.deallocate(&sin)?;
+        self.logits(mesh, x)
+    }
+
+    /// Rejects token ids past the vocabulary before anything is uploaded.
+    pub(super) fn check_tokens(&self, tokens: &[u32]) -> Result<(), DeviceError> {
+        if let Some(bad) = tokens.iter().find(|&&id| id as usize >= self.vocab) {
+            return Err(GptOssError::InvalidInput(format!("token id {bad} >= vocab_size {}", self.vocab)).into());
+        }
+        Ok(())
+    }
+
+    /// Uploads `tokens` as ids and embeds them into the `[1, 1, T, H]` residual stream; the
+    /// ids are freed again.
+    pub(super) fn embed_tokens(&self, mesh: &mut Mesh, tokens: &[u32]) -> Result<Tensor, DeviceError> {
+        let t = tokens.len();
+        let ids = HostTensor::new(vec![1, 1, t], tokens.iter().map(|&i| i as f32).collect())?;
+        let ids_spec = TensorSpec::new(&[1, 1, t], DType::U32).row_major();
+        let ids = mesh.from_host(&ids, &ids_spec, &Distribution::Replicate, "tokens", Role::Activation)?;
+        let x = ops::embedding(mesh, &ids, &self.embed, &Out::dram().named("embedding").layout(PageLayout::Tile))?;
+        mesh.deallocate(&ids)?;
+        Ok(x)
+    }
+
+    /// Final norm, lm_head (column-parallel over the vocabulary) and the host gather of the
+    /// first row's shards, as the demo gathers logits on the host. Frees `x`.
+    pub(super) fn logits(&self, mesh: &mut Mesh, x: Tensor) -> Result<Vec<f32>, DeviceError> {
         let normed = ops::rms_norm(mesh, &x, Some(&self.norm), self.eps, &Out::dram().named("final_norm"))?;
         mesh.deallocate(&x)?;
         let logits =
@@ -274,8 +289,7 @@ impl DeviceModel {
         let shards = mesh.to_host(&logits)?;
         mesh.deallocate(&logits)?;
         let tp = mesh.desc().cols as usize;
-        let gathered = HostTensor::concat(&shards[..tp.min(shards.len())], 3)?;
-        Ok(gathered.data)
+        Ok(HostTensor::concat(&shards[..tp.min(shards.len())], 3)?.data)
     }
 
     /// Frees every weight.

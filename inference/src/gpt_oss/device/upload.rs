@@ -1,5 +1,6 @@
 //! Host-to-mesh helpers shared by the device modules.
 
+use super::plan::TpPlan;
 use crate::sim::{DType, Distribution, HostTensor, Mesh, SimResult, Tensor, TensorSpec};
 use ttsan_events::Role;
 
@@ -30,4 +31,22 @@ pub(super) fn put(
     let pieces = mesh.distribute(host, dist)?;
     let shape = pieces.first().map_or_else(|| host.shape.clone(), |p| p.shape.clone());
     mesh.from_host_per_device(pieces, &TensorSpec::new(&shape, DType::Bf16), name, role)
+}
+
+/// Uploads a row-parallel layer's bias: `bias` on the chips of TP rank 0 and zeros on the
+/// others, so the TP all-reduce that follows adds it exactly once.
+pub(super) fn rank0_bias(
+    mesh: &mut Mesh,
+    plan: &TpPlan,
+    shape: &[usize],
+    bias: &[f32],
+    name: &str,
+) -> SimResult<Tensor> {
+    let pieces = (0..plan.devices())
+        .map(|dev| {
+            let data = if plan.rank(dev) == 0 { bias.to_vec() } else { vec![0.0; bias.len()] };
+            HostTensor::new(shape.to_vec(), data)
+        })
+        .collect::<SimResult<Vec<_>>>()?;
+    mesh.from_host_per_device(pieces, &TensorSpec::new(shape, DType::Bf16), name, Role::Weight)
 }
