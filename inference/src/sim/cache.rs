@@ -60,8 +60,12 @@ impl OpCache {
         }
     }
 
-    /// Every cached tensor still alive (to release them all, e.g. between test cases).
+    /// Every cached tensor still alive (to release them all, e.g. between test cases), in
+    /// allocation order: the order of frees shapes the allocator's free list, so a map's
+    /// iteration order would make later addresses, and whole traces, differ from run to run.
     pub(crate) fn drain_live(&mut self) -> Vec<Tensor> {
-        self.entries.drain().filter(|(_, e)| !e.stale).map(|(_, e)| e.tensor).collect()
+        let mut live: Vec<Tensor> = self.entries.drain().filter(|(_, e)| !e.stale).map(|(_, e)| e.tensor).collect();
+        live.sort_by_key(|t| t.id);
+        live
     }
 }
