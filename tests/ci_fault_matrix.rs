@@ -234,7 +234,8 @@ fn named_faults_fail_ci_through_ttsan_run() {
     let faults = [
         ("ccl-stale-scratch", "1x8", "experts,attention", "use-after-free", gc, RS),
         ("sparse-matmul-oob", "1x8", "experts,attention", "oob-write", "oob-write", "ttnn.sparse_matmul"),
-        ("ccl-pad-overrun", "1x8", "experts,attention", "oob-write", gc, "ttnn.experimental.all_gather_async"),
+        // At 64 tokens the padded rows land in free DRAM (at 32, in `experts.partial`).
+        ("ccl-pad-overrun", "1x8", "experts,attention", "oob-write", "oob-write", "ttnn.experimental.all_gather_async"),
         ("cb-clash", "1x8", "attention", "cb-clash", "cb-clash", "ttnn.linear"),
         ("semaphore-reuse", "1x8", "attention", "foreign-write", gc, "ttnn.experimental.all_gather_async"),
         ("untilize-undersized", "4x8", "experts", "oob-write", gc, "ttnn.to_layout"),
