@@ -92,6 +92,17 @@ fn digests_blame_the_reduce_scatter_for_the_sinks() {
         .find(|f| f.kind == FindingKind::GuardCorruption && victim(f) == Some("layer1.attn.sinks"))
         .unwrap_or_else(|| panic!("{findings:?}"));
     assert_eq!(culprit(sinks), Some(RS), "{sinks:?}");
+    // Every finding of the run (the sinks, the weights after them, free bytes of the old
+    // intermediate) blames the reduce-scatter.
+    assert!(findings.iter().all(|f| culprit(f) == Some(RS)), "{}", brief(&findings));
+    // Both modes: the late write is one use-after-free naming the sinks, which the digests of
+    // every buffer it crossed confirm instead of adding findings of their own.
+    o.detect = DetectMode::Both;
+    let (_, findings) = go(&o);
+    assert_eq!(findings.len(), 1, "{}", brief(&findings));
+    assert_eq!((findings[0].kind, culprit(&findings[0])), (FindingKind::UseAfterFree, Some(RS)));
+    assert_eq!(victim(&findings[0]), Some("layer1.attn.sinks"));
+    assert!(findings[0].confirmed_by_digest);
 }
 
 #[test]

@@ -204,8 +204,10 @@ impl Analyzer {
                         (Some(c), Some(v)) => {
                             self.findings.confirm_by_digest(c.op_index, v.id)
                                 || f.related.as_ref().is_some_and(|r| {
-                                    matches!(r.relation, Relation::PastEnd | Relation::BeforeStart)
-                                        && self.findings.confirm_overrun(c.op_index, r.buffer.id)
+                                    matches!(
+                                        r.relation,
+                                        Relation::PastEnd | Relation::BeforeStart | Relation::StaleAddress
+                                    ) && self.findings.confirm_related(c.op_index, r.buffer.id)
                                 })
                         }
                         _ => false,

@@ -283,27 +283,23 @@ impl Mesh {
             events.extend(write_events(&logs, None));
         }
         if self.config.detect.digests() {
-            events.extend(self.guards.check(None, &logs, &self.chips));
+            events.extend(self.guards.check(None, &logs, &self.chips, false));
         }
         self.emit(events);
         Ok(out)
     }
 
-    /// Whether canary digests are taken (a digest mode, recording, some canary selected).
-    pub(crate) fn canaries_on(&self) -> bool {
-        self.config.detect.digests() && self.recording() && self.canaries.enabled()
-    }
-
-    /// Starts the chips' journals of pre-op bytes, when canaries need them.
+    /// Starts the chips' journals of pre-op bytes (digest modes: first guard digests and
+    /// canaries take the bytes from before the op there).
     pub(crate) fn start_journals(&mut self) {
-        if self.canaries_on() {
+        if self.config.detect.digests() && self.recording() {
             self.chips.iter_mut().for_each(ChipMemory::start_journal);
         }
     }
 
     /// Drops the journals.
     pub(crate) fn stop_journals(&mut self) {
-        if self.canaries_on() {
+        if self.config.detect.digests() && self.recording() {
             self.chips.iter_mut().for_each(ChipMemory::stop_journal);
         }
     }
@@ -314,7 +310,7 @@ impl Mesh {
             return;
         }
         if let Some(reason) = self.guards.reason(t.name(), t.role()) {
-            let events = self.guards.register(t.id, reason, t.placement.clone(), &self.chips);
+            let events = self.guards.register(t.id, reason, t.placement.clone(), self.chips.len());
             self.emit(events);
         }
     }
@@ -325,7 +321,7 @@ impl Mesh {
         self.start_journals();
         let late = self.land_in_flight()?;
         if self.config.detect.digests() && self.recording() && !late.is_empty() {
-            let mut events = self.guards.check(None, &late, &self.chips);
+            let mut events = self.guards.check(None, &late, &self.chips, true);
             events.extend(self.canaries.check(None, &[&late], &[], &self.alloc, &self.geometry, &self.chips));
             self.emit(events);
         }

@@ -360,24 +360,26 @@ impl OpRun<'_> {
         tail.push(Event::OpEnd { index: self.index });
         self.mesh.emit(tail);
         self.mesh.open_ops.retain(|&i| i != self.index);
+        if self.mesh.config.detect.digests() && self.mesh.recording() {
+            let mut events = self.mesh.guards.check(Some(self.index), &self.logs, &self.mesh.chips, true);
+            // Writes that landed as this op was dispatched change digests across this op.
+            let late = std::mem::take(&mut self.late);
+            if !late.is_empty() {
+                events.extend(self.mesh.guards.check(Some(self.index), &late, &self.mesh.chips, true));
+            }
+            let m = &*self.mesh;
+            let logs = [self.logs.as_slice(), late.as_slice()];
+            events.extend(m.canaries.check(Some(self.index), &logs, &self.owned, &m.alloc, &m.geometry, &m.chips));
+            self.mesh.emit(events);
+        }
+        // New outputs are guarded after the check: their first digests are taken now, so the
+        // check would only hash their pages a second time.
         if !failed {
             for t in self.outputs.clone() {
                 if self.mesh.is_live(&t) && !self.mesh.guards.contains(t.id) {
                     self.mesh.maybe_guard(&t);
                 }
             }
-        }
-        if self.mesh.config.detect.digests() && self.mesh.recording() {
-            let mut events = self.mesh.guards.check(Some(self.index), &self.logs, &self.mesh.chips);
-            // Writes that landed as this op was dispatched change digests across this op.
-            let late = std::mem::take(&mut self.late);
-            if !late.is_empty() {
-                events.extend(self.mesh.guards.check(Some(self.index), &late, &self.mesh.chips));
-            }
-            let m = &*self.mesh;
-            let logs = [self.logs.as_slice(), late.as_slice()];
-            events.extend(m.canaries.check(Some(self.index), &logs, &self.owned, &m.alloc, &m.geometry, &m.chips));
-            self.mesh.emit(events);
         }
         self.mesh.stop_journals();
         fault_result

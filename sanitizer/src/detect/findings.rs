@@ -84,14 +84,15 @@ impl FindingSet {
         }
     }
 
-    /// Marks the out-of-bounds write finding of `op_index` past (or before) buffer `overrun` as
-    /// confirmed by a digest; false if there is none. A write that ran across several buffers
-    /// is one write finding naming the first; the digests of the others confirm it too.
-    pub fn confirm_overrun(&mut self, op_index: u64, overrun: u64) -> bool {
+    /// Marks the write finding of `op_index` that buffer `related` of the op explains (an
+    /// overrun past it, a write through its stale address) as confirmed by a digest; false if
+    /// there is none. A write that ran across several buffers is one write finding naming the
+    /// first; the digests of the others confirm it too.
+    pub fn confirm_related(&mut self, op_index: u64, related: u64) -> bool {
         let hit = self.findings.iter_mut().find(|f| {
-            f.kind == FindingKind::OobWrite
+            matches!(f.kind, FindingKind::OobWrite | FindingKind::UseAfterFree)
                 && f.culprit.as_ref().is_some_and(|c| c.op_index == op_index)
-                && f.related.as_ref().is_some_and(|r| r.buffer.id == overrun)
+                && f.related.as_ref().is_some_and(|r| r.buffer.id == related)
         });
         match hit {
             Some(f) => {
