@@ -57,12 +57,40 @@ fn bad_input_exits_2_with_one_line() {
         vec!["--mesh", "0x8"],
         vec!["--modules", "attention", "--inject", "ccl-stale-scratch"],
         vec!["--modules", "attention", "--inject", "nonsense"],
+        vec!["--modules", "attention", "--canary", "bogus"],
+        vec!["--modules", "attention", "--guard-role", "weight,nonsense"],
     ] {
         let out = Command::new(ttsan()).args(["run", "gpt-oss", "--mode", "prefill"]).args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
     }
+}
+
+/// Digest mode's guard and canary selection, from flags and from TTSAN_OPTIONS (flags win):
+/// the sparse matmul's overrun into free DRAM is seen by default (the past-end canary) and not
+/// with weights-only guards and no canaries, the digest mode of before.
+#[test]
+fn digest_selection_from_flags_and_ttsan_options() {
+    let run = |env: &str, extra: &[&str]| {
+        let out = Command::new(ttsan())
+            .args(["run", "gpt-oss", "--mesh", "1x8", "--layers", "1", "--mode", "prefill", "--seq-len", "32"])
+            .args(["--modules", "experts", "--inject", "sparse-matmul-oob", "--detect", "digests"])
+            .args(extra)
+            .env("TTSAN_OPTIONS", env)
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.code(), text)
+    };
+    let (code, text) = run("", &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("oob-write") && text.contains("ttnn.sparse_matmul"), "{text}");
+    assert!(text.contains("(past-end)"), "the past-end canary saw it: {text}");
+    let (code, text) = run("guard_role=weight:canary=none", &[]);
+    assert_eq!(code, Some(0), "weights only, no canary: {text}");
+    let (code, text) = run("guard_role=weight:canary=none", &["--canary", "past-end"]);
+    assert_eq!(code, Some(1), "the flag wins over TTSAN_OPTIONS: {text}");
 }
 
 /// The default run (no --mode): the whole model's prefill, then its decode steps, clean, with

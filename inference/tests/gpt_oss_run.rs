@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 use ttsan_inference::gpt_oss::run::{run, Mode, Module, RunOptions, RunOutcome};
-use ttsan_inference::sim::DetectMode;
+use ttsan_inference::sim::{Canaries, DetectMode};
+use ttsan_sanitizer::finding::Relation;
 use ttsan_sanitizer::{AnalysisOptions, Analyzer, Finding, FindingKind};
-use ttsan_shim::events::Event;
+use ttsan_shim::events::{Event, Role};
 use ttsan_shim::MemoryRecorder;
 
 const RS: &str = "ttnn.experimental.reduce_scatter_minimal_async";
@@ -53,6 +54,12 @@ fn victim(f: &Finding) -> Option<&str> {
     f.victim.as_ref().map(|v| v.name.as_str())
 }
 
+/// One line per finding: kind, culprit, victim, count and mechanism.
+fn brief(findings: &[Finding]) -> String {
+    let line = |f: &Finding| format!("{} by {:?} on {:?} x{}: {}", f.kind, culprit(f), victim(f), f.count, f.mechanism);
+    findings.iter().map(line).collect::<Vec<_>>().join("\n")
+}
+
 #[test]
 fn experts_first_corrupts_the_sinks_attention_first_stays_latent() {
     let mut o = opts((1, 8), 1, &[Module::Experts, Module::Attention]);
@@ -92,6 +99,17 @@ fn digests_blame_the_reduce_scatter_for_the_sinks() {
         .find(|f| f.kind == FindingKind::GuardCorruption && victim(f) == Some("layer1.attn.sinks"))
         .unwrap_or_else(|| panic!("{findings:?}"));
     assert_eq!(culprit(sinks), Some(RS), "{sinks:?}");
+    // Every finding of the run (the sinks, the weights after them, free bytes of the old
+    // intermediate) blames the reduce-scatter.
+    assert!(findings.iter().all(|f| culprit(f) == Some(RS)), "{}", brief(&findings));
+    // Both modes: the late write is one use-after-free naming the sinks, which the digests of
+    // every buffer it crossed confirm instead of adding findings of their own.
+    o.detect = DetectMode::Both;
+    let (_, findings) = go(&o);
+    assert_eq!(findings.len(), 1, "{}", brief(&findings));
+    assert_eq!((findings[0].kind, culprit(&findings[0])), (FindingKind::UseAfterFree, Some(RS)));
+    assert_eq!(victim(&findings[0]), Some("layer1.attn.sinks"));
+    assert!(findings[0].confirmed_by_digest);
 }
 
 #[test]
@@ -135,26 +153,47 @@ fn attention_and_router_match_on_4x8_and_are_clean() {
     }
 }
 
-/// Overruns of the named faults: right culprit; the victim is what the allocator placed after
-/// the output. Digests cannot see them (the bytes hit free memory or an activation, and only
-/// weights are guarded), so digest mode reports nothing.
+/// A named fault in writes, digests and both modes: each reports exactly one finding (repeats
+/// merged) with the same culprit op and the same victim; `digest_kind` is what digests mode
+/// calls it (guard corruption of a live buffer, or the canary's out-of-bounds write into free
+/// memory). With weights-only guards and no canaries (digest mode as it was) the fault is invisible.
+fn one_story(o: &RunOptions, fault: &str, op: &str, hit: Option<&str>, digest_kind: FindingKind) {
+    let mut o = o.clone();
+    o.inject = vec![fault.into()];
+    for detect in [DetectMode::Writes, DetectMode::Digests, DetectMode::Both] {
+        o.detect = detect;
+        let (_, findings) = go(&o);
+        let ctx = format!("{fault} {detect}");
+        assert_eq!(findings.len(), 1, "{ctx}:\n{}", brief(&findings));
+        let f = &findings[0];
+        let kind = if detect == DetectMode::Digests { digest_kind } else { FindingKind::OobWrite };
+        assert_eq!(f.kind, kind, "{ctx}: {}", f.mechanism);
+        assert_eq!(culprit(f), Some(op), "{ctx}: {}", f.mechanism);
+        assert_eq!(victim(f), hit, "{ctx}: {}", f.mechanism);
+        assert_eq!(f.confirmed_by_digest, detect == DetectMode::Both, "{ctx}: the digest confirms the write");
+        if detect == DetectMode::Digests && hit.is_none() {
+            let r = f.related.as_ref().unwrap_or_else(|| panic!("{ctx}: the overrun buffer"));
+            assert_eq!((r.relation, r.distance), (Relation::PastEnd, 0), "{ctx}: {}", f.mechanism);
+            assert!(f.mechanism.contains("overran the end of its output buffer"), "{ctx}: {}", f.mechanism);
+            assert!(f.mechanism.contains("at least one byte"), "{ctx}: {}", f.mechanism);
+        }
+    }
+    o.detect = DetectMode::Digests;
+    o.guard_roles = Some(vec![Role::Weight]);
+    o.canaries = Some(Canaries::NONE);
+    let (_, findings) = go(&o);
+    assert!(findings.is_empty(), "{fault}: weights-only digests cannot see it: {findings:#?}");
+}
+
+/// Overruns of the named faults on 1x8: right culprit; the victim is what the allocator placed
+/// after the output: free DRAM for the sparse matmul (digests: the past-end canary), the live
+/// `experts.partial` activation for the all-gather (digests: its activation guard).
 #[test]
 fn overrun_faults_name_their_op() {
-    for (fault, op, hit) in [
-        ("sparse-matmul-oob", "ttnn.sparse_matmul", None),
-        ("ccl-pad-overrun", "ttnn.experimental.all_gather_async", Some("experts.partial")),
-    ] {
-        let mut o = opts((1, 8), 1, &[Module::Experts, Module::Attention]);
-        o.inject = vec![fault.into()];
-        let (_, findings) = go(&o);
-        assert_eq!(findings.len(), 1, "{fault}: {findings:?}");
-        assert_eq!(findings[0].kind, FindingKind::OobWrite, "{fault}");
-        assert_eq!(culprit(&findings[0]), Some(op), "{fault}");
-        assert_eq!(victim(&findings[0]), hit, "{fault}");
-        o.detect = DetectMode::Digests;
-        let (_, findings) = go(&o);
-        assert!(findings.is_empty(), "{fault} is invisible to digests: {findings:?}");
-    }
+    let o = opts((1, 8), 1, &[Module::Experts, Module::Attention]);
+    one_story(&o, "sparse-matmul-oob", "ttnn.sparse_matmul", None, FindingKind::OobWrite);
+    let ag = "ttnn.experimental.all_gather_async";
+    one_story(&o, "ccl-pad-overrun", ag, Some("experts.partial"), FindingKind::GuardCorruption);
 }
 
 /// Decode on 1x8: the prompt fills the KV cache, two decode steps follow, every module
@@ -235,53 +274,49 @@ fn cb_clash_names_the_program_and_the_l1_buffer() {
 }
 
 /// semaphore-reuse: the first all-gather also signals the reduce-scatter's semaphore word. In
-/// writes mode a foreign write names the all-gather and `ccl.rs0.sem0`; semaphores are not
-/// guarded by default, so digests see it only with `--guard-role semaphore`, and then name the
-/// all-gather too.
+/// writes mode a foreign write names the all-gather and `ccl.rs0.sem0`; digest mode guards
+/// semaphores too (every role by default) and reports a guard corruption of the same word by
+/// the same op; with weights-only guards (`--guard-role weight`) it sees nothing.
 #[test]
 fn semaphore_reuse_names_the_all_gather_and_the_semaphore() {
     let mut o = opts((1, 8), 0, &[Module::Attention]);
     o.inject = vec!["semaphore-reuse".into()];
-    let (_, findings) = go(&o);
-    assert_eq!(findings.len(), 1, "{findings:?}");
-    assert_eq!(findings[0].kind, FindingKind::ForeignWrite, "{findings:?}");
-    assert_eq!(culprit(&findings[0]), Some("ttnn.experimental.all_gather_async"));
-    assert_eq!(victim(&findings[0]), Some("ccl.rs0.sem0"));
+    for (detect, kind) in [
+        (DetectMode::Writes, FindingKind::ForeignWrite),
+        (DetectMode::Digests, FindingKind::GuardCorruption),
+        (DetectMode::Both, FindingKind::ForeignWrite),
+    ] {
+        o.detect = detect;
+        let (_, findings) = go(&o);
+        assert_eq!(findings.len(), 1, "{detect}:\n{}", brief(&findings));
+        assert_eq!(findings[0].kind, kind, "{detect}: {findings:?}");
+        assert_eq!(culprit(&findings[0]), Some("ttnn.experimental.all_gather_async"), "{detect}");
+        assert_eq!(victim(&findings[0]), Some("ccl.rs0.sem0"), "{detect}");
+        assert_eq!(findings[0].confirmed_by_digest, detect == DetectMode::Both, "{detect}");
+    }
     o.detect = DetectMode::Digests;
+    o.guard_roles = Some(vec![Role::Weight]);
     let (_, findings) = go(&o);
-    assert!(findings.is_empty(), "semaphores are not guarded by default: {findings:?}");
-    o.guard_roles = Some(vec![ttsan_shim::events::Role::Semaphore]);
-    let (_, findings) = go(&o);
-    let hit = findings.iter().find(|f| victim(f) == Some("ccl.rs0.sem0")).unwrap_or_else(|| panic!("{findings:?}"));
-    assert_eq!(hit.kind, FindingKind::GuardCorruption, "{hit:?}");
-    assert_eq!(culprit(hit), Some("ttnn.experimental.all_gather_async"), "{hit:?}");
+    assert!(findings.is_empty(), "weights-only guards do not cover semaphores: {findings:?}");
 }
 
-/// The experts module on 4x8 runs the throughput experts (32 users per row): clean, and the
-/// throughput named faults name their op. Their bytes land in free DRAM or in an activation;
-/// digests guard weights only and report nothing.
+/// The experts module on 4x8 runs the throughput experts (32 users per row): clean in every
+/// mode, and the throughput named faults name their op and victim in every mode: the untilize
+/// overruns into the live dispatch metadata (an activation guard sees it), the combine's
+/// overrun lands past its output in free DRAM on every chip (the past-end canary sees it).
 #[test]
 fn throughput_experts_on_4x8_and_their_faults() {
-    let o = opts((4, 8), 0, &[Module::Experts]);
-    let (out, findings) = go(&o);
-    assert!(findings.is_empty(), "{findings:?}");
-    assert!(pcc(&out, Module::Experts) >= 0.99, "{:?}", out.modules);
-    for (fault, op, hit) in [
-        // The untilized expert outputs are followed by the dispatch metadata, still live.
-        ("untilize-undersized", "ttnn.to_layout", Some("layer0.experts.dispatch.metadata")),
-        ("a2a-combine-peer", "ttnn.all_to_all_combine", None),
-    ] {
+    for detect in [DetectMode::Writes, DetectMode::Both] {
         let mut o = opts((4, 8), 0, &[Module::Experts]);
-        o.inject = vec![fault.into()];
-        let (_, findings) = go(&o);
-        assert_eq!(findings.len(), 1, "{fault}: {findings:?}");
-        assert_eq!(findings[0].kind, FindingKind::OobWrite, "{fault}");
-        assert_eq!(culprit(&findings[0]), Some(op), "{fault}");
-        assert_eq!(victim(&findings[0]), hit, "{fault}");
-        o.detect = DetectMode::Digests;
-        let (_, findings) = go(&o);
-        assert!(findings.is_empty(), "{fault} is invisible to digests: {findings:?}");
+        o.detect = detect;
+        let (out, findings) = go(&o);
+        assert!(findings.is_empty(), "{detect}: {findings:?}");
+        assert!(pcc(&out, Module::Experts) >= 0.99, "{:?}", out.modules);
     }
+    let o = opts((4, 8), 0, &[Module::Experts]);
+    let meta = Some("layer0.experts.dispatch.metadata");
+    one_story(&o, "untilize-undersized", "ttnn.to_layout", meta, FindingKind::GuardCorruption);
+    one_story(&o, "a2a-combine-peer", "ttnn.all_to_all_combine", None, FindingKind::OobWrite);
 }
 
 #[test]

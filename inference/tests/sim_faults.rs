@@ -7,10 +7,11 @@ use sim_support::{analyze, describe, ints, load_weights, mesh, op_index};
 use ttsan_inference::sim::ccl::{self, CclArgs, CclManager, ReduceScatterAsync, Topology};
 use ttsan_inference::sim::ops::{self, MatmulArgs, Out};
 use ttsan_inference::sim::{
-    parse_faults, DType, DetectMode, Distribution, Fault, Mesh, SimError, SimResult, TensorSpec,
+    parse_faults, Canaries, DType, DetectMode, Distribution, Fault, Mesh, MeshConfig, SimError, SimResult, TensorSpec,
 };
 use ttsan_sanitizer::{Finding, FindingKind};
-use ttsan_shim::events::{CoreCoord, CoreRange, Event, Role};
+use ttsan_shim::events::{Arch, CoreCoord, CoreRange, Event, Role};
+use ttsan_shim::MemoryRecorder;
 
 const MESHES: [(u32, u32); 2] = [(1, 8), (4, 8)];
 const MODES: [DetectMode; 2] = [DetectMode::Writes, DetectMode::Digests];
@@ -123,10 +124,91 @@ fn stray_write_into_free_space_is_a_wild_write() {
         let f = the_finding(&a.findings, FindingKind::WildWrite, &format!("{rows}x{cols}"));
         check(f, "ttnn.matmul", op_index(&events, "ttnn.matmul", 1), None, "wild");
         assert_eq!((f.bank, f.address, f.size), (Some(3), free, 64));
-        // No buffer lives there, so no guard can see it: digests mode stays silent.
+        // No buffer lives there, but the free-memory canary digests it: the same finding, at
+        // page granularity (the changed page holds the 64 bytes).
         let (events, _) = run(rows, cols, DetectMode::Digests, &spec, two_matmuls);
-        assert!(analyze(&events).findings.is_empty());
+        let a = analyze(&events);
+        let ctx = format!("{rows}x{cols} digests");
+        let f = the_finding(&a.findings, FindingKind::WildWrite, &ctx);
+        check(f, "ttnn.matmul", op_index(&events, "ttnn.matmul", 1), None, &ctx);
+        assert_eq!(a.findings.len(), 1, "{ctx}:\n{}", describe(&a.findings));
+        assert_eq!((f.device, f.bank), (Some(0), Some(3)), "{ctx}");
+        assert!(f.address <= free && free + 64 <= f.address + f.size, "{ctx}: {:#x}+{}", f.address, f.size);
+        assert!(f.size <= ttsan_inference::sim::CANARY_PAGE, "{ctx}: one canary page");
+        // Without the free-memory canary (past-end and quarantine only) it is out of reach: it
+        // is far from every output and from every freed buffer.
+        let (mut m, rec) = mesh_with(rows, cols, Canaries { free: false, ..Canaries::ALL }, &spec);
+        two_matmuls(&mut m).expect("scenario runs");
+        m.finish().expect("the fault fired");
+        assert!(analyze(&rec.take()).findings.is_empty(), "{ctx}: only the free canary reaches it");
     }
+}
+
+/// A digest-mode mesh with these canaries and faults.
+fn mesh_with(rows: u32, cols: u32, canaries: Canaries, faults: &str) -> (Mesh, std::sync::Arc<MemoryRecorder>) {
+    let rec = std::sync::Arc::new(MemoryRecorder::new());
+    let mut cfg = MeshConfig::new(Arch::WormholeB0, rows, cols).detect(DetectMode::Digests).canaries(canaries);
+    for f in parse_faults(faults).expect("fault syntax") {
+        cfg = cfg.fault(f);
+    }
+    (Mesh::new(cfg, rec.clone()).expect("mesh opens"), rec)
+}
+
+/// An overrun past an output into never-allocated memory: writes mode's out-of-bounds write;
+/// digests mode's past-end canary says the same (kind, culprit, the output it ran past), and
+/// so does the free-memory canary alone. With weights-only guards and no canary it is invisible.
+#[test]
+fn overrun_into_free_memory_is_an_oob_write_in_every_mode() {
+    let scenario = |m: &mut Mesh| -> SimResult<()> {
+        let spec = TensorSpec::new(&[1, 1, 64, 64], DType::Bf16);
+        let a = m.from_host(&ints(&[1, 1, 64, 64], 36), &spec, &Distribution::Replicate, "a", Role::Activation)?;
+        ops::silu(m, &a, &Out::dram())?;
+        Ok(())
+    };
+    for (rows, cols) in MESHES {
+        for (mode, canaries) in [
+            (DetectMode::Writes, Canaries::ALL),
+            (DetectMode::Digests, Canaries::ALL),
+            (DetectMode::Both, Canaries::ALL),
+            (DetectMode::Digests, Canaries { past_end: true, ..Canaries::NONE }),
+            (DetectMode::Digests, Canaries { free: true, ..Canaries::NONE }),
+        ] {
+            let ctx = format!("{rows}x{cols} {mode} {canaries}");
+            let (events, ()) = run_with(rows, cols, mode, canaries, "overrun:op=ttnn.silu,bytes=100", scenario);
+            let a = analyze(&events);
+            assert_eq!(a.findings.len(), 1, "{ctx}:\n{}", describe(&a.findings));
+            let f = &a.findings[0];
+            assert_eq!(f.kind, FindingKind::OobWrite, "{ctx}: {}", f.mechanism);
+            check(f, "ttnn.silu", op_index(&events, "ttnn.silu", 1), None, &ctx);
+            let related = f.related.as_ref().expect("the output it ran past");
+            assert_eq!((related.buffer.name.as_str(), related.distance), ("ttnn.silu.out", 0), "{ctx}");
+            assert_eq!(f.count, u64::from(rows * cols), "{ctx}: once per chip, merged");
+            assert_eq!(f.confirmed_by_digest, mode == DetectMode::Both, "{ctx}");
+        }
+        let (events, ()) =
+            run_with(rows, cols, DetectMode::Digests, Canaries::NONE, "overrun:op=ttnn.silu,bytes=100", scenario);
+        assert!(analyze(&events).findings.is_empty(), "{rows}x{cols}: no canary, nothing to see");
+    }
+}
+
+/// [`run`] with a canary selection.
+fn run_with<T>(
+    rows: u32,
+    cols: u32,
+    mode: DetectMode,
+    canaries: Canaries,
+    faults: &str,
+    scenario: impl Fn(&mut Mesh) -> SimResult<T>,
+) -> (Vec<Event>, T) {
+    let rec = std::sync::Arc::new(MemoryRecorder::new());
+    let mut cfg = MeshConfig::new(Arch::WormholeB0, rows, cols).detect(mode).canaries(canaries);
+    for f in parse_faults(faults).expect("fault syntax") {
+        cfg = cfg.fault(f);
+    }
+    let mut m = Mesh::new(cfg, rec.clone()).expect("mesh opens");
+    let out = scenario(&mut m).expect("scenario runs");
+    m.finish().expect("every fault fired");
+    (rec.take(), out)
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use crate::buffer::BufferInfo;
 use crate::detect::placement::{CbRegion, Clash};
 use crate::detect::{self, guard::GuardState, Context, FindingSet};
-use crate::finding::Finding;
+use crate::finding::{Finding, Relation};
 use crate::model::footprint;
 use crate::ops::OpTable;
 use crate::options::AnalysisOptions;
@@ -30,7 +30,7 @@ pub struct Summary {
     pub writes: u64,
     /// Guarded buffers.
     pub guards: u64,
-    /// Guard digests compared.
+    /// Guard and canary digests compared.
     pub digests: u64,
     /// Guard digests the backend could not take.
     pub unreadable_digests: u64,
@@ -68,6 +68,7 @@ pub struct Analyzer {
     registry: Option<Registry>,
     ops: OpTable,
     guards: GuardState,
+    canary_checks: u64,
     findings: FindingSet,
     summary: Summary,
     errors: Vec<String>,
@@ -89,6 +90,7 @@ impl Analyzer {
             registry: None,
             ops: OpTable::default(),
             guards: GuardState::default(),
+            canary_checks: 0,
             summary: Summary::default(),
             errors: Vec::new(),
             warnings: Vec::new(),
@@ -204,7 +206,29 @@ impl Analyzer {
                 let ctx = Context { registry, ops: &self.ops };
                 if let Some(f) = self.guards.check(&ctx, g) {
                     let confirmed = match (&f.culprit, &f.victim) {
-                        (Some(c), Some(v)) => self.findings.confirm_by_digest(c.op_index, v.id),
+                        (Some(c), Some(v)) => {
+                            self.findings.confirm_by_digest(c.op_index, v.id)
+                                || f.related.as_ref().is_some_and(|r| {
+                                    matches!(
+                                        r.relation,
+                                        Relation::PastEnd | Relation::BeforeStart | Relation::StaleAddress
+                                    ) && self.findings.confirm_related(c.op_index, r.buffer.id)
+                                })
+                        }
+                        _ => false,
+                    };
+                    if !confirmed && !self.findings.fold_overrun(&f) {
+                        self.findings.push(f);
+                    }
+                }
+            }
+            Event::CanaryDigest(c) => {
+                self.canary_checks += 1;
+                let ctx = Context { registry, ops: &self.ops };
+                if let Some(f) = detect::canary::check(&ctx, c) {
+                    // Only a write finding can be confirmed; without writes, repeats merge.
+                    let confirmed = match &f.culprit {
+                        Some(cu) if self.summary.writes > 0 => self.findings.confirm_by_canary(&cu.op),
                         _ => false,
                     };
                     if !confirmed {
@@ -281,7 +305,7 @@ impl Analyzer {
             self.warnings.push(format!("{} event(s) before capture_start were ignored", self.orphan_events));
         }
         self.summary.guards = self.summary.guards.max(self.guards.guarded() as u64);
-        self.summary.digests = self.guards.checks;
+        self.summary.digests = self.guards.checks + self.canary_checks;
         self.summary.unreadable_digests = self.guards.unreadable;
         if self.guards.unreadable > 0 {
             self.warnings.push(format!(

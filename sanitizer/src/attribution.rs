@@ -64,6 +64,10 @@ pub fn relate(
 /// Ranks the buffers `op` writes (and, for program-cache state, buffers earlier calls of the
 /// same op declared) by how well they explain `damage`, its inputs only as a last resort; returns the best, skipping `exclude`
 /// (the victim itself).
+///
+/// What this call declares comes first: when one of those shares, used to own, or sits right
+/// next to the damage, an earlier call's buffer that happens to have lived there is a worse
+/// explanation (its bytes are reused all the time).
 pub fn rank(
     op: &OpInfo,
     ops: &OpTable,
@@ -71,10 +75,40 @@ pub fn rank(
     damage: &[Damage],
     exclude: Option<u64>,
 ) -> Option<Related> {
-    let mut candidates: Vec<u64> = op.declared.keys().copied().collect();
+    let mut own: Vec<u64> = op.declared.keys().copied().collect();
+    own.sort_unstable();
+    if let Some(best) = rank_among(op, ops, registry, damage, exclude, &own).filter(close) {
+        return Some(best);
+    }
+    let mut candidates = own;
     candidates.extend(ops.history(&op.name));
     candidates.sort_unstable();
     candidates.dedup();
+    rank_among(op, ops, registry, damage, exclude, &candidates)
+}
+
+/// Bytes within which an overrun or underrun of a buffer explains damage.
+pub const NEAR_BYTES: u64 = 4096;
+
+/// Whether a relation is a real explanation: the buffer shares, used to own, or sits right next
+/// to the damaged bytes. A buffer that is merely declared, or kilobytes away, explains nothing.
+pub fn close(related: &Related) -> bool {
+    match related.relation {
+        Relation::Overlap | Relation::StaleAddress | Relation::PeerAddress => true,
+        Relation::PastEnd | Relation::BeforeStart => related.distance <= NEAR_BYTES,
+        Relation::Declared => false,
+    }
+}
+
+fn rank_among(
+    op: &OpInfo,
+    ops: &OpTable,
+    registry: &Registry,
+    damage: &[Damage],
+    exclude: Option<u64>,
+    candidates: &[u64],
+) -> Option<Related> {
+    let candidates = candidates.iter().copied();
     let mut best: Option<(u8, u64, u64, Relation, u64, Option<u32>)> = None;
     for id in candidates {
         if Some(id) == exclude {

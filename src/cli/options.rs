@@ -23,6 +23,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "baseline",
     "write_baseline",
     "max_damaged_records",
+    "guard_role",
+    "canary",
 ];
 
 /// Parsed `TTSAN_OPTIONS`.

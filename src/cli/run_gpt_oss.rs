@@ -6,6 +6,7 @@
 
 use super::analyze::{analyze_trace, emit, Format, ReportArgs, Settings};
 use super::exit::{Failure, Outcome, CLEAN, USAGE};
+use super::options::EnvOptions;
 use anyhow::{anyhow, Context as _};
 use clap::Args;
 use std::io::IsTerminal as _;
@@ -17,7 +18,7 @@ use ttsan_inference::gpt_oss::run::{
     parse_ids, parse_layers, parse_mesh, plan, run as run_model, Mode, ModelSource, Module, PlanOptions, Progress,
     RunError, RunOptions, RunOutcome,
 };
-use ttsan_inference::sim::DetectMode;
+use ttsan_inference::sim::{Canaries, DetectMode};
 use ttsan_sanitizer::report::{render_text, Report, Status};
 use ttsan_sanitizer::FindingKind;
 use ttsan_shim::events::{Arch, Role};
@@ -77,9 +78,15 @@ pub struct GptOssArgs {
     /// Also guard buffers whose name matches GLOB (digest modes).
     #[arg(long, value_name = "GLOB")]
     pub guard: Vec<String>,
-    /// Guard buffers of ROLE (replaces the default, weights).
-    #[arg(long, value_name = "ROLE")]
+    /// Guard buffers of ROLE in digest modes (replaces the default, every role: weights,
+    /// activations, kv-cache, ccl-scratch, semaphores; `--guard-role weight` is weights only).
+    /// TTSAN_OPTIONS: guard_role='ROLE,ROLE'.
+    #[arg(long, value_name = "ROLE", value_delimiter = ',')]
     pub guard_role: Vec<String>,
+    /// Canaries over free memory in digest modes: past-end, quarantine, free (comma separated),
+    /// all (the default) or none. TTSAN_OPTIONS: canary='LIST'.
+    #[arg(long, value_name = "LIST")]
+    pub canary: Option<String>,
     /// Keep the trace in FILE (default: a temporary file).
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
@@ -89,6 +96,11 @@ pub struct GptOssArgs {
     /// Report options.
     #[command(flatten)]
     pub report: ReportArgs,
+}
+
+/// A `TTSAN_OPTIONS` list value: `key='a,b'` (quoted, because a bare comma separates keys there).
+fn split_list(v: &str) -> Vec<String> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
 }
 
 fn usage(e: impl std::fmt::Display) -> Failure {
@@ -109,18 +121,20 @@ fn options(args: &GptOssArgs) -> Result<RunOptions, Failure> {
         Some(other) => return Err(usage(format!("unknown --mode `{other}` (prefill, decode)"))),
     };
     let detect: DetectMode = args.detect.parse().map_err(usage)?;
-    let guard_roles = if args.guard_role.is_empty() {
+    let env = EnvOptions::from_env().map_err(Failure::usage)?;
+    let env_roles: Vec<String> = env.string("guard_role").map(|v| split_list(&v)).unwrap_or_default();
+    let role_names = if args.guard_role.is_empty() { &env_roles } else { &args.guard_role };
+    let guard_roles = if role_names.is_empty() {
         None
     } else {
-        let roles = args
-            .guard_role
+        let roles = role_names
             .iter()
-            .map(|r| {
-                Role::ALL.into_iter().find(|x| x.as_str() == r).ok_or_else(|| usage(format!("unknown role `{r}`")))
-            })
+            .map(|r| Role::parse(r).ok_or_else(|| usage(format!("unknown role `{r}`"))))
             .collect::<Result<Vec<_>, _>>()?;
         Some(roles)
     };
+    let canaries = args.canary.clone().or_else(|| env.string("canary"));
+    let canaries = canaries.as_deref().map(Canaries::parse).transpose().map_err(usage)?;
     let mut fix_all_reduce = false;
     for f in &args.fix {
         match f.as_str() {
@@ -150,6 +164,7 @@ fn options(args: &GptOssArgs) -> Result<RunOptions, Failure> {
         detect,
         guard_globs: args.guard.clone(),
         guard_roles,
+        canaries,
         command: std::env::args().collect::<Vec<_>>().join(" "),
     })
 }

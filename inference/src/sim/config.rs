@@ -63,20 +63,96 @@ impl FromStr for DetectMode {
     }
 }
 
-/// Which buffers get guard digests.
+/// Which buffers get guard digests, and which free memory is watched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuardSelect {
     /// Name globs (`*.sinks`).
     pub globs: Vec<String>,
-    /// Roles (all weights by default).
+    /// Roles (by default every role: weights, live activations, the KV cache, CCL scratch,
+    /// semaphores).
     pub roles: Vec<Role>,
+    /// Canaries over free memory (all of them by default).
+    pub canaries: Canaries,
+}
+
+impl GuardSelect {
+    /// The roles guarded by default: all of them. Every op declares what it writes (outputs,
+    /// scratch, in-place caches, what it allocates), so a live buffer changes only across its
+    /// writers and any other change is corruption; the simulator re-hashes only written pages,
+    /// so guarding everything costs about one hash of every byte written.
+    pub const DEFAULT_ROLES: [Role; 8] = Role::ALL;
+
+    /// Weights only and no canaries: what digest mode watched before activation guards and
+    /// canaries existed.
+    pub fn weights_only() -> Self {
+        GuardSelect { globs: Vec::new(), roles: vec![Role::Weight], canaries: Canaries::NONE }
+    }
 }
 
 impl Default for GuardSelect {
     fn default() -> Self {
-        GuardSelect { globs: Vec::new(), roles: vec![Role::Weight] }
+        GuardSelect { globs: Vec::new(), roles: Self::DEFAULT_ROLES.to_vec(), canaries: Canaries::ALL }
     }
 }
+
+/// Free memory the digest modes watch, as ASan's quarantine poisoning watches freed memory:
+/// its pages are digested before and after each op, and a change is a write into memory
+/// nobody owns. Each kind is a read-back real hardware could do; they differ in how much it
+/// would have to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Canaries {
+    /// The free bytes just past the end, on each bank or core, of every buffer an op writes,
+    /// up to the next allocation and at most [`super::canary::PAST_END_BYTES`].
+    pub past_end: bool,
+    /// The regions of the most recently freed buffers (as many as the analyzer's default
+    /// quarantine), until they are reallocated.
+    pub quarantine: bool,
+    /// All free memory (on hardware a read-back of every free byte after every op).
+    pub free: bool,
+}
+
+impl Canaries {
+    /// Every canary.
+    pub const ALL: Canaries = Canaries { past_end: true, quarantine: true, free: true };
+    /// No canary.
+    pub const NONE: Canaries = Canaries { past_end: false, quarantine: false, free: false };
+
+    /// Whether any canary is on.
+    pub fn any(self) -> bool {
+        self.past_end || self.quarantine || self.free
+    }
+
+    /// Parses a comma-separated list of `past-end`, `quarantine`, `free`, or `all` / `none`.
+    pub fn parse(list: &str) -> Result<Canaries, UnknownCanary> {
+        let mut c = Canaries::NONE;
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match item {
+                "all" => c = Canaries::ALL,
+                "none" => {}
+                "past-end" => c.past_end = true,
+                "quarantine" => c.quarantine = true,
+                "free" => c.free = true,
+                other => return Err(UnknownCanary(other.to_string())),
+            }
+        }
+        Ok(c)
+    }
+}
+
+impl fmt::Display for Canaries {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let on: Vec<&str> = [(self.past_end, "past-end"), (self.quarantine, "quarantine"), (self.free, "free")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect();
+        f.write_str(if on.is_empty() { "none".to_string() } else { on.join(",") }.as_str())
+    }
+}
+
+/// A canary name that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown canary `{0}` (past-end, quarantine, free, all, none)")]
+pub struct UnknownCanary(pub String);
 
 /// Everything a [`super::Mesh`] is built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +174,8 @@ pub struct MeshConfig {
 }
 
 impl MeshConfig {
-    /// A `rows` x `cols` mesh of `arch` chips, writes mode, weights guarded, no faults.
+    /// A `rows` x `cols` mesh of `arch` chips, writes mode, the default guards and canaries
+    /// (for the digest modes), no faults.
     pub fn new(arch: Arch, rows: u32, cols: u32) -> Self {
         MeshConfig {
             arch,
@@ -126,6 +203,12 @@ impl MeshConfig {
     /// The same, guarding exactly these roles.
     pub fn guard_roles(mut self, roles: &[Role]) -> Self {
         self.guards.roles = roles.to_vec();
+        self
+    }
+
+    /// The same with these canaries over free memory.
+    pub fn canaries(mut self, canaries: Canaries) -> Self {
+        self.guards.canaries = canaries;
         self
     }
 

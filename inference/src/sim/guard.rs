@@ -1,5 +1,12 @@
 //! Guard digests: per-page hashes of selected buffers, refreshed only where the simulator
 //! saw writes.
+//!
+//! Real hardware would read a guarded buffer back when it is registered and after every op. The
+//! simulator gives the analyzer the same comparisons with far less hashing: a buffer's first
+//! digests are taken only when an op first writes it after registration (most activations are
+//! written once, by the op that allocates them, and never again), from the bytes as they were
+//! before that op (the chips' journal) and sent just before the changed digests. A page nobody
+//! wrote cannot have changed, so everything not sent would have compared equal.
 
 use super::config::GuardSelect;
 use super::error::{SimError, SimResult};
@@ -9,7 +16,7 @@ use super::write_log::WriteLog;
 use globset::{Glob, GlobMatcher};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use ttsan_events::{Digest, Event, GuardDigest, Role};
+use ttsan_events::{Digest, Event, GuardDigest, Role, Space, Unit};
 
 /// The digest of one page: the first 16 bytes of its blake3 hash.
 pub fn page_digest(bytes: &[u8]) -> Digest {
@@ -20,8 +27,8 @@ pub fn page_digest(bytes: &[u8]) -> Digest {
 
 struct Guarded {
     placement: Arc<Placement>,
-    /// Last emitted digests, per chip.
-    last: Vec<Vec<Digest>>,
+    /// Last emitted digests, per chip (`None`: not taken yet; the bytes are as registered).
+    last: Vec<Option<Vec<Digest>>>,
 }
 
 /// Selection and last digests of every guarded buffer.
@@ -54,17 +61,11 @@ impl GuardTracker {
         self.roles.contains(&role).then(|| format!("role {role}"))
     }
 
-    /// Starts guarding `id`: the events of registration and the first digest of every chip.
-    pub fn register(&mut self, id: u64, reason: String, placement: Arc<Placement>, chips: &[ChipMemory]) -> Vec<Event> {
-        let mut events = vec![Event::GuardRegister { buffer: id, reason }];
-        let all: Vec<u64> = (0..placement.pages).collect();
-        let jobs: Vec<DigestJob<'_>> = chips.iter().map(|mem| (mem, all.as_slice(), None)).collect();
-        let last = digest_on_chips(&placement, &jobs);
-        for (device, pages) in last.iter().enumerate() {
-            events.push(digest_event(id, device as u32, None, pages.clone()));
-        }
-        self.guarded.insert(id, Guarded { placement, last });
-        events
+    /// Starts guarding `id` on `chips` chips: the registration event (the first digests follow
+    /// when an op first writes the buffer).
+    pub fn register(&mut self, id: u64, reason: String, placement: Arc<Placement>, chips: usize) -> Vec<Event> {
+        self.guarded.insert(id, Guarded { placement, last: vec![None; chips] });
+        vec![Event::GuardRegister { buffer: id, reason }]
     }
 
     /// Stops guarding `id` (it was freed).
@@ -78,8 +79,18 @@ impl GuardTracker {
     }
 
     /// Re-hashes the pages of guarded buffers that `logs` (one per chip) touched and returns a
-    /// digest event for every (buffer, chip) whose digests changed.
-    pub fn check(&mut self, after_op: Option<u64>, logs: &[WriteLog], chips: &[ChipMemory]) -> Vec<Event> {
+    /// digest event for every (buffer, chip) whose digests changed, preceded by the buffer's
+    /// first digests on that chip when they were not taken yet. `journaled`: the chips' journals
+    /// hold the bytes from before these writes (an op); without it (a host transfer) a buffer
+    /// not digested yet simply takes the new bytes as its registered state, since the host may
+    /// write any buffer.
+    pub fn check(
+        &mut self,
+        after_op: Option<u64>,
+        logs: &[WriteLog],
+        chips: &[ChipMemory],
+        journaled: bool,
+    ) -> Vec<Event> {
         let mut events = Vec::new();
         for (&id, g) in self.guarded.iter_mut() {
             let dirty: Vec<(usize, Vec<u64>)> = logs
@@ -99,13 +110,26 @@ impl GuardTracker {
             if dirty.is_empty() {
                 continue;
             }
-            let jobs: Vec<DigestJob<'_>> =
-                dirty.iter().map(|(d, pages)| (&chips[*d], pages.as_slice(), Some(g.last[*d].as_slice()))).collect();
+            for (device, _) in &dirty {
+                if g.last[*device].is_none() && journaled {
+                    let all: Vec<u64> = (0..g.placement.pages).collect();
+                    let first = digest_pages_with(&g.placement, &all, None, |space, unit, addr, len, f| {
+                        chips[*device].visit_before(space, unit, addr, len, f)
+                    });
+                    events.push(digest_event(id, *device as u32, None, first.clone()));
+                    g.last[*device] = Some(first);
+                }
+            }
+            let jobs: Vec<DigestJob<'_>> = dirty
+                .iter()
+                .filter_map(|(d, pages)| Some((&chips[*d], pages.as_slice(), Some(g.last[*d].as_deref()?))))
+                .collect();
+            let taken: Vec<usize> = dirty.iter().filter(|(d, _)| g.last[*d].is_some()).map(|(d, _)| *d).collect();
             let fresh = digest_on_chips(&g.placement, &jobs);
-            for ((device, _), fresh) in dirty.iter().zip(fresh) {
-                if fresh != g.last[*device] {
-                    g.last[*device] = fresh.clone();
-                    events.push(digest_event(id, *device as u32, after_op, fresh));
+            for (device, fresh) in taken.into_iter().zip(fresh) {
+                if g.last[device].as_ref() != Some(&fresh) {
+                    g.last[device] = Some(fresh.clone());
+                    events.push(digest_event(id, device as u32, after_op, fresh));
                 }
             }
         }
@@ -149,6 +173,16 @@ pub fn digest_on_chips(p: &Placement, jobs: &[DigestJob<'_>]) -> Vec<Vec<Digest>
 
 /// Digests of every page, re-hashing only `pages` when the previous digests are given.
 pub fn digest_pages(p: &Placement, mem: &ChipMemory, pages: &[u64], previous: Option<&[Digest]>) -> Vec<Digest> {
+    digest_pages_with(p, pages, previous, |space, unit, addr, len, f| mem.visit(space, unit, addr, len, f))
+}
+
+/// [`digest_pages`] over bytes that `visit` hands out (today's, or the journal's).
+fn digest_pages_with(
+    p: &Placement,
+    pages: &[u64],
+    previous: Option<&[Digest]>,
+    visit: impl Fn(Space, Unit, u64, u64, &mut dyn FnMut(&[u8])),
+) -> Vec<Digest> {
     let mut out: Vec<Digest> = match previous {
         Some(prev) => prev.to_vec(),
         None => vec![[0u8; 16]; p.pages as usize],
@@ -157,7 +191,7 @@ pub fn digest_pages(p: &Placement, mem: &ChipMemory, pages: &[u64], previous: Op
         if let (Some((unit, addr)), Some(slot)) = (p.locate(page), out.get_mut(page as usize)) {
             // Hash straight out of chip memory: no copy of the page.
             let mut hasher = blake3::Hasher::new();
-            mem.visit(p.space, unit, addr, p.page_size, |bytes| {
+            visit(p.space, unit, addr, p.page_size, &mut |bytes: &[u8]| {
                 hasher.update(bytes);
             });
             slot.copy_from_slice(&hasher.finalize().as_bytes()[..16]);

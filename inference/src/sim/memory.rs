@@ -18,10 +18,17 @@ fn plane(space: Space) -> u8 {
 
 type Key = (u8, u32, u64);
 
+type Chunk = Box<[u8; CHUNK as usize]>;
+
 /// The memory of one chip.
 #[derive(Debug, Default)]
 pub struct ChipMemory {
-    chunks: HashMap<Key, Box<[u8; CHUNK as usize]>>,
+    chunks: HashMap<Key, Chunk>,
+    /// While an op runs under canaries: each chunk's bytes as they were before the op first
+    /// wrote it (`None`: it did not exist, so it was zeros). Canary digests need the bytes from
+    /// before the op; keeping only the chunks the op touched gives the same digests as reading
+    /// every watched page before the op, at the cost of one copy per touched chunk.
+    journal: Option<HashMap<Key, Option<Chunk>>>,
 }
 
 impl ChipMemory {
@@ -39,6 +46,9 @@ impl ChipMemory {
             let at = address + done as u64;
             let (chunk, offset) = (at / CHUNK, (at % CHUNK) as usize);
             let n = (CHUNK as usize - offset).min(data.len() - done);
+            if let Some(journal) = &mut self.journal {
+                journal.entry((p, u, chunk)).or_insert_with(|| self.chunks.get(&(p, u, chunk)).cloned());
+            }
             let page = self.chunks.entry((p, u, chunk)).or_insert_with(|| Box::new([0u8; CHUNK as usize]));
             page[offset..offset + n].copy_from_slice(&data[done..done + n]);
             done += n;
@@ -79,6 +89,38 @@ impl ChipMemory {
         }
     }
 
+    /// Starts remembering the bytes every chunk held before its first write from now on
+    /// (forgetting any earlier journal).
+    pub fn start_journal(&mut self) {
+        self.journal = Some(HashMap::default());
+    }
+
+    /// Stops the journal and drops what it kept.
+    pub fn stop_journal(&mut self) {
+        self.journal = None;
+    }
+
+    /// As [`ChipMemory::visit`], but the bytes as they were when the journal started.
+    pub fn visit_before(&self, space: Space, unit: Unit, address: u64, len: u64, mut f: impl FnMut(&[u8])) {
+        const ZEROS: [u8; CHUNK as usize] = [0u8; CHUNK as usize];
+        let (p, u) = (plane(space), unit.key());
+        let mut done = 0u64;
+        while done < len {
+            let at = address + done;
+            let (chunk, offset) = (at / CHUNK, (at % CHUNK) as usize);
+            let n = (CHUNK - offset as u64).min(len - done) as usize;
+            let old = match self.journal.as_ref().and_then(|j| j.get(&(p, u, chunk))) {
+                Some(kept) => kept.as_ref(),
+                None => self.chunks.get(&(p, u, chunk)),
+            };
+            match old {
+                Some(page) => f(&page[offset..offset + n]),
+                None => f(&ZEROS[offset..offset + n]),
+            }
+            done += n as u64;
+        }
+    }
+
     /// Bytes of host memory the chip holds (chunks touched times chunk size).
     pub fn resident_bytes(&self) -> u64 {
         self.chunks.len() as u64 * CHUNK
@@ -105,5 +147,32 @@ mod tests {
         let mut t = vec![0u8; 4];
         m.read(Space::Trace, Unit::Bank(3), (1 << 29) + 1, &mut t);
         assert_eq!(t, [1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn the_journal_keeps_the_bytes_from_before_the_first_write() {
+        let mut m = ChipMemory::new();
+        let b = Unit::Bank(0);
+        m.write(Space::Dram, b, 100, &[1, 2, 3]);
+        m.start_journal();
+        m.write(Space::Dram, b, 101, &[9]);
+        m.write(Space::Dram, b, 102, &[8]);
+        m.write(Space::Dram, b, 2 * CHUNK, &[7]);
+        let collect = |m: &ChipMemory, before: bool| {
+            let mut out = Vec::new();
+            let mut f = |bytes: &[u8]| out.extend_from_slice(bytes);
+            if before {
+                m.visit_before(Space::Dram, b, 100, 3, &mut f);
+                m.visit_before(Space::Dram, b, 2 * CHUNK, 1, &mut f);
+            } else {
+                m.visit(Space::Dram, b, 100, 3, &mut f);
+                m.visit(Space::Dram, b, 2 * CHUNK, 1, &mut f);
+            }
+            out
+        };
+        assert_eq!(collect(&m, true), [1, 2, 3, 0], "the first write's pre-image; a new chunk was zeros");
+        assert_eq!(collect(&m, false), [1, 9, 8, 7]);
+        m.stop_journal();
+        assert_eq!(collect(&m, true), collect(&m, false), "without a journal the bytes are today's");
     }
 }

@@ -2,6 +2,7 @@
 //! trace they report through a [`Recorder`].
 
 use super::cache::{InFlight, OpCache};
+use super::canary::CanaryTracker;
 use super::chip::{par_chips, Chip};
 use super::config::{DetectMode, MeshConfig};
 use super::error::{SimError, SimResult};
@@ -49,6 +50,7 @@ pub struct Mesh {
     pub(crate) next_op: u64,
     pub(crate) buffers: HashMap<u64, BufState>,
     pub(crate) guards: GuardTracker,
+    pub(crate) canaries: CanaryTracker,
     pub(crate) faults: FaultPlan,
     pub(crate) calls: HashMap<String, u64>,
     pub(crate) cache: OpCache,
@@ -81,6 +83,7 @@ impl Mesh {
         let geometry = alloc_config.geometry.clone();
         let desc = MeshDesc::grid(config.rows, config.cols);
         let guards = GuardTracker::new(&config.guards)?;
+        let canaries = CanaryTracker::new(config.guards.canaries);
         let mesh = Mesh {
             faults: FaultPlan::new(config.faults.clone()),
             alloc: Allocator::new(alloc_config),
@@ -90,6 +93,7 @@ impl Mesh {
             next_op: 0,
             buffers: HashMap::new(),
             guards,
+            canaries,
             calls: HashMap::new(),
             cache: OpCache::default(),
             open_ops: Vec::new(),
@@ -234,6 +238,7 @@ impl Mesh {
         }
         self.alloc.deallocate(t.space(), t.address());
         self.guards.forget(t.id);
+        self.canaries.freed(t.id, t.placement.clone());
         self.emit(vec![Event::BufferFree(BufferFree { id: t.id, op, stack: None, stack_id: None })]);
         Ok(())
     }
@@ -279,10 +284,25 @@ impl Mesh {
             events.extend(write_events(&logs, None));
         }
         if self.config.detect.digests() {
-            events.extend(self.guards.check(None, &logs, &self.chips));
+            events.extend(self.guards.check(None, &logs, &self.chips, false));
         }
         self.emit(events);
         Ok(out)
+    }
+
+    /// Starts the chips' journals of pre-op bytes (digest modes: first guard digests and
+    /// canaries take the bytes from before the op there).
+    pub(crate) fn start_journals(&mut self) {
+        if self.config.detect.digests() && self.recording() {
+            self.chips.iter_mut().for_each(ChipMemory::start_journal);
+        }
+    }
+
+    /// Drops the journals.
+    pub(crate) fn stop_journals(&mut self) {
+        if self.config.detect.digests() && self.recording() {
+            self.chips.iter_mut().for_each(ChipMemory::stop_journal);
+        }
     }
 
     /// Starts guarding `t` if the selection picks it.
@@ -291,7 +311,7 @@ impl Mesh {
             return;
         }
         if let Some(reason) = self.guards.reason(t.name(), t.role()) {
-            let events = self.guards.register(t.id, reason, t.placement.clone(), &self.chips);
+            let events = self.guards.register(t.id, reason, t.placement.clone(), self.chips.len());
             self.emit(events);
         }
     }
@@ -299,11 +319,14 @@ impl Mesh {
     /// Ends the run: reports faults that never took effect, and closes the trace.
     pub fn finish(mut self) -> SimResult<RunStats> {
         // Writes still in flight land before the device closes.
+        self.start_journals();
         let late = self.land_in_flight()?;
         if self.config.detect.digests() && self.recording() && !late.is_empty() {
-            let events = self.guards.check(None, &late, &self.chips);
+            let mut events = self.guards.check(None, &late, &self.chips, true);
+            events.extend(self.canaries.check(None, &[&late], &[], &self.alloc, &self.geometry, &self.chips));
             self.emit(events);
         }
+        self.stop_journals();
         self.end_capture();
         let stats = RunStats {
             ops: self.next_op,

@@ -22,6 +22,7 @@
 //! ```
 
 mod cache;
+mod canary;
 pub mod ccl;
 mod chip;
 mod config;
@@ -40,8 +41,9 @@ mod placement;
 mod tensor;
 mod write_log;
 
+pub use canary::{CANARY_PAGE, PAST_END_BYTES};
 pub use chip::Chip;
-pub use config::{DetectMode, GuardSelect, MeshConfig, UnknownDetectMode};
+pub use config::{Canaries, DetectMode, GuardSelect, MeshConfig, UnknownCanary, UnknownDetectMode};
 pub use dtype::{DType, PageLayout};
 pub use error::{SimError, SimResult};
 pub use fault::{parse_faults, Fault, FaultParseError, OpCall};

@@ -8,6 +8,7 @@
 //! Injected faults are applied here, so every op gets them for free.
 
 use super::cache::{is_ccl, CacheEntry, InFlight};
+use super::canary::Owned;
 use super::chip::{par_chips, Chip};
 use super::error::{SimError, SimResult};
 use super::fault::Fault;
@@ -37,6 +38,8 @@ pub struct OpRun<'m> {
     stale_frees: Vec<(String, Tensor)>,
     faults: Vec<(usize, Fault)>,
     cached: Vec<Tensor>,
+    /// Live buffers the op may write (outputs, scratch, temporaries): canaries skip them.
+    owned: Vec<Owned>,
     late: Vec<WriteLog>,
     done: bool,
 }
@@ -55,6 +58,8 @@ impl Mesh {
         for t in inputs.iter().chain(outputs).chain(scratch) {
             self.check_live(t)?;
         }
+        // The journal starts before late writes land: they change bytes across this op too.
+        self.start_journals();
         let late = if is_ccl(name) { Vec::new() } else { self.land_in_flight()? };
         let index = self.next_op;
         self.next_op += 1;
@@ -78,6 +83,7 @@ impl Mesh {
         })]);
         let faults = self.faults.for_call(name, call);
         let n = self.chips.len();
+        let owned = outputs.iter().chain(scratch).map(|t| (t.id, t.placement.clone())).collect();
         Ok(OpRun {
             index,
             name: name.to_string(),
@@ -89,6 +95,7 @@ impl Mesh {
             stale_frees: Vec::new(),
             faults,
             cached: Vec::new(),
+            owned,
             late,
             done: false,
             mesh: self,
@@ -120,6 +127,7 @@ impl OpRun<'_> {
     /// Allocates an output of the op.
     pub fn alloc_output(&mut self, spec: &TensorSpec, name: &str, role: Role) -> SimResult<Tensor> {
         let t = self.mesh.alloc_buffer(spec, name, role, Some(self.index))?;
+        self.owned.push((t.id, t.placement.clone()));
         self.outputs.push(t.clone());
         Ok(t)
     }
@@ -127,6 +135,7 @@ impl OpRun<'_> {
     /// Allocates a temporary the op frees when it ends.
     pub fn alloc_temp(&mut self, spec: &TensorSpec, name: &str, role: Role) -> SimResult<Tensor> {
         let t = self.mesh.alloc_buffer(spec, name, role, Some(self.index))?;
+        self.owned.push((t.id, t.placement.clone()));
         self.temps.push(t.clone());
         Ok(t)
     }
@@ -143,6 +152,7 @@ impl OpRun<'_> {
                     self.stale_frees.push((key.to_string(), t.clone()));
                 }
                 self.cached.push(t.clone());
+                self.owned.push((t.id, t.placement.clone()));
                 Ok(t)
             }
             Some(entry) => {
@@ -162,6 +172,12 @@ impl OpRun<'_> {
     pub fn declare(&mut self, tensors: &[&Tensor], relation: Declared) {
         if tensors.is_empty() {
             return;
+        }
+        if relation != Declared::Input {
+            // A freed buffer behind a stale cached address is not the op's to write.
+            let live = tensors.iter().filter(|t| self.mesh.is_live(t));
+            let owned: Vec<Owned> = live.map(|t| (t.id, t.placement.clone())).collect();
+            self.owned.extend(owned);
         }
         self.mesh.emit(vec![Event::OpDeclare {
             index: self.index,
@@ -347,6 +363,20 @@ impl OpRun<'_> {
         tail.push(Event::OpEnd { index: self.index });
         self.mesh.emit(tail);
         self.mesh.open_ops.retain(|&i| i != self.index);
+        if self.mesh.config.detect.digests() && self.mesh.recording() {
+            let mut events = self.mesh.guards.check(Some(self.index), &self.logs, &self.mesh.chips, true);
+            // Writes that landed as this op was dispatched change digests across this op.
+            let late = std::mem::take(&mut self.late);
+            if !late.is_empty() {
+                events.extend(self.mesh.guards.check(Some(self.index), &late, &self.mesh.chips, true));
+            }
+            let m = &*self.mesh;
+            let logs = [self.logs.as_slice(), late.as_slice()];
+            events.extend(m.canaries.check(Some(self.index), &logs, &self.owned, &m.alloc, &m.geometry, &m.chips));
+            self.mesh.emit(events);
+        }
+        // New outputs are guarded after the check: their first digests are taken now, so the
+        // check would only hash their pages a second time.
         if !failed {
             for t in self.outputs.clone() {
                 if self.mesh.is_live(&t) && !self.mesh.guards.contains(t.id) {
@@ -354,15 +384,7 @@ impl OpRun<'_> {
                 }
             }
         }
-        if self.mesh.config.detect.digests() && self.mesh.recording() {
-            let mut events = self.mesh.guards.check(Some(self.index), &self.logs, &self.mesh.chips);
-            // Writes that landed as this op was dispatched change digests across this op.
-            let late = std::mem::take(&mut self.late);
-            if !late.is_empty() {
-                events.extend(self.mesh.guards.check(Some(self.index), &late, &self.mesh.chips));
-            }
-            self.mesh.emit(events);
-        }
+        self.mesh.stop_journals();
         fault_result
     }
 }

@@ -229,6 +229,35 @@ pub struct GuardDigest {
     pub readable: bool,
 }
 
+/// Before and after digests of watched free memory (a canary) on one unit of one chip, across
+/// one op: consecutive pages of `page_size` bytes from `address`. Producers may send only the
+/// pages whose digests differ; the analyzer compares `before` and `after` itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CanaryDigest {
+    /// The chip.
+    pub device: u32,
+    /// Memory space.
+    pub space: Space,
+    /// DRAM bank or core.
+    pub unit: Unit,
+    /// Bank-local address of the first page.
+    pub address: u64,
+    /// Bytes per page (the last page may be shorter when the watched region ends).
+    pub page_size: u64,
+    /// Bytes watched from `address` (at most `pages * page_size`).
+    pub len: u64,
+    /// The op the digests were taken across (`None`: after the last op, at the end of the run).
+    pub after_op: Option<u64>,
+    /// Why the bytes are watched: `past-end`, `quarantine` or `free`.
+    pub reason: String,
+    /// The buffer the watch is tied to (the output whose end it follows, the freed buffer), if any.
+    pub buffer: Option<u64>,
+    /// One digest per page, before the op.
+    pub before: Vec<Digest>,
+    /// One digest per page, after the op.
+    pub after: Vec<Digest>,
+}
+
 /// One record of a trace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -296,6 +325,9 @@ pub enum Event {
         /// The frames, innermost first, one per line (what `stack` holds once resolved).
         frames: String,
     },
+    /// Digests of free memory watched across an op (a canary); appended last so older traces
+    /// keep their variant numbers.
+    CanaryDigest(CanaryDigest),
 }
 
 impl Event {
@@ -317,6 +349,7 @@ impl Event {
             Event::Mark { .. } => "mark",
             Event::CaptureEnd { .. } => "capture_end",
             Event::StackDef { .. } => "stack_def",
+            Event::CanaryDigest(_) => "canary_digest",
         }
     }
 
@@ -354,6 +387,7 @@ impl Event {
             Event::OpEnd { index } | Event::OpDeclare { index, .. } => Some(*index),
             Event::Write(w) => w.op,
             Event::GuardDigest(g) => g.after_op,
+            Event::CanaryDigest(c) => c.after_op,
             _ => None,
         }
     }

@@ -16,8 +16,8 @@ pub mod trace;
 
 pub use device::{Arch, CoreCoord, CoreRange, Geometry, MeshDesc, Space, Unit};
 pub use event::{
-    BufferAlloc, BufferFree, CaptureStart, CbAlloc, Declared, DeviceSel, Digest, Event, GuardDigest, OpBegin, Role,
-    Write,
+    BufferAlloc, BufferFree, CanaryDigest, CaptureStart, CbAlloc, Declared, DeviceSel, Digest, Event, GuardDigest,
+    OpBegin, Role, Write,
 };
 pub use facts::{l1_bank_cores, UnknownMesh};
 pub use layout::{Layout, ShardScheme, ShardSpec};

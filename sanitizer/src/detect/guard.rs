@@ -84,11 +84,12 @@ impl GuardState {
         let victim = BufferRef::new(info, per_unit, label);
         let related = attribution::rank(op, ctx.ops, ctx.registry, &damage, Some(g.buffer));
         let summary = format!(
-            "{} of {} page(s) of guarded '{}' changed across op {}, which does not write it",
+            "{} of {} page(s) of guarded '{}' changed across op {}, which does not write it{}",
             changed.len(),
             prev.len().max(g.pages.len()),
             victim.name,
-            op.label()
+            op.label(),
+            changed_bytes(&damage)
         );
         if let (false, Some((writer, stale))) = (explains(related.as_ref()), late_writer(ctx, &damage, op.index)) {
             // The op the digest changed across owns nothing near the damage, but the bytes are a
@@ -115,23 +116,30 @@ impl GuardState {
     }
 }
 
-/// Whether a relation found among the culprit's own buffers is a real explanation: it shares,
-/// used to own, or sits right next to the damaged bytes. A buffer that is merely declared, or
-/// kilobytes away, explains nothing.
-fn explains(related: Option<&Related>) -> bool {
-    related.is_some_and(|r| match r.relation {
-        Relation::Overlap | Relation::StaleAddress | Relation::PeerAddress => true,
-        Relation::PastEnd | Relation::BeforeStart => r.distance <= NEAR_BYTES,
-        Relation::Declared => false,
-    })
+/// The changed bytes as far as page digests tell: the span of the first unit's changed pages.
+fn changed_bytes(damage: &[Damage]) -> String {
+    let Some(first) = damage.first() else { return String::new() };
+    let on_unit = damage.iter().filter(|d| d.unit == first.unit);
+    let (start, end) = on_unit.fold((u64::MAX, 0), |(s, e), d| (s.min(d.range.start), e.max(d.range.end)));
+    let unit = match first.unit {
+        ttsan_events::Unit::Bank(b) => format!("bank {b}"),
+        ttsan_events::Unit::Core(c) => format!("core ({},{})", c.x, c.y),
+    };
+    format!(
+        " (within [{start:#x}, {end:#x}) on {unit}; digests have page granularity: at least one byte of each changed \
+         page was written)"
+    )
 }
 
-/// Distance within which an overrun or underrun of the culprit's own buffer explains damage.
-const NEAR_BYTES: u64 = 4096;
+/// Whether a relation found among the culprit's own buffers is a real explanation (see
+/// [`attribution::close`]).
+pub(super) fn explains(related: Option<&Related>) -> bool {
+    related.is_some_and(attribution::close)
+}
 
 /// The most recent call of the op that allocated the most recently freed buffer whose old bytes
 /// the damage hits, and that buffer, related as a stale address.
-fn late_writer<'a>(ctx: &'a Context<'_>, damage: &[Damage], before: u64) -> Option<(&'a OpInfo, Related)> {
+pub(super) fn late_writer<'a>(ctx: &'a Context<'_>, damage: &[Damage], before: u64) -> Option<(&'a OpInfo, Related)> {
     let label = |i: u64| attribution::op_label(ctx.ops, i);
     for d in damage {
         for hit in ctx.registry.freed_at(d.device, d.space, d.unit, d.range.clone()) {

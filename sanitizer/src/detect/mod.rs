@@ -4,10 +4,12 @@
 //! |---|---|---|
 //! | [`writes`] | write | oob-write, use-after-free, foreign-write, wild-write |
 //! | [`guard`] | guard digest | guard-corruption |
+//! | [`canary`] | canary digest | oob-write, use-after-free, wild-write |
 //! | [`placement`] | allocation | overlap, cb-clash |
 //! | [`frees`] | free | double-free, unknown-free |
 //! | [`leak`] | end of trace | leak |
 
+pub mod canary;
 pub mod findings;
 pub mod frees;
 pub mod guard;

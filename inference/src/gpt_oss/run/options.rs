@@ -2,7 +2,7 @@
 
 use super::error::RunError;
 use super::module::Module;
-use crate::sim::DetectMode;
+use crate::sim::{Canaries, DetectMode};
 use std::path::PathBuf;
 use ttsan_events::{Arch, Role};
 
@@ -77,8 +77,10 @@ pub struct RunOptions {
     pub detect: DetectMode,
     /// Extra guard globs.
     pub guard_globs: Vec<String>,
-    /// Guarded roles (default: weights).
+    /// Guarded roles (default: [`crate::sim::GuardSelect::DEFAULT_ROLES`], every role).
     pub guard_roles: Option<Vec<Role>>,
+    /// Canaries over free memory in the digest modes (default: all).
+    pub canaries: Option<Canaries>,
     /// The command line, for the trace header.
     pub command: String,
 }
@@ -102,6 +104,7 @@ impl Default for RunOptions {
             detect: DetectMode::Writes,
             guard_globs: Vec::new(),
             guard_roles: None,
+            canaries: None,
             command: String::new(),
         }
     }

@@ -100,6 +100,9 @@ pub fn run(
     if let Some(roles) = &opts.guard_roles {
         config = config.guard_roles(roles);
     }
+    if let Some(canaries) = opts.canaries {
+        config = config.canaries(canaries);
+    }
     for f in faults {
         config = config.fault(f);
     }
