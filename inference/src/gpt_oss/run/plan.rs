@@ -35,6 +35,8 @@ use ttsan_shim::Recorder;
 
 /// Token rows of one down-projection split in prefill (the demo's `down_split_size`).
 const DOWN_SPLIT: usize = 1024;
+/// The attention all-reduce's reduce-scatter.
+const RS: &str = "ttnn.experimental.reduce_scatter_minimal_async";
 /// Rows of a decode activation: one token padded to a tile.
 const TILE: usize = 32;
 
@@ -152,7 +154,7 @@ impl Planner {
     /// intermediate included).
     fn all_reduce(&mut self, x: &Tensor, axis: usize, out: &str) -> Result<Tensor, RunError> {
         let args = self.ccl_args(axis, out);
-        ccl::all_reduce(&mut self.mesh, x, &args).map_err(|e| named(e, out))
+        ccl::all_reduce(&mut self.mesh, x, &args).map_err(|e| within(e, "ttnn.all_reduce", out))
     }
 
     fn free(&mut self, ts: &[&Tensor]) -> Result<(), RunError> {
@@ -334,14 +336,15 @@ fn allreduce_rs_ag(p: &mut Planner, x: &Tensor, name: &str) -> Result<Tensor, Ru
         ..ReduceScatterAsync::default()
     };
     let args = p.ccl_args(1, &format!("{name}.rs"));
-    let rs = ccl::reduce_scatter_minimal_async(&mut p.mesh, x, 3, &args, &rs_extra).map_err(|e| named(e, name))?;
+    let rs = ccl::reduce_scatter_minimal_async(&mut p.mesh, x, 3, &args, &rs_extra).map_err(|e| within(e, RS, name))?;
     let ag_extra = AllGatherAsync {
         semaphores: p.ccl.ag_semaphores(),
         barrier: Some(p.ccl.barrier_semaphore()),
         persistent_output: None,
     };
     let args = p.ccl_args(1, &format!("{name}.ag"));
-    let ag = ccl::all_gather_async(&mut p.mesh, &rs, 3, &args, &ag_extra).map_err(|e| named(e, name))?;
+    let ag =
+        ccl::all_gather_async(&mut p.mesh, &rs, 3, &args, &ag_extra).map_err(|e| named(e, &format!("{name}.ag")))?;
     p.free(&[&rs])?;
     Ok(ag)
 }
@@ -408,6 +411,17 @@ fn named(e: SimError, name: &str) -> RunError {
     match e {
         SimError::Alloc(AllocError::OutOfMemory(msg)) => {
             RunError::Sim(SimError::Alloc(AllocError::OutOfMemory(format!("'{name}': {msg}"))))
+        }
+        other => RunError::Sim(other),
+    }
+}
+
+/// Names the collective (and its call site) in an out-of-memory: the buffer it could not
+/// place is its output or one of its op-cache buffers.
+fn within(e: SimError, op: &str, site: &str) -> RunError {
+    match e {
+        SimError::Alloc(AllocError::OutOfMemory(msg)) => {
+            RunError::Sim(SimError::Alloc(AllocError::OutOfMemory(format!("{op} '{site}': {msg}"))))
         }
         other => RunError::Sim(other),
     }

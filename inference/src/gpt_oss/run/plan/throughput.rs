@@ -5,7 +5,7 @@
 //! the device path does); a decode step's rows each hold their own tile of users, as the
 //! demo's batched 4x8 decode has them.
 
-use super::{named, spec, topk, Dims, LayerW, Planner, TILE};
+use super::{named, spec, topk, within, Dims, LayerW, Planner, TILE};
 use crate::gpt_oss::device::THROUGHPUT_CHUNK;
 use crate::gpt_oss::run::error::RunError;
 use crate::sim::ccl;
@@ -122,7 +122,7 @@ fn chunk(
     let weights = p.op1("ttnn.permute", &[wts], &[k, 1, c, 1], "experts.topk_weights")?;
     let args = p.ccl_args(0, "experts.dispatch");
     let (dispatched, metadata) = ccl::all_to_all_dispatch(&mut p.mesh, &x_rm, &idx_rm, mapping, &args)
-        .map_err(|e| named(e, "experts.dispatch"))?;
+        .map_err(|e| within(e, "ttnn.all_to_all_dispatch", "experts.dispatch"))?;
     p.free(&[&x_rm, &idx_rm])?;
     let tiled = p.op1("ttnn.to_layout", &[&dispatched], &[1, 1, total, h], "experts.dispatched")?;
     p.free(&[&dispatched])?;
@@ -147,7 +147,7 @@ fn chunk(
     p.free(&[&db])?;
     let args = p.ccl_args(0, "experts.combine");
     let combined = ccl::all_to_all_combine(&mut p.mesh, &out_rm, &metadata, mapping, &args)
-        .map_err(|e| named(e, "experts.combine"))?;
+        .map_err(|e| within(e, "ttnn.all_to_all_combine", "experts.combine"))?;
     p.free(&[&out_rm, &metadata])?;
     let tiled = p.op1("ttnn.to_layout", &[&combined], &[k, 1, c, h], "experts.combined")?;
     p.free(&[&combined])?;
