@@ -99,9 +99,9 @@ impl Planner {
         self.op_specs(name, inputs, &specs)
     }
 
-    /// One op reading `inputs` and producing fresh outputs of the given specs. Its program's
-    /// circular buffers are the ones the simulator's op of that name places (two pages per
-    /// input, two of the first output).
+    /// One op reading `inputs` and producing fresh outputs of the given specs. Its program
+    /// places its circular buffers as the simulator's per-chip ops place theirs (two pages per
+    /// input, two of the first output), for the inputs the plan gives it.
     fn op_specs(
         &mut self,
         name: &str,
