@@ -309,12 +309,25 @@ fn run_plan(args: &GptOssArgs, opts: &RunOptions, settings: &Settings) -> Outcom
     let (trace, outcome) = record(args, |recorder, bar| plan(&plan_opts, recorder, &|p| bar.update(p)))?;
     let report = analyze_trace(&trace.path, settings)?;
     eprintln!("ttsan: plan: {} ops, {} allocations", outcome.ops, outcome.allocations);
-    if let Some(msg) = &outcome.out_of_memory {
+    let l1 = &outcome.l1;
+    eprintln!(
+        "ttsan: plan: L1 per core: circular buffers up to {} B ({}), L1 buffers {} B, {} B free between them at \
+         the narrowest, of {} B",
+        l1.circular_buffers,
+        if l1.op.is_empty() { "no program" } else { l1.op.as_str() },
+        l1.buffers,
+        l1.headroom,
+        l1.capacity
+    );
+    let stopped = match (&outcome.out_of_memory, &outcome.program_error) {
+        (Some(msg), _) => Some(format!("plan: out of memory (the trace ends there): {msg}")),
+        // tt-metal throws at the program's dispatch; the trace up to the throw says which.
+        (None, Some(msg)) => Some(format!("plan: the device's error (the trace ends there): {msg}")),
+        (None, None) => None,
+    };
+    if let Some(error) = stopped {
         print!("{}", render_text(&report, settings.text));
-        return Err(Failure {
-            code: super::exit::FINDINGS,
-            error: anyhow!("plan: out of memory (the trace ends there): {msg}"),
-        });
+        return Err(Failure { code: super::exit::FINDINGS, error: anyhow!(error) });
     }
     emit(&report, settings)
 }

@@ -171,6 +171,9 @@ pub struct MeshConfig {
     pub faults: Vec<Fault>,
     /// The scenario, for the trace header.
     pub command: String,
+    /// Ops place their buffers and circular buffers and end without running their kernels
+    /// (plan mode: full-size shapes whose data would not fit the host).
+    pub placement_only: bool,
 }
 
 impl MeshConfig {
@@ -185,6 +188,7 @@ impl MeshConfig {
             guards: GuardSelect::default(),
             faults: Vec::new(),
             command: String::new(),
+            placement_only: false,
         }
     }
 
@@ -215,6 +219,13 @@ impl MeshConfig {
     /// The same with one more injected fault.
     pub fn fault(mut self, fault: Fault) -> Self {
         self.faults.push(fault);
+        self
+    }
+
+    /// The same with ops that only place (outputs, op-cache scratch, circular buffers) and
+    /// run no kernel. Only the ops that check [`super::Mesh::placement_only`] honour it.
+    pub fn placement_only(mut self) -> Self {
+        self.placement_only = true;
         self
     }
 

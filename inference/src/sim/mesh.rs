@@ -132,6 +132,11 @@ impl Mesh {
         self.config.detect
     }
 
+    /// Whether ops only place their buffers and run no kernel ([`MeshConfig::placement_only`]).
+    pub fn placement_only(&self) -> bool {
+        self.config.placement_only
+    }
+
     /// The allocator model (for address checks).
     pub fn allocator(&self) -> &Allocator {
         &self.alloc

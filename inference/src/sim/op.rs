@@ -187,8 +187,9 @@ impl OpRun<'_> {
     }
 
     /// Places the program's static circular buffers on `cores`, from the L1 unreserved base
-    /// upward, and fails as tt-metal does when the region reaches an L1 buffer.
-    pub fn circular_buffers(&mut self, cores: CoreRange, cbs: &[CbRequest<'_>]) -> SimResult<()> {
+    /// upward, and fails as tt-metal does when the region reaches an L1 buffer. Returns where
+    /// the region ends (plan mode reports the L1 peak from it).
+    pub fn circular_buffers(&mut self, cores: CoreRange, cbs: &[CbRequest<'_>]) -> SimResult<u64> {
         let g = &self.mesh.geometry;
         let align = g.l1_alignment.max(1);
         let mut addr = g.l1_unreserved_base;
@@ -220,7 +221,7 @@ impl OpRun<'_> {
                 return Err(SimError::CbClash { program: self.index, cores: core_text, buffer_at: low, region_end });
             }
         }
-        Ok(())
+        Ok(region_end)
     }
 
     /// Runs `kernel` on every chip (in parallel) and returns its results in device order.

@@ -7,21 +7,36 @@
 //! On several rows whose chips divide the experts the MLP is the throughput experts'
 //! ([`throughput`]), in prefill and in decode: one placement of the experts, as the demo's
 //! model object holds one (both would not fit gpt-oss-120b on 4x8).
+//!
+//! Every program places its static circular buffers as the data path's op does (the plan's
+//! stand-ins through [`place_default_cbs`], the collectives by calling the simulator's own on a
+//! placement-only mesh, which also gives them their op-cache intermediates and semaphores), and
+//! the CCL manager's global semaphores are created first, as the data path's fixture does. So
+//! the plan's L1 and its out-of-memory points are the data path's, and a circular-buffer region
+//! that does not fit ends the plan with the simulator's error, as tt-metal throws at dispatch.
 
+mod l1;
 mod throughput;
+
+pub use l1::L1Peak;
 
 use super::error::RunError;
 use super::scenario::Progress;
 use crate::alloc::AllocError;
 use crate::gpt_oss::config::GptOssConfig;
 use crate::gpt_oss::device::throughput_prefill;
+use crate::sim::ccl::{self, AllGatherAsync, CclArgs, CclManager, ReduceScatterAsync, Topology};
+use crate::sim::ops::{place_default_cbs, Out};
 use crate::sim::{DType, Mesh, MeshConfig, SimError, Tensor, TensorSpec};
+use l1::L1Watch;
 use std::sync::Arc;
 use ttsan_events::{Arch, Role};
 use ttsan_shim::Recorder;
 
 /// Token rows of one down-projection split in prefill (the demo's `down_split_size`).
 const DOWN_SPLIT: usize = 1024;
+/// The attention all-reduce's reduce-scatter.
+const RS: &str = "ttnn.experimental.reduce_scatter_minimal_async";
 /// Rows of a decode activation: one token padded to a tile.
 const TILE: usize = 32;
 
@@ -49,16 +64,20 @@ pub struct PlanOptions {
 pub struct PlanOutcome {
     /// Ops recorded.
     pub ops: u64,
-    /// Buffers allocated.
+    /// Buffers allocated (weights, activations, op-cache scratch, semaphores).
     pub allocations: u64,
     /// The allocator's refusal, with the buffer it refused, when the plan ran out of memory.
     pub out_of_memory: Option<String>,
+    /// The device's error when a program's circular buffers did not fit in L1 (a clash with an
+    /// L1 buffer, or beyond the end of L1): tt-metal's message; the plan ends there.
+    pub program_error: Option<String>,
+    /// Per-core L1 at its fullest.
+    pub l1: L1Peak,
 }
 
 struct Planner {
     mesh: Mesh,
-    ops: u64,
-    allocations: u64,
+    ccl: CclManager,
 }
 
 fn spec(shape: &[usize]) -> TensorSpec {
@@ -67,21 +86,44 @@ fn spec(shape: &[usize]) -> TensorSpec {
 
 impl Planner {
     fn alloc(&mut self, shape: &[usize], name: &str, role: Role) -> Result<Tensor, RunError> {
-        self.allocations += 1;
-        self.mesh.allocate(&spec(shape), name, role).map_err(|e| named(e, name))
+        self.alloc_spec(&spec(shape), name, role)
     }
 
-    /// One op reading `inputs` and producing fresh DRAM outputs of the given shapes.
+    fn alloc_spec(&mut self, spec: &TensorSpec, name: &str, role: Role) -> Result<Tensor, RunError> {
+        self.mesh.allocate(spec, name, role).map_err(|e| named(e, name))
+    }
+
+    /// One op reading `inputs` and producing fresh bf16 tiled DRAM outputs of the given shapes.
     fn op(&mut self, name: &str, inputs: &[&Tensor], outs: &[(&[usize], &str)]) -> Result<Vec<Tensor>, RunError> {
-        self.ops += 1;
+        let specs: Vec<(TensorSpec, &str)> = outs.iter().map(|(shape, n)| (spec(shape), *n)).collect();
+        self.op_specs(name, inputs, &specs)
+    }
+
+    /// One op reading `inputs` and producing fresh outputs of the given specs. Its program
+    /// places its circular buffers as the simulator's per-chip ops place theirs (two pages per
+    /// input, two of the first output), for the inputs the plan gives it.
+    fn op_specs(
+        &mut self,
+        name: &str,
+        inputs: &[&Tensor],
+        outs: &[(TensorSpec, &str)],
+    ) -> Result<Vec<Tensor>, RunError> {
         let mut run = self.mesh.begin_op(name, String::new(), inputs, &[], &[])?;
         let mut out = Vec::with_capacity(outs.len());
-        for (shape, oname) in outs {
-            self.allocations += 1;
-            out.push(run.alloc_output(&spec(shape), oname, Role::Activation).map_err(|e| named(e, oname))?);
+        for (spec, oname) in outs {
+            out.push(run.alloc_output(spec, oname, Role::Activation).map_err(|e| named(e, oname))?);
+        }
+        if let Some((first, _)) = outs.first() {
+            place_default_cbs(&mut run, inputs, first)?;
         }
         run.finish()?;
         Ok(out)
+    }
+
+    /// One op with a single output of `spec`.
+    fn op1_spec(&mut self, name: &str, inputs: &[&Tensor], spec: TensorSpec, oname: &str) -> Result<Tensor, RunError> {
+        let mut v = self.op_specs(name, inputs, &[(spec, oname)])?;
+        v.pop().ok_or_else(|| RunError::Usage(format!("{name} produced no output")))
     }
 
     /// One op with a single output.
@@ -90,11 +132,29 @@ impl Planner {
         v.pop().ok_or_else(|| RunError::Usage(format!("{name} produced no output")))
     }
 
-    /// An op that writes an existing tensor (the cache updates).
+    /// An op that writes an existing tensor (the cache updates); its circular buffers are sized
+    /// from the target, as the simulator's cache ops size them.
     fn op_into(&mut self, name: &str, inputs: &[&Tensor], target: &Tensor) -> Result<(), RunError> {
-        self.ops += 1;
-        let run = self.mesh.begin_op(name, String::new(), inputs, &[target], &[])?;
+        let mut run = self.mesh.begin_op(name, String::new(), inputs, &[target], &[])?;
+        place_default_cbs(&mut run, inputs, target.spec())?;
         Ok(run.finish()?)
+    }
+
+    /// The collectives' common arguments: the CCL manager's topology and links, a DRAM output.
+    fn ccl_args(&self, axis: usize, out: &str) -> CclArgs {
+        CclArgs {
+            cluster_axis: Some(axis),
+            topology: self.ccl.topology,
+            num_links: self.ccl.num_links,
+            out: Out::dram().named(out),
+        }
+    }
+
+    /// `ttnn.all_reduce` over `axis`, the simulator's own (its op-cache semaphore and
+    /// intermediate included).
+    fn all_reduce(&mut self, x: &Tensor, axis: usize, out: &str) -> Result<Tensor, RunError> {
+        let args = self.ccl_args(axis, out);
+        ccl::all_reduce(&mut self.mesh, x, &args).map_err(|e| within(e, "ttnn.all_reduce", out))
     }
 
     fn free(&mut self, ts: &[&Tensor]) -> Result<(), RunError> {
@@ -169,7 +229,11 @@ fn upload_layer(p: &mut Planner, n: &Dims, l: usize, max_seq: usize) -> Result<L
         down: w(p, &[1, e, i, n.h], &dn)?,
         down_bias: w(p, &[1, e, 1, n.h], &dnb)?,
         mapping: match n.throughput {
-            true => Some(w(p, &[1, 1, n.experts * n.rows, n.rows * n.tp], "mlp.experts.expert_mapping")?),
+            true => {
+                // uint32 row-major, as the data path uploads it.
+                let mapping = TensorSpec::new(&[1, 1, n.experts * n.rows, n.rows * n.tp], DType::U32).row_major();
+                Some(p.alloc_spec(&mapping, &format!("{pre}.mlp.experts.expert_mapping"), Role::Weight)?)
+            }
             false => None,
         },
         k_cache: p.alloc(&[1, n.kv_heads, max_seq, n.d], &format!("{pre}.self_attn.k_cache"), Role::KvCache)?,
@@ -177,8 +241,16 @@ fn upload_layer(p: &mut Planner, n: &Dims, l: usize, max_seq: usize) -> Result<L
     })
 }
 
-/// One decoder layer over `s` rows (prefill: the prompt; decode: one token in a tile).
-fn layer(p: &mut Planner, n: &Dims, w: &LayerW, x: Tensor, s: usize, decode: bool) -> Result<Tensor, RunError> {
+/// One decoder layer (`l`) over `s` rows (prefill: the prompt; decode: one token in a tile).
+fn layer(
+    p: &mut Planner,
+    n: &Dims,
+    l: usize,
+    w: &LayerW,
+    x: Tensor,
+    s: usize,
+    decode: bool,
+) -> Result<Tensor, RunError> {
     let (h, d) = (n.h, n.d);
     let hn = p.op1("ttnn.rms_norm", &[&x, &w.input_norm], &[1, 1, s, h], "layer.input_norm")?;
     let qkv_w = (n.heads + 2 * n.kv_heads) * d;
@@ -213,7 +285,9 @@ fn layer(p: &mut Planner, n: &Dims, w: &LayerW, x: Tensor, s: usize, decode: boo
     p.free(&[&attn])?;
     let o = p.op1("ttnn.linear", &[&concat, &w.o_proj, &w.o_bias], &[1, 1, s, h], "attn.o_proj")?;
     p.free(&[&concat])?;
-    let a = allreduce_rs_ag(p, n, &o, s, "attn.allreduce")?;
+    // The data path's call sites: its cached reduce-scatter intermediates are one per name.
+    let name = if decode { "attn.decode.allreduce".to_string() } else { format!("layer{l}.attn.tp_allreduce") };
+    let a = allreduce_rs_ag(p, &o, &name)?;
     p.free(&[&o])?;
     let x1 = p.op1("ttnn.add", &[&x, &a], &[1, 1, s, h], "layer.residual_attn")?;
     p.free(&[&x, &a])?;
@@ -225,18 +299,13 @@ fn layer(p: &mut Planner, n: &Dims, w: &LayerW, x: Tensor, s: usize, decode: boo
     }
     let e_all = n.experts * n.rows;
     let logits = p.op1("ttnn.linear", &[&h2, &w.router, &w.router_bias], &[1, 1, s, e_all], "router.logits")?;
-    let top = p.op(
-        "ttnn.topk",
-        &[&logits],
-        &[(&[1, 1, s, n.top_k], "router.top_values"), (&[1, 1, s, n.top_k], "router.top_indices")],
-    )?;
+    let [vals, idx] = topk(p, &logits, s, n.top_k)?;
     p.free(&[&logits])?;
-    let [vals, idx] = <[Tensor; 2]>::try_from(top).map_err(|_| RunError::Usage("topk".into()))?;
     let wts = p.op1("ttnn.softmax", &[&vals], &[1, 1, s, n.top_k], "router.weights")?;
     p.free(&[&vals])?;
     let routing = p.op1("ttnn.scatter", &[&idx, &wts], &[1, 1, s, e_all], "router.scores")?;
     p.free(&[&idx, &wts])?;
-    let moe = experts(p, n, w, &h2, &routing, s)?;
+    let moe = experts(p, n, l, w, &h2, &routing, s, decode)?;
     p.free(&[&h2, &routing])?;
     residual_mlp(p, n, x1, moe, s)
 }
@@ -248,11 +317,34 @@ fn residual_mlp(p: &mut Planner, n: &Dims, x1: Tensor, moe: Tensor, s: usize) ->
     Ok(x2)
 }
 
-/// `mesh_config.allreduce`: reduce-scatter then all-gather over the columns.
-fn allreduce_rs_ag(p: &mut Planner, n: &Dims, x: &Tensor, s: usize, name: &str) -> Result<Tensor, RunError> {
-    let shard = [1, 1, s, n.h / n.tp];
-    let rs = p.op1("ttnn.experimental.reduce_scatter_minimal_async", &[x], &shard, &format!("{name}.rs"))?;
-    let ag = p.op1("ttnn.experimental.all_gather_async", &[&rs], &[1, 1, s, n.h], &format!("{name}.ag"))?;
+/// `ttnn.topk` over the last dim: bf16 values and uint32 indices, as the simulator's op gives.
+fn topk(p: &mut Planner, logits: &Tensor, s: usize, k: usize) -> Result<[Tensor; 2], RunError> {
+    let values = spec(&[1, 1, s, k]);
+    let indices = values.clone().with_dtype(DType::U32);
+    let top = p.op_specs("ttnn.topk", &[logits], &[(values, "router.top_values"), (indices, "router.top_indices")])?;
+    <[Tensor; 2]>::try_from(top).map_err(|_| RunError::Usage("topk".into()))
+}
+
+/// `mesh_config.allreduce` as the data path runs it (`device::allreduce`): the simulator's
+/// reduce-scatter then all-gather over the columns, with the CCL manager's ping-pong
+/// semaphores and barriers and the reduce-scatter's cached intermediate `<name>.rs_intermediate`.
+fn allreduce_rs_ag(p: &mut Planner, x: &Tensor, name: &str) -> Result<Tensor, RunError> {
+    let rs_extra = ReduceScatterAsync {
+        semaphores: p.ccl.rs_semaphores(),
+        barrier: Some(p.ccl.barrier_semaphore()),
+        intermediate_name: Some(format!("{name}.rs_intermediate")),
+        ..ReduceScatterAsync::default()
+    };
+    let args = p.ccl_args(1, &format!("{name}.rs"));
+    let rs = ccl::reduce_scatter_minimal_async(&mut p.mesh, x, 3, &args, &rs_extra).map_err(|e| within(e, RS, name))?;
+    let ag_extra = AllGatherAsync {
+        semaphores: p.ccl.ag_semaphores(),
+        barrier: Some(p.ccl.barrier_semaphore()),
+        persistent_output: None,
+    };
+    let args = p.ccl_args(1, &format!("{name}.ag"));
+    let ag =
+        ccl::all_gather_async(&mut p.mesh, &rs, 3, &args, &ag_extra).map_err(|e| named(e, &format!("{name}.ag")))?;
     p.free(&[&rs])?;
     Ok(ag)
 }
@@ -261,7 +353,17 @@ fn allreduce_rs_ag(p: &mut Planner, n: &Dims, x: &Tensor, s: usize, name: &str) 
 /// up (`sparse_matmul`), the SwiGLU, the down projection in splits of [`DOWN_SPLIT`] rows
 /// weighted by the routing and summed over the experts, then the EP all-reduce over the rows
 /// and the TP all-reduce over the columns.
-fn experts(p: &mut Planner, n: &Dims, w: &LayerW, x: &Tensor, routing: &Tensor, s: usize) -> Result<Tensor, RunError> {
+#[allow(clippy::too_many_arguments)]
+fn experts(
+    p: &mut Planner,
+    n: &Dims,
+    l: usize,
+    w: &LayerW,
+    x: &Tensor,
+    routing: &Tensor,
+    s: usize,
+    decode: bool,
+) -> Result<Tensor, RunError> {
     let (e, i, h) = (n.experts, n.inter, n.h);
     let gu = p.op1("ttnn.sparse_matmul", &[x, &w.gate_up, routing], &[1, e, s, 2 * i], "experts.gate_up")?;
     let biased = p.op1("ttnn.add", &[&gu, &w.gate_up_bias], &[1, e, s, 2 * i], "experts.gate_up_bias")?;
@@ -287,14 +389,19 @@ fn experts(p: &mut Planner, n: &Dims, w: &LayerW, x: &Tensor, routing: &Tensor, 
     let refs: Vec<&Tensor> = parts.iter().collect();
     let summed = p.op1("ttnn.concat", &refs, &[1, 1, s, h], "experts.concat")?;
     p.free(&refs)?;
+    // The data path's output names (decode: `decode_experts`; prefill: `tp_reduce`).
+    let (ep_name, tp_name) = match decode {
+        true => ("experts.decode.ep_all_reduce".to_string(), "experts.decode.tp_all_reduce".to_string()),
+        false => (format!("layer{l}.experts.ep_allreduce"), format!("layer{l}.experts.tp_allreduce")),
+    };
     let summed = if n.rows > 1 {
-        let ep = p.op1("ttnn.all_reduce", &[&summed], &[1, 1, s, h], "experts.ep_all_reduce")?;
+        let ep = p.all_reduce(&summed, 0, &ep_name)?;
         p.free(&[&summed])?;
         ep
     } else {
         summed
     };
-    let out = p.op1("ttnn.all_reduce", &[&summed], &[1, 1, s, h], "experts.tp_all_reduce")?;
+    let out = p.all_reduce(&summed, 1, &tp_name)?;
     p.free(&[&summed])?;
     Ok(out)
 }
@@ -309,9 +416,28 @@ fn named(e: SimError, name: &str) -> RunError {
     }
 }
 
+/// Names the collective (and its call site) in an out-of-memory: the buffer it could not
+/// place is its output or one of its op-cache buffers.
+fn within(e: SimError, op: &str, site: &str) -> RunError {
+    match e {
+        SimError::Alloc(AllocError::OutOfMemory(msg)) => {
+            RunError::Sim(SimError::Alloc(AllocError::OutOfMemory(format!("{op} '{site}': {msg}"))))
+        }
+        other => RunError::Sim(other),
+    }
+}
+
 fn oom(e: &RunError) -> Option<String> {
     match e {
         RunError::Sim(SimError::Alloc(AllocError::OutOfMemory(msg))) => Some(msg.clone()),
+        _ => None,
+    }
+}
+
+/// The circular-buffer errors tt-metal throws at a program's dispatch.
+fn cb_error(e: &RunError) -> Option<String> {
+    match e {
+        RunError::Sim(sim @ (SimError::CbClash { .. } | SimError::CbBeyondL1 { .. })) => Some(sim.to_string()),
         _ => None,
     }
 }
@@ -352,26 +478,37 @@ pub fn plan(
     if opts.seq_len % TILE != 0 {
         return Err(RunError::Usage(format!("--plan: --seq-len {} is not a multiple of {TILE}", opts.seq_len)));
     }
-    // Writes mode records allocations and ops; no kernel runs, so no write is ever logged.
-    let config =
-        MeshConfig::new(opts.arch, opts.rows, opts.cols).detect(crate::sim::DetectMode::Writes).command(&opts.command);
-    let mut p = Planner { mesh: Mesh::new(config, recorder)?, ops: 0, allocations: 0 };
+    // Writes mode records allocations and ops; no kernel runs, so the only writes are the
+    // semaphores' initial values, as in the data path.
+    let config = MeshConfig::new(opts.arch, opts.rows, opts.cols)
+        .detect(crate::sim::DetectMode::Writes)
+        .placement_only()
+        .command(&opts.command);
+    let watch = Arc::new(L1Watch::new(recorder));
+    let mut mesh = Mesh::new(config, watch.clone())?;
+    // The CCL manager first, as the data path's fixture creates it: its semaphores take the top
+    // of L1 before anything else is placed.
+    let ccl = CclManager::gpt_oss(&mut mesh, Topology::Ring, 1)?;
+    let mut p = Planner { mesh, ccl };
     let result = walk(&mut p, &dims, c.num_hidden_layers, opts, progress);
-    let out_of_memory = match result {
-        Ok(()) => None,
-        Err(e) => match oom(&e) {
-            Some(msg) => {
+    let (out_of_memory, program_error) = match result {
+        Ok(()) => (None, None),
+        Err(e) => match (oom(&e), cb_error(&e)) {
+            (Some(msg), _) => {
                 p.mesh.mark(&format!("plan: out of memory: {msg}"));
-                Some(msg)
+                (Some(msg), None)
             }
-            None => return Err(e),
+            (None, Some(msg)) => {
+                p.mesh.mark(&format!("plan: program error: {msg}"));
+                (None, Some(msg))
+            }
+            (None, None) => return Err(e),
         },
     };
-    let Planner { mesh, ops, allocations } = p;
-    mesh.finish()?;
+    let stats = p.mesh.finish()?;
     let total = c.num_hidden_layers * passes(opts).len();
     progress(Progress { done: total, total, step: "" });
-    Ok(PlanOutcome { ops, allocations, out_of_memory })
+    Ok(PlanOutcome { ops: stats.ops, allocations: stats.buffers, out_of_memory, program_error, l1: watch.peak() })
 }
 
 /// The passes of a plan: `(rows, decode)`.
@@ -393,7 +530,8 @@ fn walk(
 ) -> Result<(), RunError> {
     let max_seq = (opts.seq_len + opts.decode_steps).div_ceil(TILE).max(1) * TILE;
     p.mesh.mark("plan: weights");
-    let embed = p.alloc(&[1, 1, n.vocab * n.tp, n.h], "model.embed_tokens.weight", Role::Weight)?;
+    let embed_spec = spec(&[1, 1, n.vocab * n.tp, n.h]).row_major();
+    let embed = p.alloc_spec(&embed_spec, "model.embed_tokens.weight", Role::Weight)?;
     let ws = (0..layers).map(|l| upload_layer(p, n, l, max_seq)).collect::<Result<Vec<_>, _>>()?;
     let norm = p.alloc(&[1, 1, 1, n.h], "model.norm.weight", Role::Weight)?;
     let lm_head = p.alloc(&[1, 1, n.h, n.vocab], "lm_head.weight", Role::Weight)?;
@@ -402,12 +540,14 @@ fn walk(
     for (i, &(s, decode)) in passes.iter().enumerate() {
         let pass = if decode { format!("decode step {i}") } else { format!("prefill {s}") };
         p.mesh.mark(&format!("plan: {pass}"));
-        let ids = p.alloc(&[1, 1, 1, s], "tokens", Role::Activation)?;
+        // Token ids as the data path uploads them: uint32, row-major.
+        let ids_spec = TensorSpec::new(&[1, 1, s], DType::U32).row_major();
+        let ids = p.alloc_spec(&ids_spec, "tokens", Role::Activation)?;
         let mut x = p.op1("ttnn.embedding", &[&ids, &embed], &[1, 1, s, n.h], "embedding")?;
         p.free(&[&ids])?;
         for (l, w) in ws.iter().enumerate() {
             progress(Progress { done: i * layers + l, total, step: &format!("{pass}, layer {l}") });
-            x = layer(p, n, w, x, s, decode)?;
+            x = layer(p, n, l, w, x, s, decode)?;
         }
         // The demo keeps only the last token's tile for the logits.
         let last = p.op1("ttnn.slice", &[&x], &[1, 1, TILE, n.h], "last_tile")?;

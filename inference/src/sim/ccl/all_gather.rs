@@ -47,6 +47,10 @@ pub fn all_gather(mesh: &mut Mesh, x: &Tensor, dim: i64, args: &CclArgs) -> SimR
     let grid = op.compute_grid();
     let page = x.placement().page_size;
     op.circular_buffers(grid, &[("cb_in0", 2 * page), ("cb_out", 2 * page)])?;
+    if op.mesh().placement_only() {
+        op.finish()?;
+        return Ok(out);
+    }
     run_gather(&mut op, x, &out, d, &groups)?;
     op.finish()?;
     Ok(out)
@@ -83,6 +87,10 @@ pub fn all_gather_async(
     let grid = op.compute_grid();
     let page = x.placement().page_size;
     op.circular_buffers(grid, &[("cb_in0", 2 * page), ("cb_out", 2 * page)])?;
+    if op.mesh().placement_only() {
+        op.finish()?;
+        return Ok(out);
+    }
     run_gather(&mut op, x, &out, d, &groups)?;
     signal_all(&mut op, &extra.semaphores, extra.barrier.as_ref(), args.num_links)?;
     op.finish()?;

@@ -70,6 +70,10 @@ pub fn all_to_all_dispatch(
         cores,
         &[("cb_tokens", 2 * x.placement().page_size), ("cb_indices", 2 * indices.placement().page_size)],
     )?;
+    if op.mesh().placement_only() {
+        op.finish()?;
+        return Ok((out, meta));
+    }
     let xs = op.read(x)?;
     let idxs = op.read(indices)?;
     let maps = op.read(mapping)?;
@@ -140,6 +144,10 @@ pub fn all_to_all_combine(
     let sem = cached_semaphore(&mut op, &format!("sem/{key}"), &format!("{name}.semaphore"))?;
     let out = op.alloc_output(&args.out.spec(&[k, b, s, h], x), &args.out.name_for(name), Role::Activation)?;
     op.circular_buffers(cores, &[("cb_tokens", 2 * x.placement().page_size)])?;
+    if op.mesh().placement_only() {
+        op.finish()?;
+        return Ok(out);
+    }
     let xs = op.read(x)?;
     let metas = op.read(metadata)?;
     let maps = op.read(mapping)?;

@@ -46,6 +46,7 @@ use super::dtype::{DType, PageLayout};
 use super::error::{SimError, SimResult};
 use super::host::HostTensor;
 use super::mesh::Mesh;
+use super::op::OpRun;
 use super::tensor::{MemoryConfig, Tensor, TensorSpec};
 use ttsan_events::Role;
 
@@ -130,9 +131,20 @@ pub fn default_cbs(inputs: &[&Tensor], out: &TensorSpec) -> Vec<(String, u64)> {
     cbs
 }
 
+/// Places the [`default_cbs`] of a program reading `inputs` and writing `out` on the whole
+/// compute grid; returns where the region ends. Plan mode's op stand-ins place theirs through
+/// this too, so a plan's circular buffers are the data path's.
+pub fn place_default_cbs(op: &mut OpRun<'_>, inputs: &[&Tensor], out: &TensorSpec) -> SimResult<u64> {
+    let cbs = default_cbs(inputs, out);
+    let refs: Vec<(&str, u64)> = cbs.iter().map(|(n, s)| (n.as_str(), *s)).collect();
+    let grid = op.compute_grid();
+    op.circular_buffers(grid, &refs)
+}
+
 /// Runs a per-chip op: begin, allocate the output, place circular buffers, run `kernel` on
 /// every chip's inputs, write its result, end. New per-chip ops need only a kernel:
-/// `local_op(mesh, "ttnn.my_op", args, &[x], out.spec(shape, x), out, |ins| ...)`.
+/// `local_op(mesh, "ttnn.my_op", args, &[x], out.spec(shape, x), out, |ins| ...)`. On a
+/// placement-only mesh the op ends after placing.
 pub fn local_op(
     mesh: &mut Mesh,
     name: &str,
@@ -144,10 +156,11 @@ pub fn local_op(
 ) -> SimResult<Tensor> {
     let mut op = mesh.begin_op(name, args, inputs, &[], &[])?;
     let output = op.alloc_output(&out_spec, &out.name_for(name), out.role.unwrap_or(Role::Activation))?;
-    let cbs = default_cbs(inputs, &out_spec);
-    let cb_refs: Vec<(&str, u64)> = cbs.iter().map(|(n, s)| (n.as_str(), *s)).collect();
-    let grid = op.compute_grid();
-    op.circular_buffers(grid, &cb_refs)?;
+    place_default_cbs(&mut op, inputs, &out_spec)?;
+    if op.mesh().placement_only() {
+        op.finish()?;
+        return Ok(output);
+    }
     op.run(|chip| {
         let ins: Vec<HostTensor> = inputs.iter().map(|t| chip.read(t)).collect();
         let result = kernel(&ins)?;

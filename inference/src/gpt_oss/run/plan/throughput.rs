@@ -5,10 +5,12 @@
 //! the device path does); a decode step's rows each hold their own tile of users, as the
 //! demo's batched 4x8 decode has them.
 
-use super::{Dims, LayerW, Planner, TILE};
+use super::{named, spec, topk, within, Dims, LayerW, Planner, TILE};
 use crate::gpt_oss::device::THROUGHPUT_CHUNK;
 use crate::gpt_oss::run::error::RunError;
-use crate::sim::Tensor;
+use crate::sim::ccl;
+use crate::sim::ops::Out;
+use crate::sim::{DType, Tensor};
 
 /// Router and throughput experts on the normed `h2` (`[1, 1, s, H]`); `split` (prefill)
 /// partitions the sequence over the rows and gathers it back.
@@ -28,12 +30,11 @@ pub(super) fn mlp(
     };
     let per_row = if split { padded_len / n.rows } else { s };
     let local = match split {
-        true => Some(p.op1(
-            "ttnn.mesh_partition",
-            &[padded.as_ref().unwrap_or(h2)],
-            &[1, 1, per_row, h],
-            "experts.sp_input",
-        )?),
+        true => {
+            let out = Out::dram().named("experts.sp_input");
+            let whole = padded.as_ref().unwrap_or(h2);
+            Some(ccl::mesh_partition(&mut p.mesh, whole, 2, Some(0), &out).map_err(|e| named(e, "experts.sp_input"))?)
+        }
         false => None,
     };
     if let Some(t) = &padded {
@@ -42,13 +43,8 @@ pub(super) fn mlp(
     let x = local.as_ref().unwrap_or(h2);
     let e_all = n.experts * n.rows;
     let logits = p.op1("ttnn.linear", &[x, &w.router, &w.router_bias], &[1, 1, per_row, e_all], "router.logits")?;
-    let top = p.op(
-        "ttnn.topk",
-        &[&logits],
-        &[(&[1, 1, per_row, k], "router.top_values"), (&[1, 1, per_row, k], "router.top_indices")],
-    )?;
+    let [vals, idx] = topk(p, &logits, per_row, k)?;
     p.free(&[&logits])?;
-    let [vals, idx] = <[Tensor; 2]>::try_from(top).map_err(|_| RunError::Usage("topk".into()))?;
     let wts = p.op1("ttnn.softmax", &[&vals], &[1, 1, per_row, k], "router.weights")?;
     p.free(&[&vals])?;
     let mut parts = Vec::new();
@@ -58,7 +54,12 @@ pub(super) fn mlp(
         let sliced = match per_row > THROUGHPUT_CHUNK {
             true => Some([
                 p.op1("ttnn.slice", &[x], &[1, 1, c, h], "experts.chunk.x")?,
-                p.op1("ttnn.slice", &[&idx], &[1, 1, c, k], "experts.chunk.indices")?,
+                p.op1_spec(
+                    "ttnn.slice",
+                    &[&idx],
+                    idx.spec().clone().with_shape(&[1, 1, c, k]),
+                    "experts.chunk.indices",
+                )?,
                 p.op1("ttnn.slice", &[&wts], &[1, 1, c, k], "experts.chunk.weights")?,
             ]),
             false => None,
@@ -88,7 +89,8 @@ pub(super) fn mlp(
     if !split {
         return Ok(joined);
     }
-    let gathered = p.op1("ttnn.all_gather", &[&joined], &[1, 1, padded_len, h], "experts.sp_gather")?;
+    let args = p.ccl_args(0, "experts.sp_gather");
+    let gathered = ccl::all_gather(&mut p.mesh, &joined, 2, &args).map_err(|e| named(e, "experts.sp_gather"))?;
     p.free(&[&joined])?;
     if padded_len == s {
         return Ok(gathered);
@@ -113,16 +115,15 @@ fn chunk(
     let i = n.inter * n.tp;
     let total = c * r;
     let mapping = w.mapping.as_ref().ok_or_else(|| RunError::Usage("no expert mapping".into()))?;
-    let x_rm = p.op1("ttnn.to_layout", &[x], &[1, c, 1, h], "experts.input")?;
-    let idx_rm = p.op1("ttnn.to_layout", &[idx], &[1, c, 1, k], "experts.topk_indices")?;
+    // Row-major `[1, c, 1, *]`, as all_to_all_dispatch takes its tokens and indices.
+    let x_rm = p.op1_spec("ttnn.to_layout", &[x], spec(&[1, c, 1, h]).row_major(), "experts.input")?;
+    let idx_spec = spec(&[1, c, 1, k]).row_major().with_dtype(DType::U32);
+    let idx_rm = p.op1_spec("ttnn.to_layout", &[idx], idx_spec, "experts.topk_indices")?;
     let weights = p.op1("ttnn.permute", &[wts], &[k, 1, c, 1], "experts.topk_weights")?;
-    let sent = p.op(
-        "ttnn.all_to_all_dispatch",
-        &[&x_rm, &idx_rm, mapping],
-        &[(&[1, r, c, h], "experts.dispatch"), (&[1, r, c, k], "experts.dispatch.metadata")],
-    )?;
+    let args = p.ccl_args(0, "experts.dispatch");
+    let (dispatched, metadata) = ccl::all_to_all_dispatch(&mut p.mesh, &x_rm, &idx_rm, mapping, &args)
+        .map_err(|e| within(e, "ttnn.all_to_all_dispatch", "experts.dispatch"))?;
     p.free(&[&x_rm, &idx_rm])?;
-    let [dispatched, metadata] = <[Tensor; 2]>::try_from(sent).map_err(|_| RunError::Usage("dispatch".into()))?;
     let tiled = p.op1("ttnn.to_layout", &[&dispatched], &[1, 1, total, h], "experts.dispatched")?;
     p.free(&[&dispatched])?;
     let repeated = p.op1("ttnn.repeat", &[&tiled], &[1, el, total, h], "experts.repeated")?;
@@ -140,10 +141,13 @@ fn chunk(
     p.free(&[&act])?;
     let db = p.op1("ttnn.add", &[&down, &w.down_bias], &[1, el, total, h], "experts.down_bias")?;
     p.free(&[&down])?;
-    let out_rm = p.op1("ttnn.to_layout", &[&db], &[el, 1, total, h], "experts.out_rm")?;
+    // Each local expert's rows for every dispatched token, `[E_local, rows, c, H]` row-major,
+    // as all_to_all_combine takes them.
+    let out_rm = p.op1_spec("ttnn.to_layout", &[&db], spec(&[el, r, c, h]).row_major(), "experts.out_rm")?;
     p.free(&[&db])?;
-    let combined =
-        p.op1("ttnn.all_to_all_combine", &[&out_rm, &metadata, mapping], &[k, 1, c, h], "experts.combine")?;
+    let args = p.ccl_args(0, "experts.combine");
+    let combined = ccl::all_to_all_combine(&mut p.mesh, &out_rm, &metadata, mapping, &args)
+        .map_err(|e| within(e, "ttnn.all_to_all_combine", "experts.combine"))?;
     p.free(&[&out_rm, &metadata])?;
     let tiled = p.op1("ttnn.to_layout", &[&combined], &[k, 1, c, h], "experts.combined")?;
     p.free(&[&combined])?;
@@ -151,7 +155,7 @@ fn chunk(
     p.free(&[&tiled, &weights])?;
     let summed = p.op1("ttnn.sum", &[&weighted], &[1, 1, c, h], "experts.sum_k")?;
     p.free(&[&weighted])?;
-    let reduced = p.op1("ttnn.all_reduce", &[&summed], &[1, 1, c, h], "experts.all_reduce")?;
+    let reduced = p.all_reduce(&summed, 1, "experts.all_reduce")?;
     p.free(&[&summed])?;
     Ok(reduced)
 }
