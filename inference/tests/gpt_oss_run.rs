@@ -504,3 +504,29 @@ fn plan_120b_on_4x8_is_clean_and_1x8_runs_out_of_memory() {
     eprintln!("1x8 plan: {msg}");
     assert!(msg.contains("mlp.experts"), "the experts are what does not fit: {msg}");
 }
+
+/// The acceptance matrix, parametrized as tt-metal's module tests are: mesh 1x8 and 4x8,
+/// prefill and decode, layer 0 (sliding) and layer 1 (full), every module (attention, router,
+/// experts, decoder and the whole model's logits) at PCC >= 0.99 against the reference, and
+/// clean with both detection mechanisms on.
+#[test]
+fn every_module_matches_on_both_meshes_modes_and_layer_kinds() {
+    for mesh in [(1, 8), (4, 8)] {
+        for layer in [0, 1] {
+            for mode in [Mode::Prefill, Mode::Decode] {
+                let mut o = opts(mesh, layer, &Module::ALL);
+                o.mode = Some(mode);
+                o.detect = DetectMode::Both;
+                let cell = format!("{}x{} layer {layer} {mode}", mesh.0, mesh.1);
+                let (out, findings) = go(&o);
+                assert!(findings.is_empty(), "{cell}:\n{}", brief(&findings));
+                let ran: Vec<Module> = out.modules.iter().map(|m| m.module).collect();
+                assert_eq!(ran, Module::ALL, "{cell}");
+                for m in &out.modules {
+                    assert_eq!(m.mode, mode, "{cell}: {m}");
+                    assert!(m.pcc >= 0.99, "{cell}: {m}");
+                }
+            }
+        }
+    }
+}
