@@ -166,9 +166,16 @@ impl<R: Read> TraceReader<R> {
                 break;
             };
             let Some((at, n)) = frame else { continue };
-            if let Some(event) = self.decode_frame(at, n) {
-                self.stats.records += 1;
-                f(&event);
+            let Some(payload) = self.checked_payload(at, n) else { continue };
+            // Decoded and handed over in this frame, not returned through `decode_frame`: an
+            // `Event` is a few hundred bytes, and every move of it is a memcpy per record.
+            match postcard::from_bytes::<Event>(&self.buf[payload]) {
+                Ok(mut event) => {
+                    self.resolve(&mut event);
+                    self.stats.records += 1;
+                    f(&event);
+                }
+                Err(_) => self.stats.unknown += 1,
             }
         }
         Ok(())
@@ -250,6 +257,22 @@ impl<R: Read> TraceReader<R> {
     }
 
     fn decode_frame(&mut self, at: usize, n: usize) -> Option<Event> {
+        let payload = self.checked_payload(at, n)?;
+        match postcard::from_bytes::<Event>(&self.buf[payload]) {
+            Ok(mut event) => {
+                self.resolve(&mut event);
+                Some(event)
+            }
+            Err(_) => {
+                self.stats.unknown += 1;
+                None
+            }
+        }
+    }
+
+    /// The payload of the decoded record at `buf[at..at + n]` if its CRC holds (counted as
+    /// corrupt otherwise).
+    fn checked_payload(&mut self, at: usize, n: usize) -> Option<std::ops::Range<usize>> {
         if n < 4 {
             self.stats.corrupt += 1;
             return None;
@@ -260,16 +283,7 @@ impl<R: Read> TraceReader<R> {
             self.stats.corrupt += 1;
             return None;
         }
-        match postcard::from_bytes::<Event>(payload) {
-            Ok(mut event) => {
-                self.resolve(&mut event);
-                Some(event)
-            }
-            Err(_) => {
-                self.stats.unknown += 1;
-                None
-            }
-        }
+        Some(at..at + n - 4)
     }
 
     /// Remembers a stack definition, or fills in the stack an allocation or free refers to.
