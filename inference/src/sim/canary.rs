@@ -17,6 +17,7 @@ use crate::alloc::Allocator;
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
+use ttsan_events::ranges::subtract;
 use ttsan_events::{CanaryDigest, Digest, Event, Geometry, Space, Unit};
 
 /// Bytes per canary page: one bf16 tile. Digests say which pages changed, not which bytes.
@@ -264,28 +265,6 @@ fn free_span(taken: &[Range<u64>], at: u64, unit_end: u64) -> Range<u64> {
 
 fn clip(r: Range<u64>, to: &Range<u64>) -> Range<u64> {
     r.start.max(to.start)..r.end.min(to.end)
-}
-
-/// `range` minus the union of `covered`, as sorted disjoint ranges.
-fn subtract(range: Range<u64>, covered: impl Iterator<Item = Range<u64>>) -> Vec<Range<u64>> {
-    let mut cov: Vec<Range<u64>> =
-        covered.filter(|r| r.start < r.end && r.start < range.end && range.start < r.end).collect();
-    cov.sort_by_key(|r| r.start);
-    let mut out = Vec::new();
-    let mut cursor = range.start;
-    for c in cov {
-        if c.start > cursor {
-            out.push(cursor..c.start.min(range.end));
-        }
-        cursor = cursor.max(c.end);
-        if cursor >= range.end {
-            break;
-        }
-    }
-    if cursor < range.end {
-        out.push(cursor..range.end);
-    }
-    out
 }
 
 #[cfg(test)]

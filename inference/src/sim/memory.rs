@@ -73,7 +73,21 @@ impl ChipMemory {
 
     /// Calls `f` on the bytes of `[address, address + len)` of `unit` in order, chunk by chunk,
     /// without copying them (never-written chunks read as zeros).
-    pub fn visit(&self, space: Space, unit: Unit, address: u64, len: u64, mut f: impl FnMut(&[u8])) {
+    pub fn visit(&self, space: Space, unit: Unit, address: u64, len: u64, f: impl FnMut(&[u8])) {
+        self.walk(space, unit, address, len, |key| self.chunks.get(&key), f);
+    }
+
+    /// Hands `f` the bytes of `[address, address + len)` chunk by chunk, from the chunk `pick`
+    /// chooses for each key (zeros where it has none).
+    fn walk<'m>(
+        &'m self,
+        space: Space,
+        unit: Unit,
+        address: u64,
+        len: u64,
+        pick: impl Fn(Key) -> Option<&'m Chunk>,
+        mut f: impl FnMut(&[u8]),
+    ) {
         const ZEROS: [u8; CHUNK as usize] = [0u8; CHUNK as usize];
         let (p, u) = (plane(space), unit.key());
         let mut done = 0u64;
@@ -81,7 +95,7 @@ impl ChipMemory {
             let at = address + done;
             let (chunk, offset) = (at / CHUNK, (at % CHUNK) as usize);
             let n = (CHUNK - offset as u64).min(len - done) as usize;
-            match self.chunks.get(&(p, u, chunk)) {
+            match pick((p, u, chunk)) {
                 Some(page) => f(&page[offset..offset + n]),
                 None => f(&ZEROS[offset..offset + n]),
             }
@@ -101,24 +115,12 @@ impl ChipMemory {
     }
 
     /// As [`ChipMemory::visit`], but the bytes as they were when the journal started.
-    pub fn visit_before(&self, space: Space, unit: Unit, address: u64, len: u64, mut f: impl FnMut(&[u8])) {
-        const ZEROS: [u8; CHUNK as usize] = [0u8; CHUNK as usize];
-        let (p, u) = (plane(space), unit.key());
-        let mut done = 0u64;
-        while done < len {
-            let at = address + done;
-            let (chunk, offset) = (at / CHUNK, (at % CHUNK) as usize);
-            let n = (CHUNK - offset as u64).min(len - done) as usize;
-            let old = match self.journal.as_ref().and_then(|j| j.get(&(p, u, chunk))) {
-                Some(kept) => kept.as_ref(),
-                None => self.chunks.get(&(p, u, chunk)),
-            };
-            match old {
-                Some(page) => f(&page[offset..offset + n]),
-                None => f(&ZEROS[offset..offset + n]),
-            }
-            done += n as u64;
-        }
+    pub fn visit_before(&self, space: Space, unit: Unit, address: u64, len: u64, f: impl FnMut(&[u8])) {
+        let pick = |key: Key| match self.journal.as_ref().and_then(|j| j.get(&key)) {
+            Some(kept) => kept.as_ref(),
+            None => self.chunks.get(&key),
+        };
+        self.walk(space, unit, address, len, pick, f);
     }
 
     /// Bytes of host memory the chip holds (chunks touched times chunk size).

@@ -12,6 +12,7 @@ mod device;
 mod event;
 mod facts;
 mod layout;
+pub mod ranges;
 pub mod trace;
 
 pub use device::{Arch, CoreCoord, CoreRange, Geometry, MeshDesc, Space, Unit};

@@ -4,7 +4,7 @@ use super::Context;
 use crate::attribution::{self, Damage};
 use crate::finding::{BufferRef, Culprit, Finding, FindingKind, Related, Relation};
 use crate::registry::Hit;
-use std::ops::Range;
+pub use ttsan_events::ranges::subtract;
 use ttsan_events::{Unit, Write};
 
 /// Checks one write; `None` when the op owns every byte it wrote.
@@ -108,45 +108,5 @@ fn unit_exists(ctx: &Context<'_>, unit: Unit, space: ttsan_events::Space) -> boo
     match unit {
         Unit::Bank(b) => space.is_dram() && b < g.dram_banks,
         Unit::Core(c) => !space.is_dram() && c.x < g.worker_grid.x.max(1) && c.y < g.worker_grid.y.max(1),
-    }
-}
-
-/// `range` minus the union of `covered`, as sorted disjoint ranges.
-pub fn subtract(range: Range<u64>, covered: impl Iterator<Item = Range<u64>>) -> Vec<Range<u64>> {
-    let mut cov: Vec<Range<u64>> = covered.filter(|r| r.start < r.end).collect();
-    cov.sort_by_key(|r| r.start);
-    let mut out = Vec::new();
-    let mut cursor = range.start;
-    for c in cov {
-        if c.end <= cursor {
-            continue;
-        }
-        if c.start >= range.end {
-            break;
-        }
-        if c.start > cursor {
-            out.push(cursor..c.start.min(range.end));
-        }
-        cursor = cursor.max(c.end);
-        if cursor >= range.end {
-            break;
-        }
-    }
-    if cursor < range.end {
-        out.push(cursor..range.end);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::subtract;
-
-    #[test]
-    fn subtract_handles_gaps_overlaps_and_edges() {
-        assert_eq!(subtract(0..10, [2..4, 3..6].into_iter()), vec![0..2, 6..10]);
-        assert_eq!(subtract(0..10, std::iter::once(0..10)), Vec::<std::ops::Range<u64>>::new());
-        assert_eq!(subtract(5..10, [0..6, 9..20].into_iter()), vec![6..9]);
-        assert_eq!(subtract(0..4, std::iter::empty()), vec![0..4]);
     }
 }
