@@ -2,17 +2,11 @@
 
 use ttsan_events::{CanaryDigest, Event, Role, Space, Unit};
 use ttsan_sanitizer::finding::Relation;
-use ttsan_sanitizer::fixtures::{TraceBuilder, DRAM_BASE};
-use ttsan_sanitizer::{AnalysisOptions, Analyzer, Finding, FindingKind};
+use ttsan_sanitizer::fixtures::{findings_of, TraceBuilder, DRAM_BASE};
+use ttsan_sanitizer::{Finding, FindingKind};
 
 fn findings(events: Vec<Event>) -> Vec<Finding> {
-    let mut a = Analyzer::new(AnalysisOptions::default());
-    for e in &events {
-        a.feed(e);
-    }
-    let analysis = a.finish(None);
-    assert!(analysis.errors.is_empty(), "{:?}", analysis.errors);
-    analysis.findings
+    findings_of(&events)
 }
 
 /// Two pages on bank 0 of chip 0 from `address`, across `op`; `changed` pages differ.
