@@ -2,9 +2,9 @@
 //!
 //! Producers hand complete events to the writer over a channel, in the order tt-metal's
 //! allocator saw them; the writer names each distinct stack once (a `StackDef` record, then
-//! only its id), encodes records and appends them with write(2). A signal handler can push out whatever the writer has not written yet without
-//! allocating: it waits (bounded) for the writer to drain, then writes the preallocated
-//! pending buffer itself.
+//! only its id), encodes records and appends them with write(2). A signal handler can push out
+//! whatever the writer has not written yet without allocating: it waits (bounded) for the
+//! writer to drain, then writes the preallocated pending buffer itself.
 
 use crate::stack::{AddrMap, Chain};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
