@@ -43,6 +43,12 @@ impl OpInfo {
     pub fn writes(&self, buffer: u64) -> bool {
         matches!(self.declared.get(&buffer), Some(Declared::Output | Declared::Scratch))
     }
+    /// Whether the op is asynchronous (ttnn's `*_async` collectives, which run on their own
+    /// sub-device): only such an op can still be writing after it ended, so only such an op
+    /// explains a change of free memory seen after later ops.
+    pub fn is_async(&self) -> bool {
+        self.name.contains("async")
+    }
 }
 
 /// Every op seen so far.
