@@ -11,7 +11,7 @@ use crate::registry::{FreeOutcome, Registry};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use ttsan_events::trace::ReadStats;
-use ttsan_events::{CaptureStart, Declared, Event, Space};
+use ttsan_events::{CaptureStart, Declared, Event, Runtime, Space, TraceAction};
 
 /// Counts over the whole trace.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -59,6 +59,8 @@ pub struct Analysis {
     pub errors: Vec<String>,
     /// Problems worth saying that do not invalidate the result.
     pub warnings: Vec<String>,
+    /// The runtime the producer recorded (real tt-metal runs), when it did.
+    pub runtime: Option<Runtime>,
 }
 
 /// Consumes events one at a time in bounded memory (live state only, not the history).
@@ -78,6 +80,45 @@ pub struct Analyzer {
     in_use: BTreeMap<Space, u64>,
     cb_regions: BTreeMap<Option<u64>, CbRegion>,
     clashes: BTreeMap<Option<u64>, Vec<Clash>>,
+    runtime: Option<Runtime>,
+    traces: MeshTraces,
+}
+
+/// Mesh traces: which top-level ops were captured into each, and how often each was replayed.
+#[derive(Debug, Default)]
+struct MeshTraces {
+    capturing: Option<u32>,
+    captured: BTreeMap<u32, Vec<String>>,
+    /// Per trace: the ops that stood for its replays.
+    replays: BTreeMap<u32, Vec<u64>>,
+}
+
+impl MeshTraces {
+    /// Ops replayed without host calls, one warning per replayed trace.
+    fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (trace, replays) in &self.replays {
+            let captured = self.captured.get(trace).map(Vec::as_slice).unwrap_or_default();
+            let shown: Vec<&str> = captured.iter().take(8).map(String::as_str).collect();
+            let more = captured.len().saturating_sub(shown.len());
+            let list = if captured.is_empty() {
+                "its capture was not recorded".to_string()
+            } else if more > 0 {
+                format!("{} op(s): {}, and {more} more", captured.len(), shown.join(", "))
+            } else {
+                format!("{} op(s): {}", captured.len(), shown.join(", "))
+            };
+            let at: Vec<String> = replays.iter().take(4).map(|op| format!("#{op}")).collect();
+            out.push(format!(
+                "mesh trace {trace} was replayed {} time(s) (op {}{}); the ops it holds ({list}) ran on the device \
+                 without host calls and were not checked one by one: guards were checked around each replay as a whole",
+                replays.len(),
+                at.join(", "),
+                if replays.len() > at.len() { ", ..." } else { "" },
+            ));
+        }
+        out
+    }
 }
 
 impl Analyzer {
@@ -99,6 +140,8 @@ impl Analyzer {
             in_use: BTreeMap::new(),
             cb_regions: BTreeMap::new(),
             clashes: BTreeMap::new(),
+            runtime: None,
+            traces: MeshTraces::default(),
         }
     }
 
@@ -184,6 +227,9 @@ impl Analyzer {
             Event::OpBegin(begin) => {
                 self.summary.ops += 1;
                 self.ops.begin(begin);
+                if let (Some(trace), None) = (self.traces.capturing, begin.parent) {
+                    self.traces.captured.entry(trace).or_default().push(format!("#{} {}", begin.index, begin.name));
+                }
             }
             Event::OpEnd { index } => {
                 self.ops.end(*index);
@@ -236,7 +282,24 @@ impl Analyzer {
                     }
                 }
             }
-            Event::Mark { .. } | Event::StackDef { .. } => {}
+            Event::Mark { .. } | Event::StackDef { .. } | Event::Program(_) => {}
+            Event::MeshTrace(t) => match t.action {
+                TraceAction::BeginCapture => {
+                    self.traces.capturing = Some(t.trace);
+                    self.traces.captured.remove(&t.trace);
+                }
+                TraceAction::EndCapture => self.traces.capturing = None,
+                TraceAction::Replay => {
+                    self.traces.replays.entry(t.trace).or_default().push(t.op.unwrap_or(0));
+                }
+                TraceAction::Release => {}
+            },
+            Event::Runtime(rt) => {
+                if let Some(why) = &rt.unsupported {
+                    self.errors.push(format!("not checked: unsupported tt-metal build ({}): {why}", rt.build));
+                }
+                self.runtime = Some(rt.clone());
+            }
             Event::CaptureEnd { dropped } => {
                 self.ended = true;
                 if *dropped > 0 {
@@ -291,6 +354,7 @@ impl Analyzer {
         if let Some(stats) = stats {
             self.warnings.extend(stats.warnings());
         }
+        self.warnings.extend(self.traces.warnings());
         if self.capture.is_none() {
             if self.summary.events == 0 {
                 self.errors.push("the trace holds no readable record".into());
@@ -326,6 +390,7 @@ impl Analyzer {
             summary: self.summary,
             errors: self.errors,
             warnings: self.warnings,
+            runtime: self.runtime,
         }
     }
 }

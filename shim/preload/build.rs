@@ -1,7 +1,10 @@
-//! Compiles the one piece of C++ the shim needs: a try/catch around tt-metal's buffer read, so a
-//! C++ exception never unwinds into Rust.
+//! Compiles the shim's C++: try/catch wrappers around the tt-metal calls that may throw (buffer
+//! reads, pushing the graph processor), so a C++ exception never unwinds into Rust, and the
+//! libstdc++ `shared_ptr` the processor is handed over in.
 
 fn main() {
-    println!("cargo:rerun-if-changed=cpp/read.cpp");
-    cc::Build::new().cpp(true).std("c++17").file("cpp/read.cpp").compile("ttsan_preload_read");
+    for f in ["cpp/read.cpp", "cpp/processor.cpp"] {
+        println!("cargo:rerun-if-changed={f}");
+    }
+    cc::Build::new().cpp(true).std("c++17").file("cpp/read.cpp").file("cpp/processor.cpp").compile("ttsan_preload_cpp");
 }

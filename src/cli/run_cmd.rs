@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use ttsan_events::trace::read_all;
 use ttsan_events::Event;
-use ttsan_preload::{GuardSelection, StatusLine};
+use ttsan_preload::{DigestSampling, GuardSelection, StatusLine};
 
 /// Name of the shim library.
 const PRELOAD_LIB: &str = "libttsan_preload.so";
@@ -47,6 +47,12 @@ pub struct WrapArgs {
     /// Guard only what is allocated before the first op (with no other guard option: all of it).
     #[arg(long)]
     pub guard_preloaded: bool,
+    /// Compare guard digests after every Nth top-level op only (baselines are always taken).
+    #[arg(long, value_name = "N")]
+    pub guard_every: Option<String>,
+    /// Compare guard digests only after top-level ops whose name matches GLOB (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub guard_ops: Vec<String>,
     /// Mark every top-level ttnn op as a ttsan op (Python programs; a pytest plugin, loaded
     /// through PYTEST_PLUGINS, that marks ops only while a test function runs).
     #[arg(long)]
@@ -60,6 +66,16 @@ pub struct WrapArgs {
 }
 
 impl WrapArgs {
+    /// Which op ends compare guard digests.
+    fn sampling(&self) -> Result<DigestSampling, Failure> {
+        if let Some(g) = self.guard_ops.iter().find(|g| g.contains(',')) {
+            return Err(Failure::usage(anyhow!("--guard-ops {g}: a glob cannot contain a comma; repeat the option")));
+        }
+        let ops = self.guard_ops.join(",");
+        DigestSampling::parse(self.guard_every.as_deref(), (!self.guard_ops.is_empty()).then_some(ops.as_str()))
+            .map_err(Failure::usage)
+    }
+
     /// The guard options as the shim's selection.
     fn guards(&self) -> Result<GuardSelection, Failure> {
         if let Some(g) = self.guard_stack.iter().find(|g| g.contains(',')) {
@@ -103,7 +119,7 @@ pub fn run(args: &WrapArgs) -> Outcome {
         .env("LD_PRELOAD", preload_value(&lib, std::env::var("LD_PRELOAD").ok().as_deref())?)
         .env(ttsan_preload::ENV_TRACE, &trace)
         .env(ttsan_preload::ENV_STATUS, &status_file);
-    for (k, v) in guards.to_env() {
+    for (k, v) in guards.to_env().into_iter().chain(args.sampling()?.to_env()) {
         cmd.env(k, v);
     }
     if let Some(d) = args.stack_depth {
@@ -166,6 +182,19 @@ fn judge(
             error: anyhow!("the preload shim could not record: {}", errors.join("; ")),
         });
     }
+    let unsupported: Vec<String> = lines
+        .iter()
+        .filter_map(|l| match l {
+            StatusLine::Unsupported { pid, message } => Some(format!("process {pid}: {message}")),
+            _ => None,
+        })
+        .collect();
+    if !unsupported.is_empty() {
+        return Err(Failure {
+            code: INTERNAL,
+            error: anyhow!("not checked: unsupported tt-metal build ({})", unsupported.join("; ")),
+        });
+    }
     let users = lines.iter().filter(|l| matches!(l, StatusLine::TtMetal { .. })).count();
     if traces.is_empty() {
         if users > 0 {
@@ -216,6 +245,13 @@ fn report_one(trace: &Path, s: &Settings, html: Option<&Path>) -> Outcome {
                 stats.records
             ),
         });
+    }
+    for e in &events {
+        if let Event::Mark { text } = e {
+            if let Some(reads) = text.strip_prefix("ttsan-preload: guard reads: ") {
+                eprintln!("ttsan: {}: guard reads: {reads}", trace.display());
+            }
+        }
     }
     if !matches!(events.last(), Some(Event::CaptureEnd { .. })) {
         eprintln!(

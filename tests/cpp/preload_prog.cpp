@@ -6,6 +6,7 @@
 //   FREE <tag> uid=<unique id>
 // Modes: basic | threads | fork | segv | wait (until killed) | leak | idle (loads tt-metal, allocates nothing) | bench N;
 // each takes the chip count next.
+#include <cxxabi.h>
 #include <dlfcn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,15 +18,18 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <any>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <variant>
 #include <vector>
+#include <array>
 
 namespace tt { enum class ARCH { WORMHOLE_B0 = 2, BLACKHOLE = 3, QUASAR = 4, Invalid = 0xFF }; }
 namespace tt::tt_metal {
@@ -36,6 +40,18 @@ class DispatchCoreConfig { public: DispatchCoreType type_ = DispatchCoreType::WO
 class BufferShardingArgs { public: BufferShardingArgs(); ~BufferShardingArgs(); private: alignas(8) unsigned char opaque_[8]; };
 class Buffer { public: uint32_t address() const; uint64_t size() const; size_t unique_id() const; BufferType buffer_type() const; };
 namespace experimental { void configure_mock_mode(tt::ARCH, unsigned int); }
+class IDevice;
+class IGraphProcessor;
+struct TrackedArgument { std::any value; std::string (*to_string_fn)(const std::any&); };
+struct CoreRange { size_t x0, y0, x1, y1; };
+class CoreRangeSet { public: CoreRangeSet(const CoreRange&); private: alignas(16) unsigned char opaque_[256]; };
+class GraphTracker {
+ public:
+  static GraphTracker& instance();
+  const std::vector<std::shared_ptr<IGraphProcessor>>& get_processors() const;
+  void track_allocate_cb(const CoreRangeSet&, unsigned long, unsigned long, bool, const IDevice*);
+  void track_deallocate_cb(const IDevice*);
+};
 namespace distributed {
 struct ReplicatedBufferConfig; struct ShardedBufferConfig; struct DeviceLocalBufferConfig; class MeshShape; class MeshCoordinate;
 class MeshDevice {
@@ -135,6 +151,85 @@ static void basic(MeshDevice* dev) {
   drop(out, "add.out");
   drop(w2, "weight.norm");
   drop(w1, "weight.embed");
+}
+
+// Ops announced the way ttnn's header template GraphTracker::track_function_start does: every
+// processor in this thread's list, through the vtable slot of the method. The slots are found
+// by name in ttnn's own GraphProcessor vtable (exported overrides, so dladdr names them exactly).
+static size_t slot_start = 0, slot_end = 0, slot_end_any = 0;
+
+static bool find_slots() {
+  void* vt = dlsym(RTLD_DEFAULT, "_ZTVN4ttnn5graph14GraphProcessorE");
+  if (!vt) return false;
+  void** entries = (void**)vt + 2;
+  for (size_t i = 0; i < 15; ++i) {
+    Dl_info info;
+    if (!dladdr(entries[i], &info) || !info.dli_sname || info.dli_saddr != entries[i]) continue;
+    int status = 0;
+    char* d = abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &status);
+    if (!d) continue;
+    std::string name(d);
+    free(d);
+    if (name.find("::track_function_start(") != std::string::npos) slot_start = i;
+    else if (name.find("::track_function_end()") != std::string::npos) slot_end = i;
+    else if (name.find("::track_function_end(std::any const&)") != std::string::npos) slot_end_any = i;
+  }
+  printf("SLOTS start=%zu end=%zu end_any=%zu\n", slot_start, slot_end, slot_end_any);
+  return slot_start && slot_end && slot_end_any;
+}
+
+using StartFn = void (*)(void*, std::string_view, std::span<TrackedArgument>);
+using EndFn = void (*)(void*);
+using EndAnyFn = void (*)(void*, const std::any&);
+
+static void announce_start(std::string_view name) {
+  std::array<TrackedArgument, 0> args{};
+  for (auto& p : GraphTracker::instance().get_processors()) {
+    void** vptr = *(void***)p.get();
+    ((StartFn)vptr[slot_start])(p.get(), name, std::span<TrackedArgument>(args));
+  }
+  printf("OP %.*s\n", (int)name.size(), name.data());
+}
+
+static void announce_end(bool with_output) {
+  std::any out = 1;
+  for (auto& p : GraphTracker::instance().get_processors()) {
+    void** vptr = *(void***)p.get();
+    if (with_output) ((EndAnyFn)vptr[slot_end_any])(p.get(), out);
+    else ((EndFn)vptr[slot_end])(p.get());
+  }
+}
+
+// Ops as ttnn announces them (nested device operations included), circular buffers through the
+// library's own GraphTracker fan-out, and an op announced on a second thread.
+static void processor_mode(MeshDevice* dev) {
+  if (!find_slots()) { printf("NO SLOTS\n"); return; }
+  size_t before = GraphTracker::instance().get_processors().size();
+  printf("PROCESSORS %zu then %zu\n", before, GraphTracker::instance().get_processors().size());
+  Buf w = make(dev, "weight.sinks", 256 << 10, 2048, BufferType::DRAM);
+  if (guard_fn) printf("GUARD weight.sinks rc=%d\n", guard_fn(w->get_backing_buffer(), "weight.sinks"));
+  announce_start("ttnn::matmul");
+  announce_start("MatmulDeviceOperation");
+  Buf out = make(dev, "matmul.out", 128 << 10, 2048, BufferType::DRAM);
+  announce_end(true);
+  announce_end(true);
+  announce_start("ttnn::add");
+  Buf tmp = make(dev, "add.tmp", 32 << 10, 2048, BufferType::L1);
+  CoreRangeSet cores(CoreRange{0, 0, 3, 1});
+  GraphTracker::instance().track_allocate_cb(cores, 0x20000, 4096, false, (const IDevice*)dev);
+  printf("CB addr=131072 size=4096 cores=8\n");
+  drop(tmp, "add.tmp");
+  GraphTracker::instance().track_deallocate_cb((const IDevice*)dev);
+  announce_end(false);
+  drop(out, "matmul.out");
+  std::thread t([&] {
+    announce_start("ttnn::worker_op");
+    Buf x = make(dev, "worker.out", 16 << 10, 2048, BufferType::DRAM);
+    drop(x, "worker.out");
+    announce_end(true);
+  });
+  t.join();
+  drop(w, "weight.sinks");
 }
 
 // Four threads allocate; each frees half of its own buffers and hands the rest to the main
@@ -239,6 +334,7 @@ int main(int argc, char** argv) {
   else if (mode == "segv") segv(mesh.get());
   else if (mode == "leak") leak(mesh.get());
   else if (mode == "wait") wait_mode(mesh.get());
+  else if (mode == "processor") processor_mode(mesh.get());
   else if (mode == "bench") bench(mesh.get(), argc > 3 ? atol(argv[3]) : 2000);
   else { fprintf(stderr, "unknown mode %s\n", mode.c_str()); return 2; }
   close(mesh, chips);

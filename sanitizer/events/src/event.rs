@@ -258,6 +258,68 @@ pub struct CanaryDigest {
     pub after: Vec<Digest>,
 }
 
+/// A program dispatched to the device, as tt-metal reports it to its graph processors
+/// (`IGraphProcessor::track_program`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramRun {
+    /// tt-metal's runtime id of the program (`Program::get_runtime_id`), 0 when unknown.
+    pub id: u64,
+    /// The chip, or `None` for every chip of the mesh.
+    pub device: DeviceSel,
+    /// The op that dispatched it.
+    pub op: Option<u64>,
+}
+
+/// What happened to a mesh trace (tt-metal's recorded command stream, replayed without host calls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceAction {
+    /// Capture started: ops from here on are recorded into the trace.
+    BeginCapture,
+    /// Capture ended.
+    EndCapture,
+    /// The recorded ops ran again on the device; the host saw none of them.
+    Replay,
+    /// The trace was released.
+    Release,
+}
+
+impl TraceAction {
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceAction::BeginCapture => "begin_capture",
+            TraceAction::EndCapture => "end_capture",
+            TraceAction::Replay => "replay",
+            TraceAction::Release => "release",
+        }
+    }
+}
+
+/// A mesh-trace capture or replay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeshTrace {
+    /// tt-metal's trace id (`MeshTraceId`).
+    pub trace: u32,
+    /// What happened.
+    pub action: TraceAction,
+    /// The op open at the time (for a replay, the op standing for the whole replay).
+    pub op: Option<u64>,
+}
+
+/// Which runtime produced the trace and how much of it the producer could check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Runtime {
+    /// The tt-metal build, e.g. `ttnn 0.81.1 (…/libtt_metal.so)`.
+    pub build: String,
+    /// Where ops come from, e.g. `tt-metal graph processor (slots 8/9/10)`.
+    pub ops_from: String,
+    /// Why this build cannot be checked, when it cannot: the run is then never clean.
+    pub unsupported: Option<String>,
+    /// Facts about the build worth keeping (symbols found or missing, slot layout).
+    pub details: Vec<String>,
+}
+
 /// One record of a trace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -328,6 +390,12 @@ pub enum Event {
     /// Digests of free memory watched across an op (a canary); appended last so older traces
     /// keep their variant numbers.
     CanaryDigest(CanaryDigest),
+    /// A program dispatched to the device (appended last, as every later variant).
+    Program(ProgramRun),
+    /// A mesh-trace capture, replay or release.
+    MeshTrace(MeshTrace),
+    /// The runtime that produced the trace and whether it could be checked.
+    Runtime(Runtime),
 }
 
 impl Event {
@@ -350,6 +418,9 @@ impl Event {
             Event::CaptureEnd { .. } => "capture_end",
             Event::StackDef { .. } => "stack_def",
             Event::CanaryDigest(_) => "canary_digest",
+            Event::Program(_) => "program",
+            Event::MeshTrace(_) => "mesh_trace",
+            Event::Runtime(_) => "runtime",
         }
     }
 
@@ -388,6 +459,8 @@ impl Event {
             Event::Write(w) => w.op,
             Event::GuardDigest(g) => g.after_op,
             Event::CanaryDigest(c) => c.after_op,
+            Event::Program(p) => p.op,
+            Event::MeshTrace(t) => t.op,
             _ => None,
         }
     }

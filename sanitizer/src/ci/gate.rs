@@ -131,6 +131,7 @@ impl Gate {
             summary: Summary::default(),
             errors: vec![failure.message.clone()],
             warnings: Vec::new(),
+            runtime: None,
         };
         let mut gate = Gate {
             subject: subject.into(),

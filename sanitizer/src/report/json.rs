@@ -41,6 +41,12 @@ pub struct ReportCapture {
     pub mesh: String,
     /// Command or scenario.
     pub command: String,
+    /// The tt-metal build a real run used (absent for simulated and imported traces).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tt_metal: Option<String>,
+    /// Where the ops of a real run came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ops_from: Option<String>,
 }
 
 /// The whole report.
@@ -74,6 +80,7 @@ impl Report {
         } else {
             Status::Findings
         };
+        let runtime = analysis.runtime;
         Report {
             version: REPORT_VERSION,
             tool: format!("ttsan {}", env!("CARGO_PKG_VERSION")),
@@ -83,6 +90,8 @@ impl Report {
                 arch: c.geometry.arch.to_string(),
                 mesh: c.mesh.to_string(),
                 command: c.command,
+                tt_metal: runtime.as_ref().map(|r| r.build.clone()),
+                ops_from: runtime.as_ref().map(|r| r.ops_from.clone()),
             }),
             summary: analysis.summary,
             findings: analysis.findings,

@@ -20,6 +20,11 @@ impl Default for TextOptions {
 /// Renders the report as text: one block per finding, then a summary line.
 pub fn render_text(report: &Report, options: TextOptions) -> String {
     let mut out = String::new();
+    if let Some(c) = &report.capture {
+        if let (Some(build), Some(ops)) = (&c.tt_metal, &c.ops_from) {
+            let _ = writeln!(out, "==ttsan== tt-metal: {build}; ops from {ops}");
+        }
+    }
     for f in report.findings.iter().take(options.print_limit) {
         finding_block(&mut out, f);
         out.push('\n');

@@ -1,6 +1,6 @@
 //! The shim's settings, read once from the environment when the library is loaded.
 
-use crate::guard::GuardSelection;
+use crate::guard::{DigestSampling, GuardSelection};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -22,6 +22,10 @@ pub const ENV_GUARD_TYPES: &str = "TTSAN_GUARD_TYPES";
 pub const ENV_GUARD_STACK: &str = "TTSAN_GUARD_STACK";
 /// Guard only buffers allocated before the first op (`1`).
 pub const ENV_GUARD_PRELOADED: &str = "TTSAN_GUARD_PRELOADED";
+/// Compare guard digests at every Nth top-level op end only.
+pub const ENV_GUARD_EVERY: &str = "TTSAN_GUARD_EVERY";
+/// Compare guard digests only after top-level ops whose name matches one of these globs.
+pub const ENV_GUARD_OPS: &str = "TTSAN_GUARD_OPS";
 
 const DEFAULT_STACK_DEPTH: usize = 16;
 /// More frames than this are never useful in a report and only cost unwinding time.
@@ -40,6 +44,8 @@ pub(crate) struct Config {
     pub command: String,
     /// Which buffers to guard.
     pub guards: GuardSelection,
+    /// Which op ends compare guard digests.
+    pub sample: DigestSampling,
     /// A setting that could not be parsed, reported once the trace exists.
     pub problems: Vec<String>,
 }
@@ -78,8 +84,16 @@ impl Config {
                 GuardSelection::default()
             }
         };
+        let sample = match DigestSampling::parse(var(ENV_GUARD_EVERY).as_deref(), var(ENV_GUARD_OPS).as_deref()) {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(format!("guard sampling ignored: {e}"));
+                DigestSampling::default()
+            }
+        };
         Config {
             trace: var(ENV_TRACE).map(PathBuf::from),
+            sample,
             status: var(ENV_STATUS).map(PathBuf::from),
             stack_depth,
             command: var(ENV_COMMAND).unwrap_or_else(own_command_line),

@@ -19,6 +19,9 @@ pub enum SelectError {
     /// The preloaded flag is not a boolean.
     #[error("guard-preloaded value `{0}` is not 0 or 1")]
     Flag(String),
+    /// The sampling interval is not a positive number.
+    #[error("guard sampling interval `{0}` is not a positive number of ops")]
+    Every(String),
 }
 
 /// The selection criteria.
@@ -145,6 +148,51 @@ impl GuardSelection {
     }
 }
 
+/// Which top-level op ends compare guard digests: every op by default, or every Nth, or those
+/// whose name matches a glob (both given: both must hold). Baselines are taken whatever the
+/// sampling, so a skipped op's change shows at the next sampled one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DigestSampling {
+    /// Compare at every Nth top-level op end (1 or absent: every one).
+    pub every: Option<u64>,
+    /// Compare only after top-level ops whose name matches one of these globs.
+    pub ops: Vec<String>,
+}
+
+impl DigestSampling {
+    /// Parses the environment's values ([`crate::ENV_GUARD_EVERY`], [`crate::ENV_GUARD_OPS`]).
+    pub fn parse(every: Option<&str>, ops: Option<&str>) -> Result<DigestSampling, SelectError> {
+        let every = match every.map(str::trim) {
+            None | Some("") => None,
+            Some(n) => match n.parse::<u64>() {
+                Ok(0) | Err(_) => return Err(SelectError::Every(n.into())),
+                Ok(n) => Some(n),
+            },
+        };
+        let ops = ops
+            .map(|s| s.split(',').map(str::trim).filter(|g| !g.is_empty()).map(String::from).collect())
+            .unwrap_or_default();
+        Ok(DigestSampling { every, ops })
+    }
+
+    /// The environment variables that carry this sampling to the shim.
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(n) = self.every {
+            out.push((crate::ENV_GUARD_EVERY, n.to_string()));
+        }
+        if !self.ops.is_empty() {
+            out.push((crate::ENV_GUARD_OPS, self.ops.join(",")));
+        }
+        out
+    }
+
+    /// Whether the `nth` top-level op end (counted from 1), of op `name`, compares digests.
+    pub fn selects(&self, nth: u64, name: &str) -> bool {
+        self.every.is_none_or(|n| nth % n == 0) && (self.ops.is_empty() || self.ops.iter().any(|g| glob_match(g, name)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +239,25 @@ mod tests {
         assert_eq!(back, g);
         assert_eq!(GuardSelection::parse(None, Some("sram"), None, None), Err(SelectError::Type("sram".into())));
         assert!(GuardSelection::parse(None, None, None, Some("maybe")).is_err());
+    }
+}
+
+#[cfg(test)]
+mod sampling_tests {
+    use super::*;
+
+    #[test]
+    fn sampling_by_interval_and_by_name() {
+        let all = DigestSampling::default();
+        assert!((1..5).all(|n| all.selects(n, "ttnn::matmul")));
+        let third = DigestSampling::parse(Some("3"), None).unwrap();
+        assert_eq!((1..=6).filter(|&n| third.selects(n, "x")).collect::<Vec<_>>(), vec![3, 6]);
+        let ccl = DigestSampling::parse(None, Some("*all_gather*, *reduce_scatter*")).unwrap();
+        assert!(ccl.selects(1, "ttnn::experimental::all_gather_async"));
+        assert!(!ccl.selects(1, "ttnn::matmul"));
+        assert_eq!(DigestSampling::parse(Some("0"), None), Err(SelectError::Every("0".into())));
+        assert!(DigestSampling::parse(Some("x"), None).is_err());
+        let env: std::collections::HashMap<_, _> = ccl.to_env().into_iter().collect();
+        assert_eq!(DigestSampling::parse(None, env.get(crate::ENV_GUARD_OPS).map(String::as_str)).unwrap(), ccl);
     }
 }

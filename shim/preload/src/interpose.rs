@@ -11,6 +11,7 @@ use crate::state;
 use std::ffi::{c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use ttsan_events::TraceAction;
 
 /// `tt::tt_metal::BufferImpl::allocate_impl(Buffer&)`.
 pub(crate) const ALLOCATE_IMPL: &CStr = c"_ZN2tt8tt_metal10BufferImpl13allocate_implERNS0_6BufferE";
@@ -27,7 +28,7 @@ type HookFn = unsafe extern "C-unwind" fn(*mut c_void, *const c_void) -> bool;
 
 /// The real function behind `name`, cached in `slot`. Without it the program cannot go on:
 /// nothing would do what it called, so the shim says why and aborts.
-fn real(slot: &AtomicUsize, name: &CStr) -> usize {
+pub(crate) fn real(slot: &AtomicUsize, name: &CStr) -> usize {
     let cached = slot.load(Ordering::Acquire);
     if cached != 0 {
         return cached;
@@ -67,6 +68,9 @@ pub unsafe extern "C-unwind" fn allocate_impl(this: *mut c_void, buffer: *mut c_
     // SAFETY: the symbol's real definition has this signature.
     let f: ImplFn = unsafe { std::mem::transmute::<usize, ImplFn>(real(&REAL_ALLOCATE, ALLOCATE_IMPL)) };
     let entered = if state::enabled() { Entered::enter() } else { None };
+    if entered.is_some() {
+        quietly(crate::processor::register_this_thread);
+    }
     // SAFETY: forwarding the caller's arguments unchanged.
     unsafe { f(this, buffer) };
     if entered.is_some() {
@@ -128,4 +132,164 @@ pub unsafe extern "C-unwind" fn hook_write_mesh_buffer(this: *mut c_void, mesh_b
     }
     // SAFETY: forwarding the caller's arguments unchanged.
     unsafe { f(this, mesh_buffer) }
+}
+
+/// `MeshDeviceImpl::begin_mesh_trace(uint8_t cq_id, MeshTraceId const&)`: every public route
+/// to a trace capture (`MeshDevice::begin_mesh_trace` in all its overloads) ends here through
+/// the PLT.
+const BEGIN_TRACE: &CStr =
+    c"_ZN2tt8tt_metal11distributed14MeshDeviceImpl16begin_mesh_traceEhRKN4ttsl10StrongTypeIjNS1_14MeshTraceIdTagEEE";
+/// `MeshDeviceImpl::end_mesh_trace(uint8_t, MeshTraceId const&)`.
+const END_TRACE: &CStr =
+    c"_ZN2tt8tt_metal11distributed14MeshDeviceImpl14end_mesh_traceEhRKN4ttsl10StrongTypeIjNS1_14MeshTraceIdTagEEE";
+/// `MeshDeviceImpl::replay_mesh_trace(uint8_t, MeshTraceId const&, bool blocking)`.
+const REPLAY_TRACE: &CStr =
+    c"_ZN2tt8tt_metal11distributed14MeshDeviceImpl17replay_mesh_traceEhRKN4ttsl10StrongTypeIjNS1_14MeshTraceIdTagEEEb";
+/// `MeshDeviceImpl::release_mesh_trace(MeshTraceId const&)`.
+const RELEASE_TRACE: &CStr =
+    c"_ZN2tt8tt_metal11distributed14MeshDeviceImpl18release_mesh_traceERKN4ttsl10StrongTypeIjNS1_14MeshTraceIdTagEEE";
+
+static REAL_BEGIN_TRACE: AtomicUsize = AtomicUsize::new(0);
+static REAL_END_TRACE: AtomicUsize = AtomicUsize::new(0);
+static REAL_REPLAY_TRACE: AtomicUsize = AtomicUsize::new(0);
+static REAL_RELEASE_TRACE: AtomicUsize = AtomicUsize::new(0);
+
+type TraceFn = unsafe extern "C-unwind" fn(*mut c_void, u8, *const u32);
+type ReplayFn = unsafe extern "C-unwind" fn(*mut c_void, u8, *const u32, u8);
+type ReleaseFn = unsafe extern "C-unwind" fn(*mut c_void, *const u32);
+
+/// Reads a `MeshTraceId` (a strong type over `uint32_t`, passed by reference).
+fn trace_id(id: *const u32) -> u32 {
+    // SAFETY: tt-metal passes a reference to a live id.
+    if id.is_null() {
+        0
+    } else {
+        unsafe { *id }
+    }
+}
+
+fn on_trace(action: TraceAction, id: *const u32) {
+    if state::enabled() {
+        if let Some(_entered) = Entered::enter() {
+            quietly(|| state::on_mesh_trace(action, trace_id(id)));
+        }
+    }
+}
+
+/// Interposes the start of a mesh-trace capture: ops from here on are recorded into the trace.
+///
+/// # Safety
+/// Called by tt-metal with its own arguments.
+#[export_name = "_ZN2tt8tt_metal11distributed14MeshDeviceImpl16begin_mesh_traceEhRKN4ttsl10StrongTypeIjNS1_14MeshTraceIdTagEEE"]
+pub unsafe extern "C-unwind" fn begin_mesh_trace(this: *mut c_void, cq: u8, id: *const u32) {
+    // SAFETY: the symbol's real definition has this signature.
+    let f: TraceFn = unsafe { std::mem::transmute::<usize, TraceFn>(real(&REAL_BEGIN_TRACE, BEGIN_TRACE)) };
+    // SAFETY: forwarding the caller's arguments unchanged.
+    unsafe { f(this, cq, id) };
+    on_trace(TraceAction::BeginCapture, id);
+}
+
+/// Interposes the end of a mesh-trace capture.
+///
+/// # Safety
+/// Called by tt-metal with its own arguments.
+#[export_name = "_ZN2tt8tt_metal11distributed14MeshDeviceImpl14end_mesh_traceEhRKN4ttsl10StrongTypeIjNS1_14MeshTraceIdTagEEE"]
+pub unsafe extern "C-unwind" fn end_mesh_trace(this: *mut c_void, cq: u8, id: *const u32) {
+    // SAFETY: as above.
+    let f: TraceFn = unsafe { std::mem::transmute::<usize, TraceFn>(real(&REAL_END_TRACE, END_TRACE)) };
+    // SAFETY: forwarding the caller's arguments unchanged.
+    unsafe { f(this, cq, id) };
+    on_trace(TraceAction::EndCapture, id);
+}
+
+/// Interposes a replay: the recorded ops run on the device without any host call, so the
+/// replay becomes one op of its own, around which guards are checked as a whole.
+///
+/// # Safety
+/// Called by tt-metal with its own arguments.
+#[export_name = "_ZN2tt8tt_metal11distributed14MeshDeviceImpl17replay_mesh_traceEhRKN4ttsl10StrongTypeIjNS1_14MeshTraceIdTagEEEb"]
+pub unsafe extern "C-unwind" fn replay_mesh_trace(this: *mut c_void, cq: u8, id: *const u32, blocking: u8) {
+    // SAFETY: as above.
+    let f: ReplayFn = unsafe { std::mem::transmute::<usize, ReplayFn>(real(&REAL_REPLAY_TRACE, REPLAY_TRACE)) };
+    // Entering fails alike before and after when this thread is already inside the shim, so
+    // the op opened here is always the one closed.
+    let recording = state::enabled();
+    if recording {
+        if let Some(_entered) = Entered::enter() {
+            quietly(|| state::op_begin(format!("MeshDevice::replay_mesh_trace(trace {})", trace_id(id))));
+            quietly(|| state::on_mesh_trace(TraceAction::Replay, trace_id(id)));
+        }
+    }
+    // SAFETY: forwarding the caller's arguments unchanged.
+    unsafe { f(this, cq, id, blocking) };
+    if recording {
+        if let Some(_entered) = Entered::enter() {
+            quietly(state::op_end);
+        }
+    }
+}
+
+/// Interposes the release of a mesh trace.
+///
+/// # Safety
+/// Called by tt-metal with its own arguments.
+#[export_name = "_ZN2tt8tt_metal11distributed14MeshDeviceImpl18release_mesh_traceERKN4ttsl10StrongTypeIjNS1_14MeshTraceIdTagEEE"]
+pub unsafe extern "C-unwind" fn release_mesh_trace(this: *mut c_void, id: *const u32) {
+    on_trace(TraceAction::Release, id);
+    // SAFETY: as above.
+    let f: ReleaseFn = unsafe { std::mem::transmute::<usize, ReleaseFn>(real(&REAL_RELEASE_TRACE, RELEASE_TRACE)) };
+    // SAFETY: forwarding the caller's arguments unchanged.
+    unsafe { f(this, id) }
+}
+
+/// `MeshBuffer::create(MeshBufferConfig const&, DeviceLocalBufferConfig const&, MeshDevice*,
+/// std::optional<DeviceAddr>)`: the shim learns which mesh buffer a backing buffer belongs to,
+/// through which each chip's copy of a guard is read.
+const MESH_BUFFER_CREATE: &CStr = c"_ZN2tt8tt_metal11distributed10MeshBuffer6createERKSt7variantIJNS1_22ReplicatedBufferConfigENS1_19ShardedBufferConfigEEERKNS1_23DeviceLocalBufferConfigEPNS1_10MeshDeviceESt8optionalImE";
+static REAL_MESH_BUFFER_CREATE: AtomicUsize = AtomicUsize::new(0);
+
+/// The result (a `std::shared_ptr<MeshBuffer>`, returned through a hidden pointer) and the
+/// arguments, as the System V ABI passes them: the 16-byte `std::optional<uint64_t>` travels in
+/// two registers, forwarded untouched.
+type CreateFn = unsafe extern "C-unwind" fn(
+    *mut [usize; 2],
+    *const c_void,
+    *const c_void,
+    *mut c_void,
+    u64,
+    u64,
+) -> *mut [usize; 2];
+
+/// Interposes `MeshBuffer::create`.
+///
+/// # Safety
+/// Called by tt-metal and ttnn with their own arguments.
+#[export_name = "_ZN2tt8tt_metal11distributed10MeshBuffer6createERKSt7variantIJNS1_22ReplicatedBufferConfigENS1_19ShardedBufferConfigEEERKNS1_23DeviceLocalBufferConfigEPNS1_10MeshDeviceESt8optionalImE"]
+pub unsafe extern "C-unwind" fn mesh_buffer_create(
+    out: *mut [usize; 2],
+    config: *const c_void,
+    local: *const c_void,
+    mesh: *mut c_void,
+    address: u64,
+    has_address: u64,
+) -> *mut [usize; 2] {
+    // SAFETY: as above.
+    let f: CreateFn =
+        unsafe { std::mem::transmute::<usize, CreateFn>(real(&REAL_MESH_BUFFER_CREATE, MESH_BUFFER_CREATE)) };
+    // SAFETY: forwarding the caller's arguments unchanged.
+    let r = unsafe { f(out, config, local, mesh, address, has_address) };
+    if state::enabled() {
+        if let Some(_entered) = Entered::enter() {
+            quietly(|| {
+                // SAFETY: `out` now holds the shared_ptr; its first word is the MeshBuffer*.
+                let mesh_buffer = unsafe { (*out)[0] } as *const c_void;
+                if !mesh_buffer.is_null() {
+                    if let Some(b) = state::backing_of(mesh_buffer) {
+                        state::on_mesh_buffer(b, mesh_buffer, mesh);
+                    }
+                }
+            });
+        }
+    }
+    r
 }

@@ -37,22 +37,25 @@ mod guard;
 mod interpose;
 mod interrupts;
 mod lifecycle;
+mod processor;
 mod reentry;
 mod signals;
 mod stack;
 mod state;
 mod status;
+mod symbols;
 mod tt;
+mod vtable;
 mod writer;
 
 pub use config::{
-    ENV_COMMAND, ENV_GUARD_MIN_SIZE, ENV_GUARD_PRELOADED, ENV_GUARD_STACK, ENV_GUARD_TYPES, ENV_STACK_DEPTH,
-    ENV_STATUS, ENV_TRACE,
+    ENV_COMMAND, ENV_GUARD_EVERY, ENV_GUARD_MIN_SIZE, ENV_GUARD_OPS, ENV_GUARD_PRELOADED, ENV_GUARD_STACK,
+    ENV_GUARD_TYPES, ENV_STACK_DEPTH, ENV_STATUS, ENV_TRACE,
 };
 pub use glob::glob_match;
-pub use guard::{GuardSelection, SelectError};
+pub use guard::{DigestSampling, GuardSelection, SelectError};
 pub use interrupts::{ignore_interrupts, InterruptsIgnored};
-pub use status::{StatusLine, STATUS_ERROR, STATUS_LOADED, STATUS_TT_METAL};
+pub use status::{StatusLine, STATUS_ERROR, STATUS_LOADED, STATUS_TT_METAL, STATUS_UNSUPPORTED};
 
 /// Python module name of [`TTNN_OPS_PLUGIN`].
 pub const TTNN_OPS_MODULE: &str = "ttsan_ttnn_ops";

@@ -36,7 +36,39 @@ struct Live {
     size: u64,
     page_size: u64,
     guard: Option<Guard>,
+    /// The `MeshBuffer` whose backing buffer this is, once `MeshBuffer::create` returned it:
+    /// what each chip's copy is read through.
+    mesh: Option<usize>,
 }
+
+/// An op that has begun and not ended.
+struct OpenOp {
+    index: u64,
+    name: String,
+    /// The thread that announced it: nesting is per thread.
+    thread: i64,
+    parent: Option<u64>,
+}
+
+thread_local! {
+    static TID: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
+/// This thread's kernel id (cached: gettid is a system call).
+fn thread_id() -> i64 {
+    TID.try_with(|t| {
+        if t.get() == 0 {
+            // SAFETY: gettid has no preconditions.
+            t.set(i64::from(unsafe { libc::gettid() }));
+        }
+        t.get()
+    })
+    .unwrap_or(0)
+}
+
+/// Circular-buffer ids start here, far above tt-metal's buffer unique ids (which share the
+/// trace's id space and count up from 0).
+const FIRST_CB_ID: u64 = 1 << 48;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -54,13 +86,23 @@ struct State {
     phase: Phase,
     tx: Option<Sender<Msg>>,
     live: AddrMap<Live>,
-    ops: Vec<u64>,
+    ops: Vec<OpenOp>,
     next_op: u64,
+    /// Top-level ops ended so far (for `TTSAN_GUARD_EVERY`).
+    top_ends: u64,
+    /// The mesh trace being captured: its ops are recorded, not run, and reads are not allowed.
+    capturing: Option<u32>,
+    next_cb: u64,
+    /// The mesh device of the first mesh buffer seen, which guard reads synchronise.
+    mesh_device: Option<usize>,
+    reads: digest::ReadStats,
     /// Events before the first buffer told us the geometry (ops and marks from the C ABI).
     early: Vec<Msg>,
     devices: Vec<u32>,
     dropped: u64,
     noted: Vec<&'static str>,
+    noted_text: Vec<String>,
+    mesh_shape: (u32, u32),
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
@@ -69,10 +111,17 @@ static STATE: Mutex<State> = Mutex::new(State {
     live: AddrMap::with_hasher(std::hash::BuildHasherDefault::new()),
     ops: Vec::new(),
     next_op: 0,
+    top_ends: 0,
+    capturing: None,
+    next_cb: FIRST_CB_ID,
+    mesh_device: None,
+    reads: digest::ReadStats::new(),
     early: Vec::new(),
     devices: Vec::new(),
     dropped: 0,
     noted: Vec::new(),
+    noted_text: Vec::new(),
+    mesh_shape: (1, 1),
 });
 
 static FORKED: AtomicBool = AtomicBool::new(false);
@@ -162,6 +211,7 @@ impl State {
         self.phase = Phase::Started;
         STARTED.store(true, Ordering::Release);
         self.devices = facts.mesh.device_ids.clone();
+        self.mesh_shape = (facts.mesh.rows, facts.mesh.cols);
         self.event(Event::CaptureStart(CaptureStart {
             producer: format!(
                 "ttsan-preload {} (LD_PRELOAD shim over libtt_metal.so; geometry {})",
@@ -172,6 +222,7 @@ impl State {
             mesh: facts.mesh,
             command: cfg.command.clone(),
         }));
+        self.event(Event::Runtime(runtime(api.err())));
         if let Err(missing) = api {
             self.mark(format!("ttsan-preload: tt-metal symbols missing, buffers cannot be read: {missing}"));
         }
@@ -192,16 +243,26 @@ impl State {
         eprintln!("ttsan-preload: not recording: {why}");
     }
 
-    fn top_level_digests(&mut self, after_op: Option<u64>) {
+    /// Digests guarded buffers at a top-level op boundary. `after_op` is the op that just
+    /// ended (`None` at an op's start). Buffers without a valid reference (newly guarded, or
+    /// written by the host since) get a fresh baseline; the others are compared only when
+    /// `check` is set (the op is sampled).
+    fn top_level_digests(&mut self, after_op: Option<u64>, check: bool) {
         let Ok(api) = tt::api() else { return };
+        if self.capturing.is_some() {
+            // Inside a trace capture the ops are recorded, not run, and tt-metal refuses reads.
+            return;
+        }
         let devices = if self.devices.is_empty() { vec![0] } else { self.devices.clone() };
+        let shape = self.mesh_shape;
         let mut out: Vec<Event> = Vec::new();
         let mut notes: Vec<String> = Vec::new();
+        let mut todo: Vec<(usize, Option<usize>, u64, u64, u64, Option<u64>)> = Vec::new();
         for (&ptr, live) in self.live.iter_mut() {
             let Some(g) = live.guard.as_mut() else { continue };
             let at = match (g.baseline, after_op) {
-                // At op begin only buffers without a reference digest are read.
                 (Baseline::Current, None) => continue,
+                (Baseline::Current, Some(_)) if !check => continue,
                 (Baseline::Reset, _) => {
                     out.push(Event::GuardUnregister { buffer: live.id });
                     out.push(Event::GuardRegister { buffer: live.id, reason: g.reason.clone() });
@@ -211,8 +272,20 @@ impl State {
                 (Baseline::Current, Some(op)) => Some(op),
             };
             g.baseline = Baseline::Current;
-            let (digests, note) =
-                digest::take(api, ptr as *mut c_void, live.id, live.size, live.page_size, &devices, at);
+            todo.push((ptr, live.mesh, live.id, live.size, live.page_size, at));
+        }
+        if todo.is_empty() {
+            for e in out {
+                self.event(e);
+            }
+            return;
+        }
+        let target = digest::Target { mesh_device: self.mesh_device, devices: &devices, shape };
+        let synced = digest::synchronize(api, &target, &mut self.reads);
+        notes.extend(synced.err());
+        for (ptr, mesh, id, size, page_size, at) in todo {
+            let buffer = digest::Guarded { backing: ptr as *mut c_void, mesh, id, size, page_size };
+            let (digests, note) = digest::take(api, &target, &buffer, at, &mut self.reads);
             out.extend(digests.into_iter().map(Event::GuardDigest));
             notes.extend(note);
         }
@@ -220,9 +293,60 @@ impl State {
             self.event(e);
         }
         for n in notes {
-            self.mark(format!("ttsan-preload: {n}"));
+            self.note_text(n);
         }
     }
+
+    /// A note per distinct text (digest failures repeat every op).
+    fn note_text(&mut self, text: String) {
+        if self.noted_text.len() < 64 && !self.noted_text.contains(&text) {
+            self.noted_text.push(text.clone());
+            self.mark(format!("ttsan-preload: {text}"));
+        }
+    }
+
+    /// The chip a tt-metal `IDevice*` stands for: `None` (every chip) for the mesh device.
+    fn device_of(&mut self, device: *const c_void) -> Option<u32> {
+        let mesh = tt::api().map(|api| geometry::is_mesh(api, device)).unwrap_or(false);
+        if !mesh && !device.is_null() {
+            self.note("cb-device", "circular buffers of a single (non-mesh) device are recorded for every chip");
+        }
+        None
+    }
+
+    /// The innermost open op of this thread, else the latest open op of any thread (a worker
+    /// thread allocating on behalf of an op announced elsewhere).
+    fn current_op(&self) -> Option<u64> {
+        let tid = thread_id();
+        self.ops.iter().rev().find(|o| o.thread == tid).or(self.ops.last()).map(|o| o.index)
+    }
+}
+
+/// The `Runtime` record: which build, where ops come from, and whether it can be checked.
+fn runtime(missing: Option<&str>) -> ttsan_events::Runtime {
+    let (build, version) = tt::build();
+    let mut details = Vec::new();
+    match &version {
+        Some(v) if tt::TESTED_TTNN.contains(&v.as_str()) => details.push(format!("ttnn {v} is in ttsan's tested set")),
+        Some(v) => details.push(format!("ttnn {v} is not in ttsan's tested set ({})", tt::TESTED_TTNN.join(", "))),
+        None => details.push("not a ttnn wheel: the layout below was checked against this library alone".into()),
+    }
+    if let Some(m) = missing {
+        details.push(format!("missing symbols: {m}"));
+    }
+    let (ops_from, unsupported) = match crate::processor::registration() {
+        Ok(r) => {
+            details.push(format!("IGraphProcessor slots: {}", r.layout.slots.describe()));
+            let by = if r.layout.confirmed_by_ttnn {
+                "named by the symbol tables and confirmed by ttnn's GraphProcessor"
+            } else {
+                "named by the symbol tables"
+            };
+            (format!("tt-metal's graph tracker (a registered IGraphProcessor; slots {by})"), None)
+        }
+        Err(why) => ("nothing: the graph processor could not be registered".to_string(), Some(why.clone())),
+    };
+    ttsan_events::Runtime { build, ops_from, unsupported, details }
 }
 
 /// What the accessors say about one buffer.
@@ -285,7 +409,7 @@ pub(crate) fn on_allocated(buffer: *const c_void) {
     if !f.mesh {
         st.note("device-local", "device-local buffers are recorded for every chip (their chip id is not read)");
     }
-    let op = st.ops.last().copied();
+    let op = st.current_op();
     let before_first_op = st.next_op == 0;
     let reason = cfg.guards.reason(f.size, space, before_first_op, || {
         ips.as_deref().map(|c| stack::frames(c, cfg.stack_depth)).unwrap_or_default()
@@ -296,7 +420,7 @@ pub(crate) fn on_allocated(buffer: *const c_void) {
         st.event(Event::GuardRegister { buffer: f.id, reason: reason.clone() });
         Guard { reason, baseline: Baseline::First }
     });
-    let live = Live { id: f.id, space, address: f.address, size: f.size, page_size: f.page_size, guard };
+    let live = Live { id: f.id, space, address: f.address, size: f.size, page_size: f.page_size, guard, mesh: None };
     st.live.insert(buffer as usize, live);
 }
 
@@ -311,7 +435,7 @@ pub(crate) fn on_deallocating(buffer: *const c_void) {
     if live.guard.is_some() {
         st.event(Event::GuardUnregister { buffer: live.id });
     }
-    let op = st.ops.last().copied();
+    let op = st.current_op();
     st.send(Msg::Free { id: live.id, op, chain: ips });
 }
 
@@ -326,22 +450,22 @@ pub(crate) fn on_host_write(buffer: *const c_void) {
     }
 }
 
-/// `ttsan_op_begin`.
+/// An op begins on this thread (`track_function_start`, `ttsan_op_begin`, a trace replay).
 pub(crate) fn op_begin(name: String) {
     let mut st = lock();
     if matches!(st.phase, Phase::Failed | Phase::Closed) {
         return;
     }
-    if st.ops.is_empty() {
-        st.top_level_digests(None);
+    let thread = thread_id();
+    let parent = st.ops.iter().rev().find(|o| o.thread == thread).map(|o| o.index);
+    if parent.is_none() {
+        st.top_level_digests(None, false);
     }
     let index = st.next_op;
     st.next_op += 1;
-    let parent = st.ops.last().copied();
-    st.ops.push(index);
     st.event(Event::OpBegin(OpBegin {
         index,
-        name,
+        name: name.clone(),
         devices: Vec::new(),
         args: String::new(),
         inputs: Vec::new(),
@@ -349,21 +473,127 @@ pub(crate) fn op_begin(name: String) {
         scratch: Vec::new(),
         parent,
     }));
+    st.ops.push(OpenOp { index, name, thread, parent });
 }
 
-/// `ttsan_op_end`.
+/// The innermost op of this thread ends.
 pub(crate) fn op_end() {
     let mut st = lock();
     if matches!(st.phase, Phase::Failed | Phase::Closed) {
         return;
     }
-    let Some(index) = st.ops.pop() else {
-        st.note("unbalanced", "ttsan_op_end without a matching ttsan_op_begin (ignored)");
+    let thread = thread_id();
+    let Some(pos) = st.ops.iter().rposition(|o| o.thread == thread) else {
+        st.note("unbalanced", "an op ended on a thread with no open op (ignored)");
         return;
     };
-    st.event(Event::OpEnd { index });
-    if st.ops.is_empty() {
-        st.top_level_digests(Some(index));
+    let op = st.ops.remove(pos);
+    st.event(Event::OpEnd { index: op.index });
+    if op.parent.is_none() {
+        st.top_ends += 1;
+        let check = config::get().sample.selects(st.top_ends, &op.name);
+        st.top_level_digests(Some(op.index), check);
+    }
+}
+
+/// A program placed circular buffers (`track_allocate_cb`).
+pub(crate) fn on_cb_allocated(
+    cores: Result<Vec<[usize; 4]>, String>,
+    address: u64,
+    size: u64,
+    globally_allocated: bool,
+    device: *const c_void,
+) {
+    let mut st = lock();
+    if st.phase != Phase::Started {
+        return;
+    }
+    let cores = match cores {
+        Ok(c) => c,
+        Err(why) => {
+            st.note_text(format!("a circular buffer at {address:#x} was not recorded: {why}"));
+            return;
+        }
+    };
+    let device = st.device_of(device);
+    let id = st.next_cb;
+    st.next_cb += 1;
+    let op = st.current_op();
+    let cores = cores
+        .into_iter()
+        .map(|[x0, y0, x1, y1]| {
+            ttsan_events::CoreRange::new(
+                ttsan_events::CoreCoord::new(x0 as u16, y0 as u16),
+                ttsan_events::CoreCoord::new(x1 as u16, y1 as u16),
+            )
+        })
+        .collect();
+    st.event(Event::CbAlloc(ttsan_events::CbAlloc {
+        id,
+        device,
+        cores,
+        address,
+        size,
+        globally_allocated,
+        name: String::new(),
+        op,
+    }));
+}
+
+/// A program released its circular buffers (`track_deallocate_cb`).
+pub(crate) fn on_cbs_released(device: *const c_void) {
+    let mut st = lock();
+    if st.phase != Phase::Started {
+        return;
+    }
+    let device = st.device_of(device);
+    st.event(Event::CbDeallocAll { device });
+}
+
+/// A program was dispatched (`track_program`).
+pub(crate) fn on_program(id: u64, device: *const c_void) {
+    let mut st = lock();
+    if st.phase != Phase::Started {
+        return;
+    }
+    let device = st.device_of(device);
+    let op = st.current_op();
+    st.event(Event::Program(ttsan_events::ProgramRun { id, device, op }));
+}
+
+/// A mesh trace capture began or ended, or a trace was replayed or released.
+pub(crate) fn on_mesh_trace(action: ttsan_events::TraceAction, trace: u32) {
+    use ttsan_events::TraceAction;
+    let mut st = lock();
+    if matches!(st.phase, Phase::Failed | Phase::Closed) {
+        return;
+    }
+    let op = st.current_op();
+    st.event(Event::MeshTrace(ttsan_events::MeshTrace { trace, action, op }));
+    match action {
+        TraceAction::BeginCapture => st.capturing = Some(trace),
+        TraceAction::EndCapture => st.capturing = None,
+        TraceAction::Replay | TraceAction::Release => {}
+    }
+}
+
+/// The graph processor cannot be registered with this build: the wrapper must say the run was
+/// not checked (the trace's `Runtime` record says why).
+pub(crate) fn on_unsupported(why: &str) {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if !SAID.swap(true, Ordering::AcqRel) {
+        status::append(status::STATUS_UNSUPPORTED, why);
+    }
+}
+
+/// `MeshBuffer::create` returned `mesh_buffer`, whose backing buffer is `backing`, on `mesh_device`.
+pub(crate) fn on_mesh_buffer(backing: *const c_void, mesh_buffer: *const c_void, mesh_device: *const c_void) {
+    let mut st = lock();
+    if let Some(live) = st.live.get_mut(&(backing as usize)) {
+        live.mesh = Some(mesh_buffer as usize);
+    }
+    if st.mesh_device.is_none() && !mesh_device.is_null() {
+        st.mesh_device = Some(mesh_device as usize);
     }
 }
 
@@ -393,7 +623,7 @@ fn guard_where(pick: impl Fn(&usize, &Live) -> bool, name: String) -> bool {
 /// `ttsan_op_writes`: the innermost open op writes `buffer` (so a guard change is expected).
 pub(crate) fn op_writes(buffer: *const c_void) -> bool {
     let mut st = lock();
-    let (Some(&index), Some(id)) = (st.ops.last(), st.live.get(&(buffer as usize)).map(|l| l.id)) else {
+    let (Some(index), Some(id)) = (st.current_op(), st.live.get(&(buffer as usize)).map(|l| l.id)) else {
         return false;
     };
     st.event(Event::OpDeclare { index, buffers: vec![id], relation: Declared::Output });
@@ -424,6 +654,10 @@ pub(crate) fn finish() {
     }
     if st.phase != Phase::Started {
         return;
+    }
+    if st.reads.attempts > 0 {
+        let read = st.reads.describe();
+        st.mark(format!("ttsan-preload: {read}"));
     }
     if !st.ops.is_empty() {
         let open = st.ops.len();

@@ -11,6 +11,8 @@ pub const STATUS_LOADED: &str = "loaded";
 pub const STATUS_TT_METAL: &str = "tt-metal";
 /// Tag of the line written when the shim could not record (message follows).
 pub const STATUS_ERROR: &str = "error";
+/// Tag of the line written when the loaded tt-metal build cannot be checked (reason follows).
+pub const STATUS_UNSUPPORTED: &str = "unsupported";
 
 /// One parsed status line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +28,13 @@ pub enum StatusLine {
         pid: u32,
         /// The trace file it writes.
         trace: String,
+    },
+    /// The loaded tt-metal build cannot be checked by the shim in process `pid`.
+    Unsupported {
+        /// Process id.
+        pid: u32,
+        /// Why.
+        message: String,
     },
     /// The shim in process `pid` could not record.
     Error {
@@ -47,6 +56,7 @@ impl StatusLine {
             STATUS_LOADED => Some(StatusLine::Loaded { pid }),
             STATUS_TT_METAL => Some(StatusLine::TtMetal { pid, trace: rest }),
             STATUS_ERROR => Some(StatusLine::Error { pid, message: rest }),
+            STATUS_UNSUPPORTED => Some(StatusLine::Unsupported { pid, message: rest }),
             _ => None,
         }
     }

@@ -70,6 +70,12 @@ pub(crate) struct Api {
     pub is_mock: Option<unsafe extern "C" fn() -> bool>,
     /// `tt::tt_metal::detail::ReadFromBuffer(Buffer&, uint8_t*)`; may throw.
     pub read_buffer: Option<unsafe extern "C" fn(*mut c_void, *mut u8)>,
+    /// `distributed::Synchronize(MeshDevice*, std::optional<uint8_t>, std::span<const SubDeviceId>)`.
+    pub synchronize: Option<unsafe extern "C" fn(*mut c_void, u16, *const c_void, usize)>,
+    /// `MeshCoordinate::MeshCoordinate(uint32_t, uint32_t)` (complete-object constructor).
+    pub mesh_coordinate: Option<unsafe extern "C" fn(*mut c_void, u32, u32)>,
+    /// `MeshBuffer::get_device_buffer(MeshCoordinate const&) const`.
+    pub device_buffer: Option<unsafe extern "C" fn(*const c_void, *const c_void) -> *mut c_void>,
 }
 
 impl Api {
@@ -156,6 +162,11 @@ fn resolve() -> Result<Api, String> {
         operator_delete: optional!(c"_ZdlPv"),
         is_mock: optional!(c"_ZN2tt8tt_metal12experimental23is_mock_mode_registeredEv"),
         read_buffer: optional!(c"_ZN2tt8tt_metal6detail14ReadFromBufferERNS0_6BufferEPh"),
+        synchronize: optional!(
+            c"_ZN2tt8tt_metal11distributed11SynchronizeEPNS1_10MeshDeviceESt8optionalIhESt4spanIKN4ttsl10StrongTypeIhNS0_14SubDeviceIdTagEEELm18446744073709551615EE"
+        ),
+        mesh_coordinate: optional!(c"_ZN2tt8tt_metal11distributed14MeshCoordinateC1Ejj"),
+        device_buffer: optional!(c"_ZNK2tt8tt_metal11distributed10MeshBuffer17get_device_bufferERKNS1_14MeshCoordinateE"),
     })
 }
 
@@ -164,24 +175,71 @@ pub(crate) fn api() -> Result<&'static Api, &'static str> {
     API.get_or_init(resolve).as_ref().map_err(|s| s.as_str())
 }
 
-/// Whether `libtt_metal.so` is in the process. By module name rather than by symbol: a
-/// tt-metal whose allocator symbols changed must still count as loaded, so that a run whose
-/// allocations the shim could not see is reported as unchecked, not as "never loaded".
-pub(crate) fn library_loaded() -> bool {
+/// The path `libtt_metal.so` was loaded from, when it is in the process.
+pub(crate) fn library_path() -> Option<String> {
     unsafe extern "C" fn visit(info: *mut libc::dl_phdr_info, _size: usize, found: *mut c_void) -> libc::c_int {
         // SAFETY: the loader passes a valid entry; dlpi_name is NUL-terminated or null.
         let name = unsafe { (*info).dlpi_name };
-        if !name.is_null() && unsafe { CStr::from_ptr(name) }.to_bytes().windows(14).any(|w| w == b"libtt_metal.so") {
-            // SAFETY: found points at the bool below.
-            unsafe { *(found as *mut bool) = true };
+        if name.is_null() {
+            return 0;
+        }
+        // SAFETY: as above.
+        let name = unsafe { CStr::from_ptr(name) };
+        if name.to_bytes().windows(14).any(|w| w == b"libtt_metal.so") {
+            // SAFETY: found points at the Option below.
+            unsafe { *(found as *mut Option<String>) = Some(name.to_string_lossy().into_owned()) };
             return 1;
         }
         0
     }
-    let mut found = false;
+    let mut found: Option<String> = None;
     // SAFETY: visit only reads the entry and writes `found`.
-    unsafe { libc::dl_iterate_phdr(Some(visit), (&mut found as *mut bool).cast()) };
-    found || next(crate::interpose::ALLOCATE_IMPL).is_some()
+    unsafe { libc::dl_iterate_phdr(Some(visit), (&mut found as *mut Option<String>).cast()) };
+    found
+}
+
+/// Whether `libtt_metal.so` is in the process. By module name rather than by symbol: a
+/// tt-metal whose allocator symbols changed must still count as loaded, so that a run whose
+/// allocations the shim could not see is reported as unchecked, not as "never loaded".
+pub(crate) fn library_loaded() -> bool {
+    static LOADED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if LOADED.load(std::sync::atomic::Ordering::Relaxed) {
+        return true;
+    }
+    let loaded = library_path().is_some() || next(crate::interpose::ALLOCATE_IMPL).is_some();
+    if loaded {
+        // tt-metal is never unloaded once an op ran; remembering spares a walk of every module.
+        LOADED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    loaded
+}
+
+/// ttnn releases whose libraries ttsan's test suite runs in mock mode (`scripts/fetch-ttnn`).
+pub(crate) const TESTED_TTNN: &[&str] = &["0.81.1", "0.80.0"];
+
+/// Which tt-metal build is loaded: the ttnn version from the wheel's dist-info beside the
+/// library (`site-packages/ttnn/build/lib/libtt_metal.so` and `site-packages/ttnn-X.dist-info`),
+/// or "a source build" when there is none, with the library's path.
+pub(crate) fn build() -> (String, Option<String>) {
+    let Some(path) = library_path() else { return ("tt-metal (library path unknown)".into(), None) };
+    let version = std::path::Path::new(&path)
+        .ancestors()
+        .nth(4)
+        .and_then(|site| std::fs::read_dir(site).ok())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n.starts_with("ttnn-") && n.ends_with(".dist-info")
+        })
+        .find_map(|e| std::fs::read_to_string(e.path().join("METADATA")).ok())
+        .and_then(|meta| meta.lines().find_map(|l| l.strip_prefix("Version:").map(|v| v.trim().to_string())));
+    match &version {
+        Some(v) => (format!("ttnn {v} ({path})"), version),
+        None => (format!("tt-metal source build, no ttnn dist-info ({path})"), None),
+    }
 }
 
 /// Whether the mock cluster is in use, in which case device memory cannot be read.
