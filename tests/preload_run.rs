@@ -596,3 +596,180 @@ fn a_terminated_run_flushes_its_trace_from_the_signal_handler() {
     assert_eq!(traced, want);
     assert_eq!(ops(&events), vec![(0, "ttnn.waiting_op".into(), None)]);
 }
+
+fn digests(events: &[Event]) -> Vec<&ttsan_events::GuardDigest> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::GuardDigest(g) => Some(g),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The program announces ops exactly as ttnn's header template does: through every processor in
+/// the graph tracker's list, by vtable slots it finds by name in ttnn's own GraphProcessor. Only
+/// the shim's registered processor can turn those calls into ops in the trace.
+#[test]
+fn ops_announced_to_the_graph_tracker_are_traced_with_nesting_cbs_and_threads() {
+    let test = "ops_announced_to_the_graph_tracker_are_traced_with_nesting_cbs_and_threads";
+    let Some((root, prog)) = setup(test) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&root, &prog, dir.path(), &["--trace", "t.ttsan"], &["processor", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("SLOTS start=8 end=9 end_any=10"), "{stdout}");
+    assert!(stdout.contains("PROCESSORS 1 then 1"), "the shim's processor is in the list: {stdout}");
+    assert!(stdout.contains("==ttsan== tt-metal: ttnn 0.81.1"), "{stdout}");
+
+    let (events, stats) = trace(&dir.path().join("t.ttsan"));
+    assert!(!stats.is_damaged(), "{stats:?}");
+    assert_matches_printout(&out, &events);
+    let runtime = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Runtime(r) => Some(r),
+            _ => None,
+        })
+        .expect("a runtime record");
+    assert_eq!(runtime.unsupported, None);
+    assert!(runtime.build.starts_with("ttnn 0.81.1 ("), "{}", runtime.build);
+    assert!(runtime.details.iter().any(|d| d.contains("track_function_start=8 track_function_end()=9")), "{runtime:?}");
+    assert!(runtime.ops_from.contains("confirmed by ttnn's GraphProcessor"), "{}", runtime.ops_from);
+
+    let ops = ops(&events);
+    assert_eq!(
+        ops,
+        vec![
+            (0, "ttnn::matmul".into(), None),
+            (1, "MatmulDeviceOperation".into(), Some(0)),
+            (2, "ttnn::add".into(), None),
+            (3, "ttnn::worker_op".into(), None),
+        ]
+    );
+    let (p, _) = printed(&out);
+    let traced = allocs_of(&events);
+    let op_of = |tag: &str| traced[&p.iter().find(|x| x.tag == tag).unwrap().uid].op;
+    assert_eq!(op_of("weight.sinks"), None);
+    assert_eq!(op_of("matmul.out"), Some(1), "allocated inside the nested device operation");
+    assert_eq!(op_of("add.tmp"), Some(2));
+    assert_eq!(op_of("worker.out"), Some(3), "the second thread registered the processor by itself");
+
+    // The circular buffer reached the shim through the library's own GraphTracker fan-out,
+    // with its core range read through CoreRangeSet::ranges and checked against num_cores.
+    let cbs: Vec<&ttsan_events::CbAlloc> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CbAlloc(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cbs.len(), 1, "{cbs:?}");
+    assert_eq!((cbs[0].address, cbs[0].size, cbs[0].op, cbs[0].globally_allocated), (0x20000, 4096, Some(2), false));
+    let core = |x, y| ttsan_events::CoreCoord::new(x, y);
+    assert_eq!(cbs[0].cores, vec![ttsan_events::CoreRange::new(core(0, 0), core(3, 1))]);
+    assert!(events.iter().any(|e| matches!(e, Event::CbDeallocAll { .. })));
+}
+
+/// A guarded mesh buffer on a 1x8 mesh: one digest attempt per chip at every checked op end,
+/// each unreadable on mock chips and named by chip, and the per-run read figure printed.
+#[test]
+fn eight_chip_guards_are_attempted_on_every_chip_after_every_op() {
+    let test = "eight_chip_guards_are_attempted_on_every_chip_after_every_op";
+    let Some((root, prog)) = setup(test) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&root, &prog, dir.path(), &["--trace", "t.ttsan"], &["processor", "8"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("guard reads:"), "{}", stderr(&out));
+    let (events, _) = trace(&dir.path().join("t.ttsan"));
+    let Some(Event::CaptureStart(start)) = events.first() else { panic!("no CaptureStart") };
+    let chips: Vec<u32> = start.mesh.device_ids.clone();
+    assert_eq!(chips.len(), 8);
+    let (p, _) = printed(&out);
+    let sinks = p.iter().find(|x| x.tag == "weight.sinks").unwrap().uid;
+    let ds: Vec<_> = digests(&events).into_iter().filter(|g| g.buffer == sinks).collect();
+    // A baseline, then after each of the three top-level ops the sinks outlive.
+    for point in [None, Some(0), Some(2), Some(3)] {
+        let mut on: Vec<u32> = ds.iter().filter(|g| g.after_op == point).map(|g| g.device).collect();
+        on.sort_unstable();
+        let mut want = chips.clone();
+        want.sort_unstable();
+        assert_eq!(on, want, "digests of the sinks at {point:?}");
+    }
+    assert!(ds.iter().all(|g| !g.readable), "mock chips are never read");
+    let marks: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Mark { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        marks
+            .iter()
+            .any(|m| m.contains(&format!("guarded buffer {sinks} on chip")) && m.contains("not possible in mock mode")),
+        "{marks:?}"
+    );
+    assert!(marks.iter().any(|m| m.contains(&format!("guard reads: {} digest(s) attempted", ds.len()))), "{marks:?}");
+}
+
+/// Sampling: with --guard-ops only the matching op's end compares digests (baselines stay).
+#[test]
+fn guard_sampling_limits_the_checked_ops() {
+    let test = "guard_sampling_limits_the_checked_ops";
+    let Some((root, prog)) = setup(test) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&root, &prog, dir.path(), &["--trace", "t.ttsan", "--guard-ops", "*add*"], &["processor", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (events, _) = trace(&dir.path().join("t.ttsan"));
+    let (p, _) = printed(&out);
+    let sinks = p.iter().find(|x| x.tag == "weight.sinks").unwrap().uid;
+    let points: Vec<Option<u64>> =
+        digests(&events).into_iter().filter(|g| g.buffer == sinks).map(|g| g.after_op).collect();
+    assert_eq!(points, vec![None, Some(2)]);
+    let out = run(&root, &prog, dir.path(), &["--guard-every", "0"], &["processor", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+/// A tt-metal whose `IGraphProcessor` vtable the shim cannot name is never reported clean: a
+/// preloaded library shadows the exported vtable with one of the same size whose slots name
+/// nothing, as a build with a changed interface would look to the shim.
+#[test]
+fn an_unsupported_graph_processor_layout_is_not_checked_and_exits_3() {
+    let test = "an_unsupported_graph_processor_layout_is_not_checked_and_exits_3";
+    let Some((root, prog)) = setup(test) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("shadow.c");
+    std::fs::write(&src, "void* _ZTVN2tt8tt_metal15IGraphProcessorE[17];\n").unwrap();
+    let lib = dir.path().join("libshadow.so");
+    let cc = Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(&lib).arg(&src).output();
+    match cc {
+        Ok(o) if o.status.success() => {}
+        other => return skip(test, &format!("cc cannot build a shared library: {other:?}")),
+    }
+    let out = Command::new(BIN)
+        .current_dir(dir.path())
+        .env("TT_METAL_RUNTIME_ROOT", root.join("ttnn"))
+        .env("TT_METAL_SHM_TRACKING_DISABLED", "1")
+        .env("OMPI_MCA_btl", "self")
+        .env("TT_METAL_CACHE", dir.path().join("cache"))
+        .env("TT_METAL_LOGGER_LEVEL", "error")
+        .env("LD_PRELOAD", &lib)
+        .env_remove("TTSAN_OPTIONS")
+        .args(["run", "--trace", "t.ttsan", "--"])
+        .arg(&prog)
+        .args(["processor", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not checked: unsupported tt-metal build"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("named by no symbol table"), "{}", stderr(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("clean"));
+    // The trace says so too, so `ttsan analyze` of it is never clean either.
+    let (events, _) = trace(&dir.path().join("t.ttsan"));
+    assert!(events.iter().any(|e| matches!(e, Event::Runtime(r) if r.unsupported.is_some())));
+    let analyzed = Command::new(BIN).arg("analyze").arg(dir.path().join("t.ttsan")).output().unwrap();
+    let text = String::from_utf8_lossy(&analyzed.stdout);
+    assert_eq!(analyzed.status.code(), Some(2), "analysis incomplete: {text}");
+    assert!(text.contains("not checked: unsupported tt-metal build") && !text.contains("clean"), "{text}");
+}

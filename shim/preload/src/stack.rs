@@ -165,7 +165,7 @@ fn frame(ip: usize) -> Frame {
 
 /// The frames of a capture after the shim's own, at most `depth`, named.
 pub(crate) fn frames(ips: &[usize], depth: usize) -> Vec<String> {
-    ips.iter().map(|&ip| frame(ip)).skip_while(|f| f.own).take(depth).map(|f| f.name).collect()
+    ips.iter().map(|&ip| frame(ip)).filter(|f| !f.own).take(depth).map(|f| f.name).collect()
 }
 
 /// The whole stack, one frame per line (the report prints one `#i` line each).
