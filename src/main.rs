@@ -22,6 +22,8 @@ enum Command {
     Analyze(cli::analyze::AnalyzeArgs),
     /// Gate a CI job on a trace: short summary, JUnit, SARIF, suppressions, baselines.
     Ci(cli::ci::CiArgs),
+    /// Check that ttsan sees what it must on this machine's tt-metal: build, ops, CBs, guard reads.
+    Doctor(cli::doctor::DoctorArgs),
     /// Export a trace for other viewers (Chrome trace-event JSON for Perfetto).
     Export(cli::export::ExportArgs),
     /// Write the interactive allocation map (HTML) and usage plots (PNG/SVG) of a trace.
@@ -58,6 +60,9 @@ enum TraceCommand {
 enum TtMetalCommand {
     /// Replay allocate/free requests through the real allocator (or our model with --model).
     Replay(cli::tt_metal::ReplayArgs),
+    /// The workload `ttsan doctor` runs under the shim.
+    #[command(name = "doctor-workload", hide = true)]
+    DoctorWorkload(cli::doctor_workload::WorkloadArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +81,8 @@ fn dispatch(cli: Cli) -> Outcome {
         Command::Report(args) => cli::report::run(&args),
         Command::Trace(TraceCommand::Dump(args)) => cli::trace::dump(&args),
         Command::TtMetal(TtMetalCommand::Replay(args)) => cli::tt_metal::replay(&args),
+        Command::TtMetal(TtMetalCommand::DoctorWorkload(args)) => cli::doctor_workload::run(&args),
+        Command::Doctor(args) => cli::doctor::run(&args),
         Command::Import(ImportCommand::GraphCapture(args)) => cli::import::graph_capture(&args),
         Command::GptOss(GptOssCommand::Init(args)) => cli::gpt_oss::init(&args),
     }

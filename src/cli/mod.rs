@@ -3,6 +3,8 @@
 
 pub mod analyze;
 pub mod ci;
+pub mod doctor;
+pub mod doctor_workload;
 pub mod exit;
 pub mod export;
 pub mod gpt_oss;

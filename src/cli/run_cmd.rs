@@ -293,7 +293,7 @@ fn ttnn_ops_plugin(cmd: &mut Command, dir: &Path) -> Result<(), Failure> {
 
 /// The shim next to this executable: the newest of `<dir>/`, `<dir>/deps/` (where cargo leaves
 /// it when it is built as a dependency), `<dir>/../lib/`; or `$TTSAN_PRELOAD_LIB`.
-fn locate_preload() -> Result<PathBuf, Failure> {
+pub(super) fn locate_preload() -> Result<PathBuf, Failure> {
     if let Some(p) = std::env::var_os(PRELOAD_LIB_ENV).filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
         return if p.is_file() {
@@ -320,7 +320,7 @@ fn locate_preload() -> Result<PathBuf, Failure> {
 }
 
 /// `LD_PRELOAD` with the shim appended to whatever the caller preloads already (`existing`).
-fn preload_value(lib: &Path, existing: Option<&str>) -> Result<String, Failure> {
+pub(super) fn preload_value(lib: &Path, existing: Option<&str>) -> Result<String, Failure> {
     let lib = lib.to_string_lossy();
     if lib.contains([' ', ':']) {
         return Err(Failure::usage(anyhow!(
@@ -345,7 +345,7 @@ fn clear_old_traces(trace: &Path) -> Result<(), Failure> {
 }
 
 /// `FILE` and its `FILE.<pid>` siblings that exist.
-fn collect_traces(trace: &Path) -> Vec<PathBuf> {
+pub(super) fn collect_traces(trace: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if trace.is_file() {
         out.push(trace.to_path_buf());
@@ -368,7 +368,7 @@ fn collect_traces(trace: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn read_status(path: &Path) -> Vec<StatusLine> {
+pub(super) fn read_status(path: &Path) -> Vec<StatusLine> {
     std::fs::read_to_string(path).map(|t| t.lines().filter_map(StatusLine::parse).collect()).unwrap_or_default()
 }
 
@@ -388,12 +388,12 @@ fn describe(status: ExitStatus) -> String {
 }
 
 /// A private temporary directory for the status file and the default trace, removed on drop.
-struct Scratch {
-    dir: PathBuf,
+pub(super) struct Scratch {
+    pub(super) dir: PathBuf,
 }
 
 impl Scratch {
-    fn new() -> Result<Scratch, Failure> {
+    pub(super) fn new() -> Result<Scratch, Failure> {
         let nanos =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let dir = std::env::temp_dir().join(format!("ttsan-run-{}-{nanos}", std::process::id()));

@@ -277,6 +277,8 @@ int ttsan_tt_open(std::uint32_t chips, std::uint64_t l1_small_size, std::uint64_
     });
 }
 
+void* ttsan_tt_mesh_device(void* mesh) { return mesh == nullptr ? nullptr : static_cast<MeshHandle*>(mesh)->mesh.get(); }
+
 int ttsan_tt_close(void* mesh, char* err, std::size_t err_len) {
     auto* h = static_cast<MeshHandle*>(mesh);
     if (h == nullptr) return 3;

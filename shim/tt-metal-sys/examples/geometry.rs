@@ -35,7 +35,7 @@ fn main() -> ExitCode {
 fn run(arch: Arch, chips: u32) -> Result<(), Box<dyn std::error::Error>> {
     let root = RuntimeRoot::locate(None);
     // Nonzero L1_SMALL and trace sizes so that those spaces report real numbers too.
-    let opts = OpenOptions { l1_small_size: 32 * 1024, trace_region_size: 1 << 20 };
+    let opts = OpenOptions { l1_small_size: 32 * 1024, trace_region_size: 1 << 20, ..OpenOptions::default() };
     let mut mesh = MockMesh::open_with(&root, arch, chips, opts)?;
     println!("mesh: {:?}", mesh.info());
     let f = mesh.facts().clone();

@@ -70,6 +70,7 @@ extern "C" {
         err_len: usize,
     ) -> c_int;
     pub fn ttsan_tt_close(mesh: *mut c_void, err: *mut c_char, err_len: usize) -> c_int;
+    pub fn ttsan_tt_mesh_device(mesh: *mut c_void) -> *mut c_void;
     pub fn ttsan_tt_mesh_info(
         mesh: *mut c_void,
         out: *mut TtMeshInfo,

@@ -76,7 +76,7 @@ impl MockMesh {
             .prefix("ttsan-tt-metal-")
             .tempdir()
             .map_err(|source| TtError::Io { what: "cannot create a temporary directory".into(), source })?;
-        process::acquire(root, arch, chips, scratch.path())?;
+        process::acquire(root, arch, chips, scratch.path(), !opts.hardware)?;
         let mut mesh = MockMesh {
             raw: std::ptr::null_mut(),
             buffers: HashMap::new(),
@@ -153,6 +153,13 @@ impl MockMesh {
     }
 
     /// The mesh shape and device ids.
+    /// The library's `MeshDevice*`, for calls ttsan makes into tt-metal directly (the doctor).
+    pub fn raw_device(&self) -> *const std::ffi::c_void {
+        // SAFETY: raw is this mesh's live handle (or null, which the glue answers with null).
+        unsafe { ffi::ttsan_tt_mesh_device(self.raw) }
+    }
+
+    /// The mesh as the library opened it.
     pub fn info(&self) -> &MeshInfo {
         &self.info
     }

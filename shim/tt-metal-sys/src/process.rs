@@ -39,7 +39,7 @@ fn set_mock_env(root: &RuntimeRoot, scratch: &Path) {
 
 /// Loads the library once per process and configures mock mode once per process; marks a mesh
 /// as open. `scratch` receives tt-metal's cache.
-pub(crate) fn acquire(root: &RuntimeRoot, arch: Arch, chips: u32, scratch: &Path) -> Result<(), TtError> {
+pub(crate) fn acquire(root: &RuntimeRoot, arch: Arch, chips: u32, scratch: &Path, mock: bool) -> Result<(), TtError> {
     let mut st = STATE.lock().map_err(|_| TtError::Process("tt-metal process state poisoned".into()))?;
     if st.mesh_open {
         return Err(TtError::Process("a tt-metal mesh is already open in this process (tt-metal allows one)".into()));
@@ -68,6 +68,7 @@ pub(crate) fn acquire(root: &RuntimeRoot, arch: Arch, chips: u32, scratch: &Path
         }
     }
     match st.configured {
+        _ if !mock => {}
         Some(prev) if prev != (arch, chips) => {
             return Err(TtError::Process(format!(
                 "mock mode is already configured for {} x{} in this process; tt-metal cannot switch to {} x{}",

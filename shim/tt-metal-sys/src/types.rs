@@ -82,6 +82,8 @@ pub struct OpenOptions {
     pub l1_small_size: u64,
     /// Bytes of trace region per DRAM bank (0: TRACE allocations fail).
     pub trace_region_size: u64,
+    /// Open the real devices instead of configuring mock mode (a machine with Tenstorrent cards).
+    pub hardware: bool,
 }
 
 /// The mesh as the library opened it.
