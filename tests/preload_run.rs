@@ -620,7 +620,8 @@ fn ops_announced_to_the_graph_tracker_are_traced_with_nesting_cbs_and_threads() 
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("SLOTS start=8 end=9 end_any=10"), "{stdout}");
     assert!(stdout.contains("PROCESSORS 1 then 1"), "the shim's processor is in the list: {stdout}");
-    assert!(stdout.contains("==ttsan== tt-metal: ttnn 0.81.1"), "{stdout}");
+    let version = RuntimeRoot::locate(None).version().unwrap();
+    assert!(stdout.contains(&format!("==ttsan== tt-metal: ttnn {version}")), "{stdout}");
 
     let (events, stats) = trace(&dir.path().join("t.ttsan"));
     assert!(!stats.is_damaged(), "{stats:?}");
@@ -633,7 +634,8 @@ fn ops_announced_to_the_graph_tracker_are_traced_with_nesting_cbs_and_threads() 
         })
         .expect("a runtime record");
     assert_eq!(runtime.unsupported, None);
-    assert!(runtime.build.starts_with("ttnn 0.81.1 ("), "{}", runtime.build);
+    assert!(runtime.build.starts_with(&format!("ttnn {version} (")), "{}", runtime.build);
+    assert!(runtime.details.iter().any(|d| d == &format!("ttnn {version} is in ttsan's tested set")), "{runtime:?}");
     assert!(runtime.details.iter().any(|d| d.contains("track_function_start=8 track_function_end()=9")), "{runtime:?}");
     assert!(runtime.ops_from.contains("confirmed by ttnn's GraphProcessor"), "{}", runtime.ops_from);
 

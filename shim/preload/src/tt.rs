@@ -214,7 +214,8 @@ pub(crate) fn library_loaded() -> bool {
     loaded
 }
 
-/// ttnn releases whose libraries ttsan's test suite runs in mock mode (`scripts/fetch-ttnn`).
+/// ttnn releases whose libraries ttsan's test suite runs in mock mode (`scripts/fetch-ttnn`; the
+/// same list as `tt_metal_sys::SUPPORTED_VERSIONS`, which the shim does not link).
 pub(crate) const TESTED_TTNN: &[&str] = &["0.81.1", "0.80.0"];
 
 /// Which tt-metal build is loaded: the ttnn version from the wheel's dist-info beside the

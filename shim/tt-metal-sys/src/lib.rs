@@ -27,6 +27,6 @@ mod types;
 
 pub use error::{AllocError, TtError};
 pub use mesh::{MeshBufferHandle, MockMesh};
-pub use root::{metadata_version, RuntimeRoot, ROOT_ENV, SUPPORTED_VERSION};
+pub use root::{metadata_version, RuntimeRoot, ROOT_ENV, SUPPORTED_VERSION, SUPPORTED_VERSIONS};
 pub use stdout::divert_library_stdout;
 pub use types::{AllocatorFacts, Arch, BufferInfo, BufferKind, MeshInfo, OpenOptions, RunMode, SpaceFacts};

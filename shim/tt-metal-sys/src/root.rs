@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 /// The only ttnn version whose C++ layouts `cpp/glue.cpp` declares.
 pub const SUPPORTED_VERSION: &str = "0.81.1";
+/// Every ttnn release whose library ttsan's tests run in mock mode (`scripts/fetch-ttnn VERSION`):
+/// the pin and the release before it, whose graph-processor and allocator symbols are the same.
+pub const SUPPORTED_VERSIONS: &[&str] = &["0.81.1", "0.80.0"];
 
 /// Environment variable naming the runtime root (the directory holding `ttnn/` and `ttnn.libs/`).
 pub const ROOT_ENV: &str = "TTSAN_TTNN_ROOT";
@@ -87,8 +90,8 @@ impl RuntimeRoot {
             return Err(TtError::NotFound(self.root.clone()));
         }
         let found = self.version()?;
-        if found != SUPPORTED_VERSION {
-            return Err(TtError::WrongVersion { root: self.root.clone(), found, expected: SUPPORTED_VERSION });
+        if !SUPPORTED_VERSIONS.contains(&found.as_str()) {
+            return Err(TtError::WrongVersion { root: self.root.clone(), found, expected: "0.81.1 or 0.80.0" });
         }
         Ok(())
     }
@@ -127,11 +130,11 @@ mod tests {
         std::fs::write(lib.join("_ttnncpp.so"), b"").unwrap();
         assert!(matches!(root.check(), Err(TtError::UnknownVersion(_))));
 
-        let info = dir.path().join("ttnn-0.80.0.dist-info");
+        let info = dir.path().join("ttnn-0.79.0.dist-info");
         std::fs::create_dir_all(&info).unwrap();
-        std::fs::write(info.join("METADATA"), "Name: ttnn\nVersion: 0.80.0\n").unwrap();
+        std::fs::write(info.join("METADATA"), "Name: ttnn\nVersion: 0.79.0\n").unwrap();
         let err = root.check().unwrap_err();
-        assert!(matches!(&err, TtError::WrongVersion { found, .. } if found == "0.80.0"), "{err}");
+        assert!(matches!(&err, TtError::WrongVersion { found, .. } if found == "0.79.0"), "{err}");
 
         std::fs::write(info.join("METADATA"), "Name: ttnn\nVersion: 0.81.1\n").unwrap();
         root.check().unwrap();
