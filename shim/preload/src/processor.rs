@@ -55,6 +55,10 @@ struct Object {
     vptr: *const usize,
 }
 
+type RangesFn = unsafe extern "C" fn(*const c_void) -> *const tt::RawVec<[usize; 4]>;
+type CountFn = unsafe extern "C" fn(*const c_void) -> u32;
+type ProgramIdFn = unsafe extern "C" fn(*const c_void) -> u64;
+
 /// What registering needs, resolved once.
 pub(crate) struct Registration {
     /// The layout the vtable was built from.
@@ -104,10 +108,10 @@ fn build() -> Result<Registration, String> {
     let object: &'static mut Object = Box::leak(Box::new(Object { vptr: words[2..].as_ptr() }));
     let ranges = tt::global(CORE_RANGES).zip(tt::global(CORE_COUNT)).map(|(r, n)| {
         // SAFETY: the exported const getters with these signatures.
-        unsafe { (std::mem::transmute::<*mut c_void, _>(r), std::mem::transmute::<*mut c_void, _>(n)) }
+        unsafe { (std::mem::transmute::<*mut c_void, RangesFn>(r), std::mem::transmute::<*mut c_void, CountFn>(n)) }
     });
     // SAFETY: as above.
-    let program_id = tt::global(PROGRAM_ID).map(|p| unsafe { std::mem::transmute::<*mut c_void, _>(p) });
+    let program_id = tt::global(PROGRAM_ID).map(|p| unsafe { std::mem::transmute::<*mut c_void, ProgramIdFn>(p) });
     Ok(Registration {
         layout,
         object: object as *mut Object as usize,

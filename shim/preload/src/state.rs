@@ -257,7 +257,7 @@ impl State {
         let shape = self.mesh_shape;
         let mut out: Vec<Event> = Vec::new();
         let mut notes: Vec<String> = Vec::new();
-        let mut todo: Vec<(usize, Option<usize>, u64, u64, u64, Option<u64>)> = Vec::new();
+        let mut todo: Vec<(digest::Guarded, Option<u64>)> = Vec::new();
         for (&ptr, live) in self.live.iter_mut() {
             let Some(g) = live.guard.as_mut() else { continue };
             let at = match (g.baseline, after_op) {
@@ -272,7 +272,14 @@ impl State {
                 (Baseline::Current, Some(op)) => Some(op),
             };
             g.baseline = Baseline::Current;
-            todo.push((ptr, live.mesh, live.id, live.size, live.page_size, at));
+            let buffer = digest::Guarded {
+                backing: ptr as *mut c_void,
+                mesh: live.mesh,
+                id: live.id,
+                size: live.size,
+                page_size: live.page_size,
+            };
+            todo.push((buffer, at));
         }
         if todo.is_empty() {
             for e in out {
@@ -283,8 +290,7 @@ impl State {
         let target = digest::Target { mesh_device: self.mesh_device, devices: &devices, shape };
         let synced = digest::synchronize(api, &target, &mut self.reads);
         notes.extend(synced.err());
-        for (ptr, mesh, id, size, page_size, at) in todo {
-            let buffer = digest::Guarded { backing: ptr as *mut c_void, mesh, id, size, page_size };
+        for (buffer, at) in todo {
             let (digests, note) = digest::take(api, &target, &buffer, at, &mut self.reads);
             out.extend(digests.into_iter().map(Event::GuardDigest));
             notes.extend(note);
