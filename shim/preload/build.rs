@@ -3,7 +3,7 @@
 //! libstdc++ `shared_ptr` the processor is handed over in.
 
 fn main() {
-    for f in ["cpp/read.cpp", "cpp/processor.cpp"] {
+    for f in ["cpp/read.cpp", "cpp/processor.cpp", "cpp/guarded.hpp"] {
         println!("cargo:rerun-if-changed={f}");
     }
     cc::Build::new().cpp(true).std("c++17").file("cpp/read.cpp").file("cpp/processor.cpp").compile("ttsan_preload_cpp");

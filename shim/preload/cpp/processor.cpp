@@ -5,9 +5,9 @@
 // must be libstdc++'s own, which is why this is C++: tt-metal copies it with libstdc++'s atomic
 // reference counting. push_processor may throw (it grows a std::vector); nothing may unwind into
 // Rust, so every exception is caught and reported.
-#include <cstdio>
-#include <exception>
 #include <memory>
+
+#include "guarded.hpp"
 
 namespace {
 std::shared_ptr<void>& processor(void* object) {
@@ -19,15 +19,5 @@ std::shared_ptr<void>& processor(void* object) {
 
 extern "C" int ttsan_preload_push_processor(void* (*instance)(), void (*push)(void*, const void*), void* object,
                                             char* err, std::size_t err_len) {
-    try {
-        void* tracker = instance();
-        push(tracker, &processor(object));
-        return 0;
-    } catch (const std::exception& e) {
-        if (err != nullptr && err_len > 0) std::snprintf(err, err_len, "%s", e.what());
-        return 1;
-    } catch (...) {
-        if (err != nullptr && err_len > 0) std::snprintf(err, err_len, "unknown C++ exception");
-        return 1;
-    }
+    return ttsan_guarded(err, err_len, [&] { push(instance(), &processor(object)); });
 }

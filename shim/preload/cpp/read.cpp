@@ -1,22 +1,12 @@
-// Calls tt-metal's buffer read through a pointer the shim resolved with dlsym, catching every C++
-// exception: the read is the only tt-metal call the shim makes that may throw, and an exception
-// unwinding into Rust would abort the traced program.
+// Calls tt-metal's buffer reads through pointers the shim resolved with dlsym, catching every C++
+// exception: an exception unwinding into Rust would abort the traced program.
 #include <cstdint>
-#include <cstdio>
-#include <exception>
+
+#include "guarded.hpp"
 
 extern "C" int ttsan_preload_read_buffer(void (*read)(void*, std::uint8_t*), void* buffer, std::uint8_t* out,
                                          char* err, std::size_t err_len) {
-    try {
-        read(buffer, out);
-        return 0;
-    } catch (const std::exception& e) {
-        if (err != nullptr && err_len > 0) std::snprintf(err, err_len, "%s", e.what());
-        return 1;
-    } catch (...) {
-        if (err != nullptr && err_len > 0) std::snprintf(err, err_len, "unknown C++ exception");
-        return 1;
-    }
+    return ttsan_guarded(err, err_len, [&] { read(buffer, out); });
 }
 
 // One chip's Buffer of a mesh buffer: MeshBuffer::get_device_buffer(MeshCoordinate const&). The
@@ -27,18 +17,11 @@ extern "C" int ttsan_preload_device_buffer(void (*coord)(void*, std::uint32_t, s
                                            void* (*get)(const void*, const void*), const void* mesh_buffer,
                                            std::uint32_t row, std::uint32_t col, void** out, char* err,
                                            std::size_t err_len) {
-    try {
+    return ttsan_guarded(err, err_len, [&] {
         alignas(16) unsigned char storage[256] = {};
         coord(storage, row, col);
         *out = get(mesh_buffer, storage);
-        return 0;
-    } catch (const std::exception& e) {
-        if (err != nullptr && err_len > 0) std::snprintf(err, err_len, "%s", e.what());
-        return 1;
-    } catch (...) {
-        if (err != nullptr && err_len > 0) std::snprintf(err, err_len, "unknown C++ exception");
-        return 1;
-    }
+    });
 }
 
 // distributed::Synchronize(MeshDevice*, std::optional<uint8_t> cq_id, std::span<const SubDeviceId>):
@@ -46,14 +29,5 @@ extern "C" int ttsan_preload_device_buffer(void (*coord)(void*, std::uint32_t, s
 // register, the empty span as a null pointer and a zero length.
 extern "C" int ttsan_preload_synchronize(void (*sync)(void*, std::uint16_t, const void*, std::size_t),
                                          void* mesh_device, char* err, std::size_t err_len) {
-    try {
-        sync(mesh_device, 0, nullptr, 0);
-        return 0;
-    } catch (const std::exception& e) {
-        if (err != nullptr && err_len > 0) std::snprintf(err, err_len, "%s", e.what());
-        return 1;
-    } catch (...) {
-        if (err != nullptr && err_len > 0) std::snprintf(err, err_len, "unknown C++ exception");
-        return 1;
-    }
+    return ttsan_guarded(err, err_len, [&] { sync(mesh_device, 0, nullptr, 0); });
 }
