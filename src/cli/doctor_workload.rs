@@ -69,25 +69,44 @@ fn handle(path: &std::path::Path) -> Result<*mut c_void, Failure> {
     Ok(h)
 }
 
+/// What `dladdr1` says about `addr`, with the dynamic symbol table entry that matched.
+fn dladdr1(addr: usize) -> Option<(libc::Dl_info, *const libc::Elf64_Sym)> {
+    let mut info = libc::Dl_info {
+        dli_fname: std::ptr::null(),
+        dli_fbase: std::ptr::null_mut(),
+        dli_sname: std::ptr::null(),
+        dli_saddr: std::ptr::null_mut(),
+    };
+    let mut sym: *mut c_void = std::ptr::null_mut();
+    // SAFETY: dladdr1 writes `info` and, with RTLD_DL_SYMENT (1), a pointer into the object's
+    // dynamic symbol table.
+    let ok = unsafe { libc::dladdr1(addr as *const c_void, &mut info, &mut sym, 1) };
+    (ok != 0).then_some((info, sym as *const libc::Elf64_Sym))
+}
+
+fn dladdr(addr: usize) -> Option<libc::Dl_info> {
+    dladdr1(addr).map(|(info, _)| info)
+}
+
+/// The slots of the vtable whose symbol starts at `vt`: its size less the two header words.
+fn slot_count(vt: *const usize) -> Result<usize, Failure> {
+    let (_, sym) = dladdr1(vt as usize)
+        .filter(|(info, sym)| std::ptr::eq(info.dli_saddr as *const usize, vt) && !sym.is_null())
+        .ok_or_else(|| Failure::internal(anyhow!("ttnn's GraphProcessor vtable has no symbol size")))?;
+    // SAFETY: dladdr1 returned a valid entry of the dynamic symbol table.
+    let size = unsafe { (*sym).st_size } as usize;
+    Ok((size / std::mem::size_of::<usize>()).saturating_sub(2))
+}
+
 /// The slot of each announcing method in ttnn's GraphProcessor vtable.
 fn slots(ttnn: *mut c_void) -> Result<(usize, usize, usize), Failure> {
     let vt = sym(ttnn, c"_ZTVN4ttnn5graph14GraphProcessorE")? as *const usize;
     let (mut start, mut end, mut end_any) = (None, None, None);
-    for i in 0..32 {
-        // SAFETY: the vtable has at least the 15 slots every build so far has; reading past its
-        // end stops at the first entry no symbol names exactly.
+    for i in 0..slot_count(vt)? {
+        // SAFETY: `i` is below the slot count the vtable symbol's size gives.
         let entry = unsafe { *vt.add(2 + i) };
-        let mut info = libc::Dl_info {
-            dli_fname: std::ptr::null(),
-            dli_fbase: std::ptr::null_mut(),
-            dli_sname: std::ptr::null(),
-            dli_saddr: std::ptr::null_mut(),
-        };
-        // SAFETY: dladdr on a code address.
-        if unsafe { libc::dladdr(entry as *const c_void, &mut info) } == 0 || info.dli_saddr as usize != entry {
-            continue;
-        }
-        if info.dli_sname.is_null() {
+        let Some(info) = dladdr(entry) else { continue };
+        if info.dli_sname.is_null() || info.dli_saddr as usize != entry {
             continue;
         }
         // SAFETY: dladdr's name is NUL-terminated.

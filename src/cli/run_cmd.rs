@@ -169,26 +169,20 @@ fn judge(
             ),
         });
     }
-    let errors: Vec<String> = lines
-        .iter()
-        .filter_map(|l| match l {
-            StatusLine::Error { pid, message } => Some(format!("process {pid}: {message}")),
-            _ => None,
-        })
-        .collect();
+    let errors = per_process(lines, |l| match l {
+        StatusLine::Error { pid, message } => Some((*pid, message.as_str())),
+        _ => None,
+    });
     if !errors.is_empty() {
         return Err(Failure {
             code: INTERNAL,
             error: anyhow!("the preload shim could not record: {}", errors.join("; ")),
         });
     }
-    let unsupported: Vec<String> = lines
-        .iter()
-        .filter_map(|l| match l {
-            StatusLine::Unsupported { pid, message } => Some(format!("process {pid}: {message}")),
-            _ => None,
-        })
-        .collect();
+    let unsupported = per_process(lines, |l| match l {
+        StatusLine::Unsupported { pid, message } => Some((*pid, message.as_str())),
+        _ => None,
+    });
     if !unsupported.is_empty() {
         return Err(Failure {
             code: INTERNAL,
@@ -215,6 +209,11 @@ fn judge(
         result = worse(result, r.map(|c| if c == CLEAN { code } else { c }), code);
     }
     result
+}
+
+/// `process PID: message` for each status line `pick` selects.
+fn per_process<'a>(lines: &'a [StatusLine], pick: impl Fn(&'a StatusLine) -> Option<(u32, &'a str)>) -> Vec<String> {
+    lines.iter().filter_map(pick).map(|(pid, message)| format!("process {pid}: {message}")).collect()
 }
 
 /// Keeps the most serious outcome: an error, then findings, then the command's own code.

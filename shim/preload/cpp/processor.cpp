@@ -17,7 +17,7 @@ std::shared_ptr<void>& processor(void* object) {
 }
 }  // namespace
 
-extern "C" int ttsan_preload_push_processor(void* (*instance)(), void (*push)(void*, const void*), void* object,
-                                            char* err, std::size_t err_len) {
-    return ttsan_guarded(err, err_len, [&] { push(instance(), &processor(object)); });
+extern "C" int ttsan_preload_push_processor(void* tracker, void (*push)(void*, const void*), void* object, char* err,
+                                            std::size_t err_len) {
+    return ttsan_guarded(err, err_len, [&] { push(tracker, &processor(object)); });
 }

@@ -68,9 +68,6 @@ pub unsafe extern "C-unwind" fn allocate_impl(this: *mut c_void, buffer: *mut c_
     // SAFETY: the symbol's real definition has this signature.
     let f: ImplFn = unsafe { std::mem::transmute::<usize, ImplFn>(real(&REAL_ALLOCATE, ALLOCATE_IMPL)) };
     let entered = if state::enabled() { Entered::enter() } else { None };
-    if entered.is_some() {
-        quietly(crate::processor::register_this_thread);
-    }
     // SAFETY: forwarding the caller's arguments unchanged.
     unsafe { f(this, buffer) };
     if entered.is_some() {

@@ -40,7 +40,7 @@ const PROGRAM_ID: &CStr = c"_ZNK2tt8tt_metal7Program14get_runtime_idEv";
 
 extern "C" {
     fn ttsan_preload_push_processor(
-        instance: unsafe extern "C" fn() -> *mut c_void,
+        tracker: *mut c_void,
         push: unsafe extern "C" fn(*mut c_void, *const c_void),
         object: *mut c_void,
         err: *mut c_char,
@@ -127,18 +127,11 @@ fn vtable_index(slot: usize) -> usize {
     slot + 2
 }
 
-fn real_instance() -> Option<unsafe extern "C" fn() -> *mut c_void> {
-    tt::next(INSTANCE)?;
-    let p = crate::interpose::real(&REAL_INSTANCE, INSTANCE);
-    // SAFETY: GraphTracker::instance() takes nothing and returns the tracker.
-    Some(unsafe { std::mem::transmute::<usize, unsafe extern "C" fn() -> *mut c_void>(p) })
-}
-
-/// Puts the shim's processor into this thread's list, once. Safe to call from any interposed
-/// entry point; a no-op until tt-metal is loaded and when its layout is unsupported (which the
-/// state reports once).
-pub(crate) fn register_this_thread() {
-    if PUSHED.try_with(Cell::get).unwrap_or(true) || !state::enabled() || !tt::library_loaded() {
+/// Puts the shim's processor into this thread's list (of `tracker`, the real
+/// `GraphTracker::instance()`), once; a no-op when recording is off and, when the layout is
+/// unsupported, a status line instead (written once).
+fn register_this_thread(tracker: *mut c_void) {
+    if !state::enabled() {
         return;
     }
     let _ = PUSHED.try_with(|p| p.set(true));
@@ -146,14 +139,11 @@ pub(crate) fn register_this_thread() {
         Ok(r) => r,
         Err(why) => return state::on_unsupported(why),
     };
-    let Some(instance) = real_instance() else {
-        return state::on_unsupported("GraphTracker::instance is not exported");
-    };
     let mut err = [0 as c_char; 256];
-    // SAFETY: the glue calls instance() and push_processor with a shared_ptr to our leaked
-    // object, catching every C++ exception.
+    // SAFETY: the glue calls push_processor on the live tracker with a shared_ptr to our
+    // leaked object, catching every C++ exception.
     let rc = unsafe {
-        ttsan_preload_push_processor(instance, reg.push, reg.object as *mut c_void, err.as_mut_ptr(), err.len())
+        ttsan_preload_push_processor(tracker, reg.push, reg.object as *mut c_void, err.as_mut_ptr(), err.len())
     };
     if rc != 0 {
         // SAFETY: the glue NUL-terminates within err.
@@ -169,13 +159,16 @@ pub(crate) fn register_this_thread() {
 #[export_name = "_ZN2tt8tt_metal12GraphTracker8instanceEv"]
 pub unsafe extern "C-unwind" fn graph_tracker_instance() -> *mut c_void {
     let p = crate::interpose::real(&REAL_INSTANCE, INSTANCE);
-    if !PUSHED.try_with(Cell::get).unwrap_or(true) {
-        if let Some(_entered) = Entered::enter() {
-            let _ = catch_unwind(AssertUnwindSafe(register_this_thread));
-        }
-    }
     // SAFETY: the real GraphTracker::instance().
-    unsafe { std::mem::transmute::<usize, unsafe extern "C-unwind" fn() -> *mut c_void>(p)() }
+    let tracker = unsafe { std::mem::transmute::<usize, unsafe extern "C-unwind" fn() -> *mut c_void>(p)() };
+    // Not behind the re-entrancy guard: tt-metal's own allocate_impl asks for the instance while
+    // the shim's interposed allocate_impl is on the stack, and that is a thread's first chance to
+    // register when the program calls the real functions directly. Registering calls nothing
+    // the shim interposes, and PUSHED is set before anything else, so it cannot recurse.
+    if !PUSHED.try_with(Cell::get).unwrap_or(true) {
+        let _ = catch_unwind(AssertUnwindSafe(|| register_this_thread(tracker)));
+    }
+    tracker
 }
 
 /// Runs `f` as the shim, unless this thread is already inside it or recording is off.

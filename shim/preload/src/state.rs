@@ -66,6 +66,10 @@ fn thread_id() -> i64 {
     .unwrap_or(0)
 }
 
+/// Distinct notes per trace: each is one mark, and a run with many guards fails the same way
+/// for each of them.
+const MAX_NOTES: usize = 64;
+
 /// Circular-buffer ids start here, far above tt-metal's buffer unique ids (which share the
 /// trace's id space and count up from 0).
 const FIRST_CB_ID: u64 = 1 << 48;
@@ -100,8 +104,7 @@ struct State {
     early: Vec<Msg>,
     devices: Vec<u32>,
     dropped: u64,
-    noted: Vec<&'static str>,
-    noted_text: Vec<String>,
+    noted: Vec<String>,
     mesh_shape: (u32, u32),
 }
 
@@ -120,7 +123,6 @@ static STATE: Mutex<State> = Mutex::new(State {
     devices: Vec::new(),
     dropped: 0,
     noted: Vec::new(),
-    noted_text: Vec::new(),
     mesh_shape: (1, 1),
 });
 
@@ -164,10 +166,12 @@ impl State {
         self.event(Event::Mark { text });
     }
 
-    /// A one-time note per kind.
-    fn note(&mut self, key: &'static str, text: &str) {
-        if !self.noted.contains(&key) {
-            self.noted.push(key);
+    /// A note, once per distinct text (digest failures repeat at every op); at most
+    /// [`MAX_NOTES`] distinct ones.
+    fn note(&mut self, text: impl Into<String>) {
+        let text = text.into();
+        if self.noted.len() < MAX_NOTES && !self.noted.contains(&text) {
+            self.noted.push(text.clone());
             self.mark(format!("ttsan-preload: {text}"));
         }
     }
@@ -282,9 +286,7 @@ impl State {
             todo.push((buffer, at));
         }
         if todo.is_empty() {
-            for e in out {
-                self.event(e);
-            }
+            // Nothing to read, so nothing was re-registered either.
             return;
         }
         let target = digest::Target { mesh_device: self.mesh_device, devices: &devices, shape };
@@ -299,23 +301,17 @@ impl State {
             self.event(e);
         }
         for n in notes {
-            self.note_text(n);
+            self.note(n);
         }
     }
 
-    /// A note per distinct text (digest failures repeat every op).
-    fn note_text(&mut self, text: String) {
-        if self.noted_text.len() < 64 && !self.noted_text.contains(&text) {
-            self.noted_text.push(text.clone());
-            self.mark(format!("ttsan-preload: {text}"));
-        }
-    }
-
-    /// The chip a tt-metal `IDevice*` stands for: `None` (every chip) for the mesh device.
+    /// The chips a circular buffer or program of tt-metal's `IDevice*` is recorded on: always
+    /// every chip (`None`). That is exact for the mesh device; a single device's chip id is not
+    /// read, which is noted once.
     fn device_of(&mut self, device: *const c_void) -> Option<u32> {
         let mesh = tt::api().map(|api| geometry::is_mesh(api, device)).unwrap_or(false);
         if !mesh && !device.is_null() {
-            self.note("cb-device", "circular buffers of a single (non-mesh) device are recorded for every chip");
+            self.note("circular buffers of a single (non-mesh) device are recorded for every chip");
         }
         None
     }
@@ -406,14 +402,14 @@ pub(crate) fn on_allocated(buffer: *const c_void) {
         return;
     };
     let Some(space) = f.space else {
-        st.note("system-memory", "SYSTEM_MEMORY buffers are host memory and are not recorded");
+        st.note("SYSTEM_MEMORY buffers are host memory and are not recorded");
         return;
     };
     if f.sharded {
-        st.note("sharded", "sharded buffers are recorded with an interleaved footprint (shard placement is not read)");
+        st.note("sharded buffers are recorded with an interleaved footprint (shard placement is not read)");
     }
     if !f.mesh {
-        st.note("device-local", "device-local buffers are recorded for every chip (their chip id is not read)");
+        st.note("device-local buffers are recorded for every chip (their chip id is not read)");
     }
     let op = st.current_op();
     let before_first_op = st.next_op == 0;
@@ -490,7 +486,7 @@ pub(crate) fn op_end() {
     }
     let thread = thread_id();
     let Some(pos) = st.ops.iter().rposition(|o| o.thread == thread) else {
-        st.note("unbalanced", "an op ended on a thread with no open op (ignored)");
+        st.note("an op ended on a thread with no open op (ignored)");
         return;
     };
     let op = st.ops.remove(pos);
@@ -517,7 +513,7 @@ pub(crate) fn on_cb_allocated(
     let cores = match cores {
         Ok(c) => c,
         Err(why) => {
-            st.note_text(format!("a circular buffer at {address:#x} was not recorded: {why}"));
+            st.note(format!("a circular buffer at {address:#x} was not recorded: {why}"));
             return;
         }
     };

@@ -116,12 +116,17 @@ fn demangle(mangled: &str) -> Option<String> {
     sym.demangle().ok()
 }
 
-/// The methods each slot of the vtable at `addr` holds (a slot may hold several names when
-/// identical bodies were folded; an unnamed slot holds none).
-fn slot_methods(addr: usize, slots: usize) -> Vec<Vec<(String, String)>> {
-    // SAFETY: `addr` is an exported vtable of `HEADER_WORDS + slots` words (its symbol size).
-    let entries: Vec<usize> = (0..slots).map(|i| unsafe { *((addr as *const usize).add(HEADER_WORDS + i)) }).collect();
-    let names = symbols::names_at(&entries);
+/// The words of the exported vtable at `addr`, `words` long (its symbol size), header included.
+fn read_words(addr: usize, words: usize) -> Vec<usize> {
+    // SAFETY: the symbol spans `words` words.
+    (0..words).map(|i| unsafe { *((addr as *const usize).add(i)) }).collect()
+}
+
+/// The methods each slot of a vtable (its words, header included) holds: several names when
+/// identical bodies were folded, none for an unnamed slot.
+fn slot_methods(words: &[usize]) -> Vec<Vec<(String, String)>> {
+    let entries = &words[HEADER_WORDS..];
+    let names = symbols::names_at(entries);
     entries
         .iter()
         .map(|e| {
@@ -168,8 +173,8 @@ pub(crate) fn discover() -> Result<Layout, String> {
     if size % std::mem::size_of::<usize>() != 0 || words <= HEADER_WORDS || words - HEADER_WORDS > MAX_SLOTS {
         return Err(format!("IGraphProcessor's vtable spans {size} bytes, not a vtable ttsan understands"));
     }
-    let slots = words - HEADER_WORDS;
-    let per_slot = slot_methods(base, slots);
+    let words = read_words(base, words);
+    let per_slot = slot_methods(&words);
     if per_slot.iter().any(Vec::is_empty) {
         let unnamed: Vec<String> =
             per_slot.iter().enumerate().filter(|(_, m)| m.is_empty()).map(|(i, _)| i.to_string()).collect();
@@ -186,15 +191,14 @@ pub(crate) fn discover() -> Result<Layout, String> {
                 "ttnn's GraphProcessor vtable spans {ttnn_size} bytes, IGraphProcessor's {size}: the two libraries disagree"
             ));
         }
-        let theirs = find_slots(&slot_methods(ttnn, slots)).map_err(|e| format!("in ttnn's GraphProcessor: {e}"))?;
+        let theirs = find_slots(&slot_methods(&read_words(ttnn, words.len())))
+            .map_err(|e| format!("in ttnn's GraphProcessor: {e}"))?;
         // Slot 0 of ttnn's processor is the base's own body; every override must agree.
         if theirs[1..] != found[1..] {
             return Err("ttnn's GraphProcessor puts the tracked methods in other slots than IGraphProcessor".into());
         }
         confirmed_by_ttnn = true;
     }
-    // SAFETY: `words` words at `base`, as above.
-    let words: Vec<usize> = (0..words).map(|i| unsafe { *((base as *const usize).add(i)) }).collect();
     Ok(Layout { words, slots: Slots::from_found(found), confirmed_by_ttnn })
 }
 
