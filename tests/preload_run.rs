@@ -706,12 +706,12 @@ fn eight_chip_guards_are_attempted_on_every_chip_after_every_op() {
             _ => None,
         })
         .collect();
-    assert!(
-        marks
-            .iter()
-            .any(|m| m.contains(&format!("guarded buffer {sinks} on chip")) && m.contains("not possible in mock mode")),
-        "{marks:?}"
-    );
+    // Every chip's copy was resolved through the mesh buffer (one note per distinct reason):
+    // the only reason any chip was not read is mock mode itself.
+    let sink_notes: Vec<&&str> =
+        marks.iter().filter(|m| m.contains(&format!("guarded buffer {sinks} on chip"))).collect();
+    assert_eq!(sink_notes.len(), 1, "{marks:?}");
+    assert!(sink_notes[0].ends_with("not possible in mock mode (mock chips have no memory)"), "{marks:?}");
     assert!(marks.iter().any(|m| m.contains(&format!("guard reads: {} digest(s) attempted", ds.len()))), "{marks:?}");
 }
 

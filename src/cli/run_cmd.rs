@@ -68,29 +68,31 @@ pub struct WrapArgs {
 impl WrapArgs {
     /// Which op ends compare guard digests.
     fn sampling(&self) -> Result<DigestSampling, Failure> {
-        if let Some(g) = self.guard_ops.iter().find(|g| g.contains(',')) {
-            return Err(Failure::usage(anyhow!("--guard-ops {g}: a glob cannot contain a comma; repeat the option")));
-        }
-        let ops = self.guard_ops.join(",");
-        DigestSampling::parse(self.guard_every.as_deref(), (!self.guard_ops.is_empty()).then_some(ops.as_str()))
-            .map_err(Failure::usage)
+        let ops = glob_list("--guard-ops", &self.guard_ops)?;
+        DigestSampling::parse(self.guard_every.as_deref(), ops.as_deref()).map_err(Failure::usage)
     }
 
     /// The guard options as the shim's selection.
     fn guards(&self) -> Result<GuardSelection, Failure> {
-        if let Some(g) = self.guard_stack.iter().find(|g| g.contains(',')) {
-            return Err(Failure::usage(anyhow!("--guard-stack {g}: a glob cannot contain a comma; repeat the option")));
-        }
         let types = self.guard_type.join(",");
-        let stacks = self.guard_stack.join(",");
+        let stacks = glob_list("--guard-stack", &self.guard_stack)?;
         GuardSelection::parse(
             self.guard_min_size.as_deref(),
             (!self.guard_type.is_empty()).then_some(types.as_str()),
-            (!self.guard_stack.is_empty()).then_some(stacks.as_str()),
+            stacks.as_deref(),
             self.guard_preloaded.then_some("1"),
         )
         .map_err(Failure::usage)
     }
+}
+
+/// A repeated glob option as the comma-separated list the shim reads (`None` when not given).
+/// The environment separates globs with commas, so a glob cannot hold one.
+fn glob_list(option: &str, globs: &[String]) -> Result<Option<String>, Failure> {
+    if let Some(g) = globs.iter().find(|g| g.contains(',')) {
+        return Err(Failure::usage(anyhow!("{option} {g}: a glob cannot contain a comma; repeat the option")));
+    }
+    Ok((!globs.is_empty()).then(|| globs.join(",")))
 }
 
 /// Runs the wrapped command under the preload shim.

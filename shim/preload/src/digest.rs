@@ -121,16 +121,17 @@ pub(crate) fn synchronize(api: &Api, target: &Target<'_>, stats: &mut ReadStats)
     Ok(())
 }
 
-/// One digest per chip of the mesh for `buffer`, plus a note when something failed.
+/// One digest per chip of the mesh for `buffer`, plus a note per distinct reason a chip could
+/// not be read (naming the first chip it held for).
 pub(crate) fn take(
     api: &Api,
     target: &Target<'_>,
     buffer: &Guarded,
     after_op: Option<u64>,
     stats: &mut ReadStats,
-) -> (Vec<GuardDigest>, Option<String>) {
+) -> (Vec<GuardDigest>, Vec<String>) {
     let mut out = Vec::with_capacity(target.devices.len());
-    let mut note = None;
+    let mut reasons: Vec<(String, u32)> = Vec::new();
     let cols = target.shape.1.max(1);
     let mock = crate::tt::is_mock(api);
     for (i, &device) in target.devices.iter().enumerate() {
@@ -153,12 +154,15 @@ pub(crate) fn take(
                 });
             }
             Err(why) => {
-                note.get_or_insert_with(|| format!("guarded buffer {} on chip {device}: {why}", buffer.id));
+                if !reasons.iter().any(|(r, _)| *r == why) {
+                    reasons.push((why, device));
+                }
                 out.push(unreadable);
             }
         }
     }
-    (out, note)
+    let notes = reasons.into_iter().map(|(why, chip)| format!("guarded buffer {} on chip {chip}: {why}", buffer.id));
+    (out, notes.collect())
 }
 
 /// The bytes of one chip's copy.

@@ -49,6 +49,11 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, SelectError> {
     num.trim().parse::<u64>().ok().and_then(|n| n.checked_mul(mult)).ok_or_else(|| SelectError::Size(text.into()))
 }
 
+/// The globs of a comma-separated list, blanks dropped.
+fn glob_list(list: Option<&str>) -> Vec<String> {
+    list.map(|s| s.split(',').map(str::trim).filter(|g| !g.is_empty()).map(String::from).collect()).unwrap_or_default()
+}
+
 fn parse_space(name: &str) -> Result<Space, SelectError> {
     let n = name.trim().to_ascii_lowercase();
     Space::ALL.into_iter().find(|s| s.as_str() == n).ok_or_else(|| SelectError::Type(name.trim().into()))
@@ -73,9 +78,7 @@ impl GuardSelection {
         Ok(GuardSelection {
             min_size: min_size.map(parse_size).transpose()?,
             spaces,
-            stack_globs: stack
-                .map(|s| s.split(',').map(str::trim).filter(|g| !g.is_empty()).map(String::from).collect())
-                .unwrap_or_default(),
+            stack_globs: glob_list(stack),
             preloaded,
         })
     }
@@ -169,10 +172,7 @@ impl DigestSampling {
                 Ok(n) => Some(n),
             },
         };
-        let ops = ops
-            .map(|s| s.split(',').map(str::trim).filter(|g| !g.is_empty()).map(String::from).collect())
-            .unwrap_or_default();
-        Ok(DigestSampling { every, ops })
+        Ok(DigestSampling { every, ops: glob_list(ops) })
     }
 
     /// The environment variables that carry this sampling to the shim.
@@ -240,11 +240,6 @@ mod tests {
         assert_eq!(GuardSelection::parse(None, Some("sram"), None, None), Err(SelectError::Type("sram".into())));
         assert!(GuardSelection::parse(None, None, None, Some("maybe")).is_err());
     }
-}
-
-#[cfg(test)]
-mod sampling_tests {
-    use super::*;
 
     #[test]
     fn sampling_by_interval_and_by_name() {

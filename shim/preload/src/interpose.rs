@@ -239,54 +239,29 @@ pub unsafe extern "C-unwind" fn release_mesh_trace(this: *mut c_void, id: *const
     unsafe { f(this, id) }
 }
 
-/// `MeshBuffer::create(MeshBufferConfig const&, DeviceLocalBufferConfig const&, MeshDevice*,
-/// std::optional<DeviceAddr>)`: the shim learns which mesh buffer a backing buffer belongs to,
-/// through which each chip's copy of a guard is read.
-const MESH_BUFFER_CREATE: &CStr = c"_ZN2tt8tt_metal11distributed10MeshBuffer6createERKSt7variantIJNS1_22ReplicatedBufferConfigENS1_19ShardedBufferConfigEEERKNS1_23DeviceLocalBufferConfigEPNS1_10MeshDeviceESt8optionalImE";
-static REAL_MESH_BUFFER_CREATE: AtomicUsize = AtomicUsize::new(0);
+/// `MeshBuffer::initialize_device_buffers()`: `MeshBuffer::create` calls it through the PLT on
+/// the new mesh buffer, after its backing buffer was allocated, so the shim learns which mesh
+/// buffer a backing buffer belongs to (each chip's copy of a guard is read through it) without a
+/// frame of its own on the allocation stack.
+const INIT_DEVICE_BUFFERS: &CStr = c"_ZN2tt8tt_metal11distributed10MeshBuffer25initialize_device_buffersEv";
+static REAL_INIT_DEVICE_BUFFERS: AtomicUsize = AtomicUsize::new(0);
 
-/// The result (a `std::shared_ptr<MeshBuffer>`, returned through a hidden pointer) and the
-/// arguments, as the System V ABI passes them: the 16-byte `std::optional<uint64_t>` travels in
-/// two registers, forwarded untouched.
-type CreateFn = unsafe extern "C-unwind" fn(
-    *mut [usize; 2],
-    *const c_void,
-    *const c_void,
-    *mut c_void,
-    u64,
-    u64,
-) -> *mut [usize; 2];
+type MemberFn = unsafe extern "C-unwind" fn(*mut c_void);
 
-/// Interposes `MeshBuffer::create`.
+/// Interposes `MeshBuffer::initialize_device_buffers`.
 ///
 /// # Safety
-/// Called by tt-metal and ttnn with their own arguments.
-#[export_name = "_ZN2tt8tt_metal11distributed10MeshBuffer6createERKSt7variantIJNS1_22ReplicatedBufferConfigENS1_19ShardedBufferConfigEEERKNS1_23DeviceLocalBufferConfigEPNS1_10MeshDeviceESt8optionalImE"]
-pub unsafe extern "C-unwind" fn mesh_buffer_create(
-    out: *mut [usize; 2],
-    config: *const c_void,
-    local: *const c_void,
-    mesh: *mut c_void,
-    address: u64,
-    has_address: u64,
-) -> *mut [usize; 2] {
+/// Called by tt-metal with a live `MeshBuffer`.
+#[export_name = "_ZN2tt8tt_metal11distributed10MeshBuffer25initialize_device_buffersEv"]
+pub unsafe extern "C-unwind" fn initialize_device_buffers(this: *mut c_void) {
     // SAFETY: as above.
-    let f: CreateFn =
-        unsafe { std::mem::transmute::<usize, CreateFn>(real(&REAL_MESH_BUFFER_CREATE, MESH_BUFFER_CREATE)) };
+    let f: MemberFn =
+        unsafe { std::mem::transmute::<usize, MemberFn>(real(&REAL_INIT_DEVICE_BUFFERS, INIT_DEVICE_BUFFERS)) };
     // SAFETY: forwarding the caller's arguments unchanged.
-    let r = unsafe { f(out, config, local, mesh, address, has_address) };
+    unsafe { f(this) };
     if state::enabled() {
         if let Some(_entered) = Entered::enter() {
-            quietly(|| {
-                // SAFETY: `out` now holds the shared_ptr; its first word is the MeshBuffer*.
-                let mesh_buffer = unsafe { (*out)[0] } as *const c_void;
-                if !mesh_buffer.is_null() {
-                    if let Some(b) = state::backing_of(mesh_buffer) {
-                        state::on_mesh_buffer(b, mesh_buffer, mesh);
-                    }
-                }
-            });
+            quietly(|| state::on_mesh_buffer(this));
         }
     }
-    r
 }

@@ -588,14 +588,18 @@ pub(crate) fn on_unsupported(why: &str) {
     }
 }
 
-/// `MeshBuffer::create` returned `mesh_buffer`, whose backing buffer is `backing`, on `mesh_device`.
-pub(crate) fn on_mesh_buffer(backing: *const c_void, mesh_buffer: *const c_void, mesh_device: *const c_void) {
+/// `mesh_buffer` has its backing buffer (allocated just before) and its device.
+pub(crate) fn on_mesh_buffer(mesh_buffer: *const c_void) {
+    let Ok(api) = tt::api() else { return };
+    let (Some(backing_of), Some(device_of)) = (api.mesh_backing_buffer, api.mesh_buffer_device) else { return };
+    // SAFETY: a live MeshBuffer; const getters.
+    let (backing, device) = unsafe { (backing_of(mesh_buffer), device_of(mesh_buffer)) };
     let mut st = lock();
     if let Some(live) = st.live.get_mut(&(backing as usize)) {
         live.mesh = Some(mesh_buffer as usize);
     }
-    if st.mesh_device.is_none() && !mesh_device.is_null() {
-        st.mesh_device = Some(mesh_device as usize);
+    if st.mesh_device.is_none() && !device.is_null() {
+        st.mesh_device = Some(device as usize);
     }
 }
 

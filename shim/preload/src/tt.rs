@@ -65,6 +65,8 @@ pub(crate) struct Api {
     /// Returns `std::vector<int>` through a hidden result pointer (first argument).
     pub mesh_device_ids: Option<unsafe extern "C" fn(*mut RawVec<i32>, Ptr) -> *mut RawVec<i32>>,
     pub mesh_backing_buffer: Option<unsafe extern "C" fn(Ptr) -> Ptr>,
+    /// `MeshBuffer::device() const`: the `MeshDevice*` it lives on.
+    pub mesh_buffer_device: Option<unsafe extern "C" fn(Ptr) -> Ptr>,
     pub operator_delete: Option<unsafe extern "C" fn(*mut c_void)>,
 
     pub is_mock: Option<unsafe extern "C" fn() -> bool>,
@@ -159,6 +161,7 @@ fn resolve() -> Result<Api, String> {
         mesh_cols: optional!(c"_ZNK2tt8tt_metal11distributed10MeshDevice8num_colsEv"),
         mesh_device_ids: optional!(c"_ZNK2tt8tt_metal11distributed10MeshDevice14get_device_idsEv"),
         mesh_backing_buffer: optional!(c"_ZNK2tt8tt_metal11distributed10MeshBuffer18get_backing_bufferEv"),
+        mesh_buffer_device: optional!(c"_ZNK2tt8tt_metal11distributed10MeshBuffer6deviceEv"),
         operator_delete: optional!(c"_ZdlPv"),
         is_mock: optional!(c"_ZN2tt8tt_metal12experimental23is_mock_mode_registeredEv"),
         read_buffer: optional!(c"_ZN2tt8tt_metal6detail14ReadFromBufferERNS0_6BufferEPh"),
