@@ -66,11 +66,8 @@ pub(crate) struct Registration {
     object: usize,
     push: unsafe extern "C" fn(*mut c_void, *const c_void),
     /// `CoreRangeSet::ranges()` and `num_cores()`.
-    ranges: Option<(
-        unsafe extern "C" fn(*const c_void) -> *const tt::RawVec<[usize; 4]>,
-        unsafe extern "C" fn(*const c_void) -> u32,
-    )>,
-    program_id: Option<unsafe extern "C" fn(*const c_void) -> u64>,
+    ranges: Option<(RangesFn, CountFn)>,
+    program_id: Option<ProgramIdFn>,
 }
 
 // SAFETY: the object and its vtable are leaked, immutable after construction.

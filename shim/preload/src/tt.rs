@@ -205,16 +205,7 @@ pub(crate) fn library_path() -> Option<String> {
 /// tt-metal whose allocator symbols changed must still count as loaded, so that a run whose
 /// allocations the shim could not see is reported as unchecked, not as "never loaded".
 pub(crate) fn library_loaded() -> bool {
-    static LOADED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if LOADED.load(std::sync::atomic::Ordering::Relaxed) {
-        return true;
-    }
-    let loaded = library_path().is_some() || next(crate::interpose::ALLOCATE_IMPL).is_some();
-    if loaded {
-        // tt-metal is never unloaded once an op ran; remembering spares a walk of every module.
-        LOADED.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-    loaded
+    library_path().is_some() || next(crate::interpose::ALLOCATE_IMPL).is_some()
 }
 
 /// ttnn releases whose libraries ttsan's test suite runs in mock mode (`scripts/fetch-ttnn`; the
