@@ -13,11 +13,13 @@
 //! of the file costs only that record (the reader resynchronises at the next `0x00`).
 //! `docs/trace-format.md` is the full specification.
 
+mod block;
 mod error;
 mod header;
 mod reader;
 mod writer;
 
+pub use block::{BlockBuilder, RawAlloc, BLOCK_HEADER_LEN, BLOCK_MAGIC, FLAG_BLOCKS};
 pub use error::TraceError;
 pub use header::{Header, FORMAT_VERSION, HEADER_LEN, MAGIC};
 pub use reader::{read_all, ReadStats, TraceReader, MAX_RECORD_LEN};
