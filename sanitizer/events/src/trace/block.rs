@@ -421,8 +421,7 @@ mod tests {
         let (file, want, ends) = sample();
         for cut in HEADER_LEN..=file.len() {
             let (got, stats) = read(&file[..cut]);
-            let (last_end, complete) =
-                ends.iter().copied().filter(|&(e, _)| e <= cut).last().unwrap_or((HEADER_LEN, 0));
+            let (last_end, complete) = ends.iter().copied().rfind(|&(e, _)| e <= cut).unwrap_or((HEADER_LEN, 0));
             assert_eq!(got, want[..complete], "cut at {cut}");
             assert_eq!(stats.torn_tail_bytes, (cut - last_end) as u64, "cut at {cut}");
             assert_eq!(stats.corrupt + stats.unknown + stats.unresolved_stacks, 0, "cut at {cut}");
