@@ -480,6 +480,21 @@ mod tests {
         assert_eq!((stats.unknown, stats.corrupt), (2, 0), "{stats:?}");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn damage_anywhere_never_panics_and_keeps_the_blocks_before_it(at in 0usize..1600, with in 1u8..=255, cut in 0usize..1600) {
+            let (mut file, want, ends) = sample();
+            let at = HEADER_LEN + at % (file.len() - HEADER_LEN);
+            file[at] ^= with;
+            file.truncate(HEADER_LEN + cut % (file.len() - HEADER_LEN + 1));
+            let (got, _) = read(&file);
+            // Whatever precedes the damaged byte reads back unchanged.
+            let (_, intact) = ends.iter().copied().rfind(|&(e, _)| e <= at.min(file.len())).unwrap_or((HEADER_LEN, 0));
+            proptest::prop_assert_eq!(&got[..intact.min(got.len())], &want[..intact.min(got.len())]);
+            proptest::prop_assert!(got.len() >= intact);
+        }
+    }
+
     #[test]
     fn without_the_flag_a_block_is_not_read() {
         let (mut file, _, _) = sample();

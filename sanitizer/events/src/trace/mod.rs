@@ -11,6 +11,10 @@
 //! file append-only and crash-tolerant: a file cut at any byte still yields every complete
 //! record, the partial last one is reported as a torn tail, and a record damaged in the middle
 //! of the file costs only that record (the reader resynchronises at the next `0x00`).
+//!
+//! A trace whose header sets [`FLAG_BLOCKS`] may also hold blocks (`0x00 "TBK"` at a record
+//! boundary): many records under one checksum, allocations and frees as fixed-size raw
+//! records, for producers that cannot afford a COBS record per event (see [`BlockBuilder`]).
 //! `docs/trace-format.md` is the full specification.
 
 mod block;
