@@ -426,7 +426,7 @@ fn guards_are_selected_without_code_changes() {
 
     let pre = registered(&["--guard-preloaded"]);
     assert_eq!(tags(&pre), vec!["weight.embed", "weight.norm"]);
-    assert!(pre[0].1.contains("before the first op"), "{}", pre[0].1);
+    assert!(pre[0].1.contains("before the first compute op"), "{}", pre[0].1);
     assert_eq!(tags(&registered(&["--guard-preloaded", "--guard-type", "l1"])), vec!["weight.norm"]);
     assert_eq!(tags(&registered(&["--guard-min-size", "100K"])), vec!["weight.embed", "matmul.out", "add.out"]);
     let by_stack = registered(&["--guard-stack", "*MeshBuffer::create*", "--guard-type", "l1"]);
@@ -485,6 +485,17 @@ fn a_command_without_tt_metal_keeps_its_exit_code() {
     assert!(stderr(&out).contains("never loaded"), "{}", stderr(&out));
     let out = run(&["/no/such/program"]).unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // The removed Python-hook flag is refused with the reason, and the command never runs.
+    let marker = dir.path().join("ran");
+    let out = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["run", "--ttnn-ops", "--", "touch"])
+        .arg(&marker)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--ttnn-ops was removed"), "{}", stderr(&out));
+    assert!(!marker.exists());
 }
 
 #[test]
@@ -671,6 +682,53 @@ fn ops_announced_to_the_graph_tracker_are_traced_with_nesting_cbs_and_threads() 
     let core = |x, y| ttsan_events::CoreCoord::new(x, y);
     assert_eq!(cbs[0].cores, vec![ttsan_events::CoreRange::new(core(0, 0), core(3, 1))]);
     assert!(events.iter().any(|e| matches!(e, Event::CbDeallocAll { .. })));
+}
+
+/// `--guard-preloaded` under the graph tracker: tt-metal announces weight uploads as ops
+/// (`Tensor::to_device`), so only an op that runs a program ends the preload phase, and what
+/// that op allocated before its program (its output) loses the guard it was given.
+#[test]
+fn preloaded_guards_end_at_the_first_op_that_runs_a_program() {
+    let test = "preloaded_guards_end_at_the_first_op_that_runs_a_program";
+    let Some((root, prog)) = setup(test) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&root, &prog, dir.path(), &["--trace", "t.ttsan", "--guard-preloaded"], &["preload", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PROGRAM"));
+    let (events, _) = trace(&dir.path().join("t.ttsan"));
+    let (p, _) = printed(&out);
+    let tag = |id: u64| p.iter().find(|x| x.uid == id).map(|x| x.tag.as_str()).unwrap_or("?");
+    let ops = ops(&events);
+    assert_eq!(
+        ops.iter().map(|(i, n, _)| (*i, n.as_str())).collect::<Vec<_>>(),
+        vec![(0, "Tensor::to_device"), (1, "ttnn::matmul"), (2, "ttnn::add")]
+    );
+    // In trace order: what was guarded and withdrawn, with the program among them.
+    let story: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::GuardRegister { buffer, reason } => {
+                assert!(reason.contains("before the first compute op"), "{reason}");
+                Some(format!("guard {}", tag(*buffer)))
+            }
+            Event::GuardUnregister { buffer } => Some(format!("unguard {}", tag(*buffer))),
+            Event::Program(run) => Some(format!("program in op {:?}", run.op)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        story,
+        vec![
+            "guard weight.sinks",
+            "guard weight.norm",
+            "guard matmul.out",
+            "program in op Some(1)",
+            "unguard matmul.out",
+            "unguard weight.norm",
+            "unguard weight.sinks",
+        ],
+        "add.out, allocated after the first program, is never guarded"
+    );
 }
 
 /// A guarded mesh buffer on a 1x8 mesh: one digest attempt per chip at every checked op end,

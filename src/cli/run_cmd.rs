@@ -44,7 +44,9 @@ pub struct WrapArgs {
     /// Guard buffers with an allocation-stack frame matching GLOB (`*` and `?`; repeatable).
     #[arg(long, value_name = "GLOB")]
     pub guard_stack: Vec<String>,
-    /// Guard only what is allocated before the first op (with no other guard option: all of it).
+    /// Guard only what is allocated before the first compute op: an op marked with
+    /// ttsan_op_begin, a trace replay, or an op that runs a device program (host transfers are
+    /// not) (with no other guard option: all of it).
     #[arg(long)]
     pub guard_preloaded: bool,
     /// Compare guard digests after every Nth top-level op only (baselines are always taken).
@@ -53,9 +55,9 @@ pub struct WrapArgs {
     /// Compare guard digests only after top-level ops whose name matches GLOB (repeatable).
     #[arg(long, value_name = "GLOB")]
     pub guard_ops: Vec<String>,
-    /// Mark every top-level ttnn op as a ttsan op (Python programs; a pytest plugin, loaded
-    /// through PYTEST_PLUGINS, that marks ops only while a test function runs).
-    #[arg(long)]
+    /// Removed: ops come from tt-metal's graph tracker in every runtime mode. Kept so that an
+    /// old command line gets a clear error instead of clap's "unexpected argument".
+    #[arg(long, hide = true)]
     pub ttnn_ops: bool,
     /// Frames recorded per allocation and free (0 turns backtraces off) [default: 16].
     #[arg(long, value_name = "N")]
@@ -97,6 +99,12 @@ fn glob_list(option: &str, globs: &[String]) -> Result<Option<String>, Failure> 
 
 /// Runs the wrapped command under the preload shim.
 pub fn run(args: &WrapArgs) -> Outcome {
+    if args.ttnn_ops {
+        return Err(Failure::usage(anyhow!(
+            "--ttnn-ops was removed: ops now come from tt-metal's own graph tracker in every runtime \
+             mode (ttnn's Python operation hooks never run in fast runtime mode, its default); drop the flag"
+        )));
+    }
     let settings = args.report.settings()?;
     let guards = args.guards()?;
     let html = match &args.html {
@@ -126,9 +134,6 @@ pub fn run(args: &WrapArgs) -> Outcome {
     }
     if let Some(d) = args.stack_depth {
         cmd.env(ttsan_preload::ENV_STACK_DEPTH, d.to_string());
-    }
-    if args.ttnn_ops {
-        ttnn_ops_plugin(&mut cmd, &scratch.dir)?;
     }
     let mut child = cmd.spawn().with_context(|| format!("cannot run `{program}`")).map_err(Failure::usage)?;
     let status = {
@@ -273,23 +278,6 @@ fn report_one(trace: &Path, s: &Settings, html: Option<&Path>) -> Outcome {
         super::report::run(&viz)?;
     }
     emit(&report, s)
-}
-
-/// Writes the ttnn-op plugin into `dir` and puts it on the command's PYTHONPATH and
-/// PYTEST_PLUGINS (after whatever the caller has there).
-fn ttnn_ops_plugin(cmd: &mut Command, dir: &Path) -> Result<(), Failure> {
-    let module = ttsan_preload::TTNN_OPS_MODULE;
-    let file = dir.join(format!("{module}.py"));
-    std::fs::write(&file, ttsan_preload::TTNN_OPS_PLUGIN)
-        .with_context(|| format!("writing {}", file.display()))
-        .map_err(Failure::internal)?;
-    let join = |var: &str, sep: &str, value: &str| match std::env::var(var) {
-        Ok(old) if !old.is_empty() => format!("{value}{sep}{old}"),
-        _ => value.to_string(),
-    };
-    cmd.env("PYTHONPATH", join("PYTHONPATH", ":", &dir.to_string_lossy()));
-    cmd.env("PYTEST_PLUGINS", join("PYTEST_PLUGINS", ",", module));
-    Ok(())
 }
 
 /// The shim next to this executable: the newest of `<dir>/`, `<dir>/deps/` (where cargo leaves

@@ -6,7 +6,8 @@
 //! the shim, with it, and with it but without backtraces, interleaved round by round so that
 //! machine load hits all three alike. Prints the median per allocate/free pair of wall time,
 //! of the calling thread's CPU time (what the shim adds to each tt-metal call) and of the whole
-//! process's CPU time (that plus the writer thread), and the ratios to the run without the shim.
+//! process's CPU time (that plus the writer thread), and the median and quartiles of the ratios
+//! to the run without the shim taken round by round.
 //!
 //! With `TTSAN_OVERHEAD_BASELINE=/path/to/an/older/libttsan_preload.so` it also runs that shim
 //! (with and without stacks) in the same rounds, for a before/after comparison under the same
@@ -62,13 +63,25 @@ fn run() -> Result<(), String> {
             }
         }
     }
-    let medians: Vec<[f64; 3]> =
-        samples.iter_mut().map(|s| [median(&mut s[0]), median(&mut s[1]), median(&mut s[2])]).collect();
-    println!("  {:<20} {:>22} {:>22} {:>22}", "", "wall", "calling-thread CPU", "process CPU");
+    // Ratios are taken round by round (each configuration against the run without the shim in
+    // the same round, seconds apart) and their median reported with the quartiles: on a shared
+    // machine the speed of the whole box drifts between rounds by more than the shim costs, and
+    // a ratio of medians taken over different rounds carries that drift.
+    let medians: Vec<[f64; 3]> = samples
+        .iter()
+        .map(|s| [median(&mut s[0].clone()), median(&mut s[1].clone()), median(&mut s[2].clone())])
+        .collect();
+    println!("  {:<20} {:>26} {:>26} {:>26}", "", "wall", "calling-thread CPU", "process CPU");
     for (i, (name, _)) in configs.iter().enumerate() {
-        let cell = |k: usize| format!("{:>7.0} ns ({:.2}x)", medians[i][k], medians[i][k] / medians[0][k]);
-        println!("  {name:<20} {:>22} {:>22} {:>22}", cell(0), cell(1), cell(2));
+        let cell = |k: usize| {
+            let mut ratios: Vec<f64> =
+                samples[i][k].iter().zip(&samples[0][k]).map(|(with, without)| with / without).collect();
+            let (q1, q2, q3) = quartiles(&mut ratios);
+            format!("{:>6.0} ns {:.2}x [{:.2}-{:.2}]", medians[i][k], q2, q1, q3)
+        };
+        println!("  {name:<20} {:>26} {:>26} {:>26}", cell(0), cell(1), cell(2));
     }
+    println!("  (median ns per pair; median of the per-round ratios to the run without the shim, [quartiles])");
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }
@@ -139,6 +152,12 @@ fn once(root: &Path, prog: &Path, work: &Path, with: Option<(&Path, &str)>, n: u
 }
 
 fn median(v: &mut [f64]) -> f64 {
+    quartiles(v).1
+}
+
+/// First quartile, median and third quartile (nearest rank).
+fn quartiles(v: &mut [f64]) -> (f64, f64, f64) {
     v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+    let at = |q: usize| v[(v.len() - 1) * q / 4];
+    (at(1), at(2), at(3))
 }

@@ -20,7 +20,7 @@ pub const ENV_GUARD_MIN_SIZE: &str = "TTSAN_GUARD_MIN_SIZE";
 pub const ENV_GUARD_TYPES: &str = "TTSAN_GUARD_TYPES";
 /// Guard buffers whose allocation stack has a frame matching one of these globs (comma-separated).
 pub const ENV_GUARD_STACK: &str = "TTSAN_GUARD_STACK";
-/// Guard only buffers allocated before the first op (`1`).
+/// Guard only buffers allocated before the first compute op (`1`; see `guard::COMPUTE_OP`).
 pub const ENV_GUARD_PRELOADED: &str = "TTSAN_GUARD_PRELOADED";
 /// Compare guard digests at every Nth top-level op end only.
 pub const ENV_GUARD_EVERY: &str = "TTSAN_GUARD_EVERY";

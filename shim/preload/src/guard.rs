@@ -1,5 +1,5 @@
 //! Which buffers are guarded without a code change: by size, by type, by allocation stack, and
-//! "everything allocated before the first op".
+//! "everything allocated before the first compute op".
 //!
 //! Every criterion given must hold (they narrow each other); with none given, only buffers the
 //! program names through `ttsan_guard` are guarded.
@@ -24,6 +24,14 @@ pub enum SelectError {
     Every(String),
 }
 
+/// What ends the preload phase for `--guard-preloaded`: an op the program marks itself
+/// (`ttsan_op_begin`), a mesh-trace replay, or the first op that runs a device program.
+/// tt-metal's graph tracker also announces host transfers and tensor creation as ops
+/// (`Tensor::to_device`, `tt::tt_metal::copy_to_device`, `tt::tt_metal::create_device_tensor`
+/// in ttnn/core/tensor/tensor_ops.cpp), and loading weights is made of exactly those, so an op
+/// from the tracker counts only once it runs a program (`GraphTracker::track_program`).
+pub const COMPUTE_OP: &str = "compute op";
+
 /// The selection criteria.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GuardSelection {
@@ -33,7 +41,7 @@ pub struct GuardSelection {
     pub spaces: Option<Vec<Space>>,
     /// Buffers with an allocation frame matching one of these globs.
     pub stack_globs: Vec<String>,
-    /// Only buffers allocated before the first op.
+    /// Only buffers allocated before the first compute op (see [`COMPUTE_OP`]).
     pub preloaded: bool,
 }
 
@@ -117,7 +125,7 @@ impl GuardSelection {
         &self,
         size: u64,
         space: Space,
-        before_first_op: bool,
+        preloading: bool,
         frames: impl FnOnce() -> Vec<String>,
     ) -> Option<String> {
         if !self.is_active() {
@@ -137,10 +145,10 @@ impl GuardSelection {
             why.push(format!("type {space}"));
         }
         if self.preloaded {
-            if !before_first_op {
+            if !preloading {
                 return None;
             }
-            why.push("allocated before the first op".into());
+            why.push(format!("allocated before the first {COMPUTE_OP}"));
         }
         if !self.stack_globs.is_empty() {
             let frames = frames();

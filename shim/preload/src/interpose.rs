@@ -213,7 +213,12 @@ pub unsafe extern "C-unwind" fn replay_mesh_trace(this: *mut c_void, cq: u8, id:
     let recording = state::enabled();
     if recording {
         if let Some(_entered) = Entered::enter() {
-            quietly(|| state::op_begin(format!("MeshDevice::replay_mesh_trace(trace {})", trace_id(id))));
+            quietly(|| {
+                state::op_begin(
+                    format!("MeshDevice::replay_mesh_trace(trace {})", trace_id(id)),
+                    state::OpSource::Replay,
+                )
+            });
             quietly(|| state::on_mesh_trace(TraceAction::Replay, trace_id(id)));
         }
     }

@@ -7,12 +7,12 @@
 //! `BufferFree` with a native backtrace. Programs mark ops and guards through a tiny C ABI
 //! ([`cabi`]); guarded buffers are read back and digested at the end of every top-level op.
 //!
-//! Ops come from the program (the C ABI, or ttnn's Python operation hooks through
-//! [`TTNN_OPS_PLUGIN`]) rather than from tt-metal's graph tracker: `GraphTracker`'s
-//! `track_function_start` is a header template walking thread-local processors, so there is no
-//! exported function to interpose, and registering a processor would mean hand-writing the
-//! vtable of `IGraphProcessor`; a graph capture of our own would nest inside the one newer ttnn
-//! decorators already start around every op.
+//! Ops come from tt-metal itself: the shim registers its own `IGraphProcessor` with
+//! `GraphTracker` (the `processor` module), built on the interface's vtable as the loaded
+//! library lays it out (the `vtable` module finds each method's slot by name and refuses a
+//! layout it cannot confirm). Every ttnn op, C++ or Python, in fast runtime mode or not, and the
+//! device operations nested in it reach it, with circular buffers and programs. Programs can
+//! also mark ops themselves through the C ABI.
 //!
 //! Events go from the calling thread, in the order tt-metal's allocator saw them, to one writer
 //! thread that encodes and appends them to `$TTSAN_TRACE`. The trace is flushed at exit and on
@@ -56,9 +56,3 @@ pub use glob::glob_match;
 pub use guard::{DigestSampling, GuardSelection, SelectError};
 pub use interrupts::{ignore_interrupts, InterruptsIgnored};
 pub use status::{StatusLine, STATUS_ERROR, STATUS_LOADED, STATUS_TT_METAL, STATUS_UNSUPPORTED};
-
-/// Python module name of [`TTNN_OPS_PLUGIN`].
-pub const TTNN_OPS_MODULE: &str = "ttsan_ttnn_ops";
-/// `python/ttsan_ttnn_ops.py`: marks every top-level ttnn op through ttnn's operation hooks
-/// (a pytest plugin, or `install()` from a script); `ttsan run --ttnn-ops` puts it on the path.
-pub const TTNN_OPS_PLUGIN: &str = include_str!("../python/ttsan_ttnn_ops.py");

@@ -192,7 +192,7 @@ extern "C" fn function_start(_this: *mut c_void, len: usize, ptr: *const u8, _ar
             // SAFETY: tt-metal passes a valid string_view of `len` bytes.
             String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(ptr, len) }).into_owned()
         };
-        state::op_begin(name);
+        state::op_begin(name, state::OpSource::Tracker);
     });
 }
 

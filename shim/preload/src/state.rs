@@ -27,6 +27,8 @@ enum Baseline {
 struct Guard {
     reason: String,
     baseline: Baseline,
+    /// Chosen by the selection criteria (not named by `ttsan_guard`).
+    selected: bool,
 }
 
 struct Live {
@@ -36,6 +38,8 @@ struct Live {
     size: u64,
     page_size: u64,
     guard: Option<Guard>,
+    /// The top-level op open when it was allocated.
+    top_op: Option<u64>,
     /// The `MeshBuffer` whose backing buffer this is, once `MeshBuffer::create` returned it:
     /// what each chip's copy is read through.
     mesh: Option<usize>,
@@ -89,11 +93,15 @@ enum Phase {
 struct State {
     phase: Phase,
     tx: Option<Sender<Msg>>,
+    /// What was sent and not yet handed to the writer's queue.
+    producer: writer::Producer,
     live: AddrMap<Live>,
     ops: Vec<OpenOp>,
     next_op: u64,
     /// Top-level ops ended so far (for `TTSAN_GUARD_EVERY`).
     top_ends: u64,
+    /// Whether the first compute op has begun ([`crate::guard::COMPUTE_OP`]).
+    preload_over: bool,
     /// The mesh trace being captured: its ops are recorded, not run, and reads are not allowed.
     capturing: Option<u32>,
     next_cb: u64,
@@ -111,10 +119,12 @@ struct State {
 static STATE: Mutex<State> = Mutex::new(State {
     phase: Phase::Idle,
     tx: None,
+    producer: writer::Producer::new(),
     live: AddrMap::with_hasher(std::hash::BuildHasherDefault::new()),
     ops: Vec::new(),
     next_op: 0,
     top_ends: 0,
+    preload_over: false,
     capturing: None,
     next_cb: FIRST_CB_ID,
     mesh_device: None,
@@ -149,10 +159,29 @@ fn lock() -> MutexGuard<'static, State> {
     STATE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// [`writer::FlushStaged`]: the producers' staged entries are under the state lock, which is
+/// only tried (the writer must not wait on tt-metal's threads; a signal may have interrupted
+/// the thread that holds it).
+fn flush_staged(retries: u32) -> bool {
+    for attempt in 0..=retries {
+        match STATE.try_lock() {
+            Ok(mut st) => return st.producer.try_flush(),
+            Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner().producer.try_flush(),
+            Err(std::sync::TryLockError::WouldBlock) if attempt < retries => {
+                let ts = libc::timespec { tv_sec: 0, tv_nsec: 1_000_000 };
+                // SAFETY: nanosleep is async-signal-safe.
+                unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
+            }
+            Err(std::sync::TryLockError::WouldBlock) => {}
+        }
+    }
+    false
+}
+
 impl State {
     fn send(&mut self, msg: Msg) {
         match (&self.tx, self.phase) {
-            (Some(tx), Phase::Started) => writer::send(tx, msg),
+            (Some(_), Phase::Started) => self.producer.send(msg),
             (_, Phase::Idle) => self.early.push(msg),
             _ => self.dropped += 1,
         }
@@ -202,7 +231,7 @@ impl State {
             Ok(x) => x,
             Err(e) => return self.fail(e.to_string()),
         };
-        let tx = match writer::start(fd, &actual) {
+        let tx = match writer::start(fd, &actual, flush_staged) {
             Ok(tx) => tx,
             Err(e) => {
                 // SAFETY: fd is ours and unused.
@@ -322,6 +351,37 @@ impl State {
         let tid = thread_id();
         self.ops.iter().rev().find(|o| o.thread == tid).or(self.ops.last()).map(|o| o.index)
     }
+
+    /// The top-level op that [`Self::current_op`] is nested in (or is).
+    fn current_top_op(&self) -> Option<u64> {
+        let mut op = self.current_op()?;
+        while let Some(parent) = self.ops.iter().find(|o| o.index == op).and_then(|o| o.parent) {
+            op = parent;
+        }
+        Some(op)
+    }
+
+    /// The first compute op began. When that is `top`, an op the graph tracker announced whose
+    /// program just ran, what it allocated before the program (its outputs, which it writes)
+    /// was chosen as preloaded and is not: those guards are withdrawn.
+    fn end_preload(&mut self, top: Option<u64>) {
+        if self.preload_over {
+            return;
+        }
+        self.preload_over = true;
+        let Some(top) = top.filter(|_| config::get().guards.preloaded) else { return };
+        let mut withdrawn = Vec::new();
+        for live in self.live.values_mut() {
+            if live.top_op == Some(top) && live.guard.as_ref().is_some_and(|g| g.selected) {
+                live.guard = None;
+                withdrawn.push(live.id);
+            }
+        }
+        withdrawn.sort_unstable();
+        for buffer in withdrawn {
+            self.event(Event::GuardUnregister { buffer });
+        }
+    }
 }
 
 /// The `Runtime` record: which build, where ops come from, and whether it can be checked.
@@ -412,17 +472,19 @@ pub(crate) fn on_allocated(buffer: *const c_void) {
         st.note("device-local buffers are recorded for every chip (their chip id is not read)");
     }
     let op = st.current_op();
-    let before_first_op = st.next_op == 0;
-    let reason = cfg.guards.reason(f.size, space, before_first_op, || {
+    let top_op = st.current_top_op();
+    let preloading = !st.preload_over;
+    let reason = cfg.guards.reason(f.size, space, preloading, || {
         ips.as_deref().map(|c| stack::frames(c, cfg.stack_depth)).unwrap_or_default()
     });
     let alloc = Alloc { id: f.id, space, address: f.address, size: f.size, page_size: f.page_size, op };
     st.send(Msg::Alloc(alloc, ips));
     let guard = reason.map(|reason| {
         st.event(Event::GuardRegister { buffer: f.id, reason: reason.clone() });
-        Guard { reason, baseline: Baseline::First }
+        Guard { reason, baseline: Baseline::First, selected: true }
     });
-    let live = Live { id: f.id, space, address: f.address, size: f.size, page_size: f.page_size, guard, mesh: None };
+    let live =
+        Live { id: f.id, space, address: f.address, size: f.size, page_size: f.page_size, guard, top_op, mesh: None };
     st.live.insert(buffer as usize, live);
 }
 
@@ -452,8 +514,20 @@ pub(crate) fn on_host_write(buffer: *const c_void) {
     }
 }
 
+/// Who announced an op: it decides whether the op ends the preload phase
+/// ([`crate::guard::COMPUTE_OP`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpSource {
+    /// `ttsan_op_begin`: the program marks its own ops.
+    Marked,
+    /// tt-metal's graph tracker (`track_function_start`): a compute op once it runs a program.
+    Tracker,
+    /// A mesh-trace replay (it runs the captured programs).
+    Replay,
+}
+
 /// An op begins on this thread (`track_function_start`, `ttsan_op_begin`, a trace replay).
-pub(crate) fn op_begin(name: String) {
+pub(crate) fn op_begin(name: String, source: OpSource) {
     let mut st = lock();
     if matches!(st.phase, Phase::Failed | Phase::Closed) {
         return;
@@ -462,6 +536,9 @@ pub(crate) fn op_begin(name: String) {
     let parent = st.ops.iter().rev().find(|o| o.thread == thread).map(|o| o.index);
     if parent.is_none() {
         st.top_level_digests(None, false);
+        if source != OpSource::Tracker {
+            st.end_preload(None);
+        }
     }
     let index = st.next_op;
     st.next_op += 1;
@@ -561,6 +638,8 @@ pub(crate) fn on_program(id: u64, device: *const c_void) {
     let device = st.device_of(device);
     let op = st.current_op();
     st.event(Event::Program(ttsan_events::ProgramRun { id, device, op }));
+    let top = st.current_top_op();
+    st.end_preload(top);
 }
 
 /// A mesh trace capture began or ended, or a trace was replayed or released.
@@ -620,7 +699,7 @@ fn guard_where(pick: impl Fn(&usize, &Live) -> bool, name: String) -> bool {
     if live.guard.is_some() {
         return true;
     }
-    live.guard = Some(Guard { reason: reason.clone(), baseline: Baseline::First });
+    live.guard = Some(Guard { reason: reason.clone(), baseline: Baseline::First, selected: false });
     let id = live.id;
     st.event(Event::GuardRegister { buffer: id, reason });
     true
@@ -672,6 +751,8 @@ pub(crate) fn finish() {
     let dropped = st.dropped;
     st.event(Event::CaptureEnd { dropped });
     st.phase = Phase::Closed;
+    // Everything staged reaches the queue before the writer is told to finish.
+    st.producer.flush();
     st.tx = None;
     drop(st);
     writer::wait_done(std::time::Duration::from_secs(5));

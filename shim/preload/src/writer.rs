@@ -1,22 +1,32 @@
 //! The one writer thread, and the file it appends to.
 //!
-//! Producers hand complete events to the writer over a channel, in the order tt-metal's
-//! allocator saw them; the writer names each distinct stack once (a `StackDef` record, then
-//! only its id), encodes records and appends them with write(2). A signal handler can push out
-//! whatever the writer has not written yet without allocating: it waits (bounded) for the
-//! writer to drain, then writes the preallocated pending buffer itself.
+//! Producers append their messages, in the order tt-metal's allocator saw them, to one shared
+//! queue: allocations and frees as small plain values, their stacks as a small index into a
+//! table of call chains (a chain seen for the first time is queued once, ahead of its first
+//! use). The writer thread takes the whole queue every millisecond or so, names each distinct
+//! stack once (a `StackDef` record, then only its id), and appends blocks of records
+//! ([`ttsan_events::trace::BlockBuilder`]): allocations and frees as fixed-size raw records,
+//! everything else postcard-encoded, one checksum per block, one write(2) per batch. A signal
+//! handler can wait (bounded) for the writer to drain and then lock it out, without
+//! allocating.
+//!
+//! Why a queue and blocks instead of a channel and a COBS record per event: the writer thread
+//! runs inside the traced program and its CPU time is the program's. Per event, the channel's
+//! receive, the postcard + CRC + COBS framing and the pointer-keyed stack lookup were most of
+//! it (docs/performance.md).
 
 use crate::stack::{AddrMap, Chain};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use std::cell::{Cell, UnsafeCell};
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
-use ttsan_events::trace::{encode_record, Header};
-use ttsan_events::{BufferAlloc, BufferFree, Event, Layout, Role, Space};
+use ttsan_events::trace::{BlockBuilder, Header, RawAlloc, FLAG_BLOCKS, FORMAT_VERSION};
+use ttsan_events::{Event, Space};
 
 /// What producers send. Allocations and frees, the hot path, travel as small plain values and
 /// become events here; everything else is boxed. The channel's slots are as large as the
@@ -54,39 +64,227 @@ pub(crate) struct Alloc {
     pub op: Option<u64>,
 }
 
-/// Messages drained per write(2): bounds the latency of a burst reaching the file. A busy
-/// program sends about one message per microsecond, so one write covers a nap's worth.
-const BATCH: usize = 1024;
-/// Messages in flight between producers and the writer.
-const CHANNEL_CAPACITY: usize = 1 << 14;
-/// Preallocated so that the signal path never allocates.
-const PENDING_CAPACITY: usize = 1 << 20;
+/// Queued messages at most before producers wait for the writer: bounds memory (an entry is
+/// 48 bytes) when the writer falls behind. A busy program queues about two messages per
+/// microsecond, so this is far more than the writer's longest nap.
+const QUEUE_LIMIT: usize = 1 << 16;
+/// Entries each half of the queue has room for: the limit plus one staged run (a message may
+/// stage up to three entries: a chain table reset and a new chain before it).
+const QUEUE_CAPACITY: usize = QUEUE_LIMIT + STAGE + 4;
+/// Records per block: a damaged block costs all of them, a block costs 16 bytes of header.
+const BLOCK_RECORDS: u32 = 4096;
 /// Longest the writer sleeps when idle; the worst-case delay before an event reaches the disk.
 const MAX_IDLE: Duration = Duration::from_millis(8);
-/// The first nap after work. Each wake-up is a context switch (a tenth of the writer's time at
-/// 0.25 ms); a millisecond's backlog is still far below the channel's capacity.
-const MIN_IDLE: Duration = Duration::from_millis(1);
+/// The nap after work. Each wake-up is a context switch and a write(2), whose cost is spread
+/// over what two milliseconds' backlog holds (about 4000 records in the allocate/free loop).
+const MIN_IDLE: Duration = Duration::from_millis(2);
 
+/// The file and its counters. Producers write `sent` (under the queue's lock), the writer
+/// `written`: on separate cache lines, so that neither side's stores evict the other's line.
 struct Sink {
     lock: AtomicBool,
     fd: AtomicI32,
-    pending: UnsafeCell<Vec<u8>>,
-    sent: AtomicU64,
-    written: AtomicU64,
     done: AtomicBool,
+    sent: Padded,
+    written: Padded,
 }
 
-// SAFETY: `pending` is only touched while `lock` is held.
-unsafe impl Sync for Sink {}
+#[repr(align(128))]
+struct Padded(AtomicU64);
 
 static SINK: Sink = Sink {
     lock: AtomicBool::new(false),
     fd: AtomicI32::new(-1),
-    pending: UnsafeCell::new(Vec::new()),
-    sent: AtomicU64::new(0),
-    written: AtomicU64::new(0),
     done: AtomicBool::new(false),
+    sent: Padded(AtomicU64::new(0)),
+    written: Padded(AtomicU64::new(0)),
 };
+
+/// What the queue holds: the producers' messages, with chains replaced by their index.
+///
+/// The hot entries are packed into 48 bytes (`Option`s as flags and a sentinel index) rather
+/// than the 72 of a message with its `Option`s: every entry is written by tt-metal's thread
+/// into cache lines the writer thread last read, and each line costs the producer a transfer
+/// from the other core (in the profile, most of the time of appending to the queue).
+enum Entry {
+    Event(Box<Event>),
+    Alloc {
+        id: u64,
+        address: u64,
+        size: u64,
+        page_size: u64,
+        op: u64,
+        chain: u32,
+        space: Space,
+        has_op: bool,
+    },
+    Free {
+        id: u64,
+        op: u64,
+        chain: u32,
+        has_op: bool,
+    },
+    /// A chain's first appearance, queued ahead of the first message that uses its index.
+    Chain(u32, Chain),
+    /// The producers' chain table was cleared: its indices will not be used again.
+    Forget,
+}
+
+/// The chain index of a message without a stack (never given to a chain).
+const NO_CHAIN: u32 = u32::MAX;
+
+/// The producers' side: the chain table and a short run of entries not yet on the shared queue,
+/// owned by whatever already serialises the producers (the shim's state lock). A chain is
+/// recognised by the address of the shared chain the thread's chain cache hands out (see
+/// [`crate::stack::capture`]), which stays the same for as long as that call chain does.
+///
+/// Why entries are staged here and moved to the queue [`STAGE`] at a time: each entry written
+/// straight into the shared queue landed on cache lines the writer thread had just read on the
+/// other core, and the producer stalled on every one of them at the queue lock's release (in
+/// the profile, most of the shim's time in tt-metal's thread). Staged entries stay in the
+/// producer's cache; moving a run of them costs one lock and a copy whose line transfers
+/// overlap.
+pub(crate) struct Producer {
+    staged: Vec<Entry>,
+    /// Producer messages among `staged` (chain definitions are not messages).
+    staged_messages: u64,
+    chains: AddrMap<(Chain, u32)>,
+    /// The last chain looked up and its index: a loop allocates from a few call chains, so
+    /// most lookups are the same chain as the one before (or the free's after an allocation's).
+    last: [(usize, u32); 2],
+    next_chain: u32,
+}
+
+/// The queue the writer takes whole: what producers moved there, and how many messages ever.
+struct Shared {
+    entries: Vec<Entry>,
+    sent: u64,
+}
+
+/// Entries staged before they move to the shared queue: a few cache lines' worth, so that the
+/// run stays in the producer's cache, and few enough that the writer (which also moves them
+/// when it finds the producers idle) or a signal handler loses little if it cannot.
+const STAGE: usize = 64;
+
+/// Distinct chains the producers' table keeps at most (a bound, not a policy); past it, it is
+/// cleared and chains seen again get new indices (and the writer names them again).
+const CHAIN_INDICES: usize = 16 * 1024;
+
+impl Producer {
+    /// An empty producer side; its staging room is allocated at the first message.
+    pub(crate) const fn new() -> Self {
+        Producer {
+            staged: Vec::new(),
+            staged_messages: 0,
+            chains: AddrMap::with_hasher(std::hash::BuildHasherDefault::new()),
+            last: [(0, NO_CHAIN); 2],
+            next_chain: 0,
+        }
+    }
+
+    /// Stages one message for the writer, moving the staged run to the queue when it is full.
+    pub(crate) fn send(&mut self, msg: Msg) {
+        if self.staged.capacity() == 0 {
+            // Once, at its largest (a message stages at most three entries).
+            self.staged.reserve_exact(STAGE + 3);
+        }
+        self.push(msg);
+        if self.staged.len() >= STAGE {
+            self.flush();
+        }
+    }
+
+    /// Moves the staged entries to the writer's queue, waiting while the queue is full (a
+    /// writer that falls behind slows producers down instead of growing memory without
+    /// limit).
+    pub(crate) fn flush(&mut self) {
+        if self.staged.is_empty() {
+            return;
+        }
+        let mut q = queue();
+        while q.entries.len() + self.staged.len() > QUEUE_LIMIT && !SINK.done.load(Ordering::Acquire) {
+            drop(q);
+            std::thread::sleep(Duration::from_micros(100));
+            q = queue();
+        }
+        self.move_to(&mut q);
+    }
+
+    /// [`Self::flush`] that never waits, for the writer thread and signal handlers; false if
+    /// the queue's lock was held or it had no room.
+    pub(crate) fn try_flush(&mut self) -> bool {
+        if self.staged.is_empty() {
+            return true;
+        }
+        let Ok(mut q) = QUEUE.try_lock() else { return false };
+        if q.entries.len() + self.staged.len() > QUEUE_CAPACITY {
+            return false;
+        }
+        self.move_to(&mut q);
+        true
+    }
+
+    fn move_to(&mut self, q: &mut Shared) {
+        // No allocation: the queue's room was reserved at its largest in `start`.
+        q.entries.append(&mut self.staged);
+        q.sent += self.staged_messages;
+        self.staged_messages = 0;
+        // A plain store under the lock: no read-modify-write on a line the writer reads.
+        SINK.sent.0.store(q.sent, Ordering::Release);
+    }
+
+    fn chain(&mut self, chain: Option<Chain>) -> u32 {
+        let Some(chain) = chain.filter(|c| !c.is_empty()) else { return NO_CHAIN };
+        let key = chain.as_ptr() as usize;
+        if let Some(&(_, index)) = self.last.iter().find(|(k, _)| *k == key) {
+            return index;
+        }
+        if let Some(&(_, index)) = self.chains.get(&key) {
+            self.last = [(key, index), self.last[0]];
+            return index;
+        }
+        if self.chains.len() >= CHAIN_INDICES {
+            self.chains.clear();
+            self.last = [(0, NO_CHAIN); 2];
+            self.staged.push(Entry::Forget);
+        }
+        let index = self.next_chain;
+        // Wraps after four billion chains; an index is defined again before each new use.
+        self.next_chain = (self.next_chain + 1) % NO_CHAIN;
+        self.staged.push(Entry::Chain(index, chain.clone()));
+        // The chain is kept so that its address is not reused for another chain.
+        self.chains.insert(key, (chain, index));
+        self.last = [(key, index), self.last[0]];
+        index
+    }
+
+    fn push(&mut self, msg: Msg) {
+        let entry = match msg {
+            Msg::Event(e) => Entry::Event(e),
+            Msg::Alloc(a, chain) => Entry::Alloc {
+                id: a.id,
+                address: a.address,
+                size: a.size,
+                page_size: a.page_size,
+                op: a.op.unwrap_or(0),
+                chain: self.chain(chain),
+                space: a.space,
+                has_op: a.op.is_some(),
+            },
+            Msg::Free { id, op, chain } => {
+                Entry::Free { id, op: op.unwrap_or(0), chain: self.chain(chain), has_op: op.is_some() }
+            }
+        };
+        self.staged.push(entry);
+        self.staged_messages += 1;
+    }
+}
+
+static QUEUE: Mutex<Shared> = Mutex::new(Shared { entries: Vec::new(), sent: 0 });
+
+fn queue() -> MutexGuard<'static, Shared> {
+    QUEUE.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 thread_local! {
     static IS_WRITER: Cell<bool> = const { Cell::new(false) };
@@ -161,34 +359,33 @@ fn unlock() {
     SINK.lock.store(false, Ordering::Release);
 }
 
-/// Writes the header and starts the writer thread on `fd`.
-pub(crate) fn start(fd: RawFd, path: &Path) -> Result<Sender<Msg>, WriterError> {
+/// Moves the producers' staged entries to the queue ([`Producer::try_flush`] under the lock of
+/// the producers' owner), trying that lock up to `1 + retries` times a millisecond apart; false
+/// if it could not. The writer calls it at every wake-up (no retries), so that staged entries
+/// reach the file while the program is idle; a signal handler calls it before it waits for
+/// the writer.
+pub(crate) type FlushStaged = fn(retries: u32) -> bool;
+
+static FLUSH_STAGED: OnceLock<FlushStaged> = OnceLock::new();
+
+/// Writes the header and starts the writer thread on `fd`. The returned sender carries no
+/// messages (they go through [`Producer`]); dropping it tells the writer to finish.
+/// `flush_staged` moves the producers' staged entries (see [`FlushStaged`]).
+pub(crate) fn start(fd: RawFd, path: &Path, flush_staged: FlushStaged) -> Result<Sender<Msg>, WriterError> {
+    let _ = FLUSH_STAGED.set(flush_staged);
     let mut header = Vec::new();
-    let _ = Header::current().write_to(&mut header);
+    let _ = Header { version: FORMAT_VERSION, flags: FLAG_BLOCKS }.write_to(&mut header);
     if !write_all(fd, &header) {
         return Err(WriterError::Create { path: path.to_path_buf(), source: std::io::Error::last_os_error() });
     }
-    while !try_lock() {
-        std::hint::spin_loop();
-    }
-    // SAFETY: the lock is held.
-    unsafe { (*SINK.pending.get()).reserve(PENDING_CAPACITY) };
     SINK.fd.store(fd, Ordering::Release);
-    unlock();
-    // Bounded: a writer that falls behind slows producers down instead of growing memory
-    // without limit (and the array flavour sends without allocating).
-    let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
+    // Both halves of the queue are allocated once, at their largest: a queue that grew by
+    // reallocation on the producers' side was a fresh, page-faulting allocation in tt-metal's
+    // thread every time it outgrew the other half (a fifth of the loop's time in the profile).
+    queue().entries.reserve_exact(QUEUE_CAPACITY);
+    let (tx, rx) = crossbeam_channel::bounded(1);
     std::thread::Builder::new().name("ttsan-writer".into()).spawn(move || run(rx)).map_err(WriterError::Spawn)?;
     Ok(tx)
-}
-
-/// Sends one message, counted so that a signal handler knows when the writer has caught up.
-pub(crate) fn send(tx: &Sender<Msg>, msg: Msg) {
-    SINK.sent.fetch_add(1, Ordering::AcqRel);
-    if tx.send(msg).is_err() {
-        // The writer is gone (exit in progress); count it as handled so nobody waits for it.
-        SINK.written.fetch_add(1, Ordering::AcqRel);
-    }
 }
 
 fn block_async_signals() {
@@ -207,37 +404,33 @@ fn block_async_signals() {
 /// `StackDef` record the first time it is seen; allocation and free records then carry only its
 /// id. A program allocates from few call chains, so both happen rarely.
 struct StackIds {
-    /// By the chain's address; the chain is kept so that the address stays its own.
-    by_chain: AddrMap<(Chain, u64)>,
+    /// By the producers' chain index.
+    by_index: AddrMap<u64>,
     /// By text: a chain unwound afresh (a thread's chain cache dropped it) names the same stack
     /// as before and must not cost a second definition.
     by_text: HashMap<String, u64>,
     /// Never reset, so that an id is never given to a second text, even after a clear.
     next: u64,
-    /// Entries per map before both are cleared ([`STACK_NAMES`]; tests lower it).
+    /// Texts remembered before `by_text` is cleared ([`STACK_NAMES`]; tests lower it).
     limit: usize,
 }
 
-/// Distinct chains remembered at most (a bound, not a policy). Past it both maps are cleared
-/// and stacks seen again are defined again, under new ids.
+/// Distinct stack texts remembered at most (a bound, not a policy). Past it the map is
+/// cleared and stacks seen again are defined again, under new ids.
 const STACK_NAMES: usize = 16 * 1024;
 
 impl StackIds {
     fn new(limit: usize) -> Self {
-        StackIds { by_chain: AddrMap::default(), by_text: HashMap::new(), next: 0, limit }
+        StackIds { by_index: AddrMap::default(), by_text: HashMap::new(), next: 0, limit }
     }
 
-    /// The id of `chain`'s stack. A stack not defined yet gets its `StackDef` appended to `out`
-    /// here, ahead of the record that uses it, in the same ordered stream: whatever prefix of
-    /// the file survives a crash holds every definition its records refer to.
-    fn id(&mut self, chain: Chain, scratch: &mut Vec<u8>, out: &mut Vec<u8>) -> u64 {
-        let key = chain.as_ptr() as usize;
-        if let Some(&(_, id)) = self.by_chain.get(&key) {
-            return id;
-        }
-        let frames = crate::stack::symbolize(&chain, crate::config::get().stack_depth);
-        if self.by_chain.len() >= self.limit || self.by_text.len() >= self.limit {
-            self.by_chain.clear();
+    /// Names a chain seen for the first time. A stack not defined yet gets its `StackDef`
+    /// appended to `block` here, ahead of every record that uses it, in the same ordered
+    /// stream: whatever prefix of the file survives a crash holds every definition its
+    /// records refer to.
+    fn define(&mut self, index: u32, chain: &[usize], block: &mut BlockBuilder) {
+        let frames = crate::stack::symbolize(chain, crate::config::get().stack_depth);
+        if self.by_text.len() >= self.limit {
             self.by_text.clear();
         }
         let id = match self.by_text.get(&frames) {
@@ -245,101 +438,110 @@ impl StackIds {
             None => {
                 let id = self.next;
                 self.next += 1;
-                encode_record(&Event::StackDef { id, frames: frames.clone() }, scratch, out);
+                block.event(&Event::StackDef { id, frames: frames.clone() });
                 self.by_text.insert(frames, id);
                 id
             }
         };
-        self.by_chain.insert(key, (chain, id));
-        id
+        self.by_index.insert(index as usize, id);
+    }
+
+    fn id(&self, index: u32) -> Option<u64> {
+        if index == NO_CHAIN {
+            return None;
+        }
+        self.by_index.get(&(index as usize)).copied()
     }
 }
 
-fn encode(msg: Msg, stacks: &mut StackIds, scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
-    let mut stack_id = |chain: Option<Chain>| chain.filter(|c| !c.is_empty()).map(|c| stacks.id(c, scratch, out));
-    let event = match msg {
-        Msg::Event(e) => *e,
-        Msg::Alloc(a, chain) => Event::BufferAlloc(BufferAlloc {
-            id: a.id,
-            // The shim does not read the chip or the shard placement (see the notes it writes).
-            device: None,
-            space: a.space,
-            address: a.address,
-            size: a.size,
-            page_size: a.page_size,
-            layout: Layout::Interleaved,
-            name: String::new(),
-            role: Role::Other,
-            op: a.op,
-            stack: None,
-            stack_id: stack_id(chain),
-        }),
-        Msg::Free { id, op, chain } => Event::BufferFree(BufferFree { id, op, stack: None, stack_id: stack_id(chain) }),
-    };
-    encode_record(&event, scratch, out);
+/// Turns queued entries into blocks appended to `out`; returns how many producer messages
+/// they held.
+fn encode(entries: &mut Vec<Entry>, stacks: &mut StackIds, block: &mut BlockBuilder, out: &mut Vec<u8>) -> u64 {
+    let mut messages = 0;
+    for entry in entries.drain(..) {
+        match entry {
+            Entry::Event(e) => block.event(&e),
+            Entry::Alloc { id, address, size, page_size, op, chain, space, has_op } => block.alloc(&RawAlloc {
+                id,
+                // The shim does not read the chip or the shard placement (see the notes it
+                // writes): an interleaved mesh buffer, no name, role `other`.
+                device: None,
+                space,
+                address,
+                size,
+                page_size,
+                op: has_op.then_some(op),
+                stack_id: stacks.id(chain),
+            }),
+            Entry::Free { id, op, chain, has_op } => block.free(id, has_op.then_some(op), stacks.id(chain)),
+            Entry::Chain(index, chain) => {
+                stacks.define(index, &chain, block);
+                continue;
+            }
+            Entry::Forget => {
+                stacks.by_index.clear();
+                continue;
+            }
+        }
+        messages += 1;
+        if block.entries() >= BLOCK_RECORDS {
+            block.finish_into(out);
+        }
+    }
+    block.finish_into(out);
+    messages
 }
 
 fn run(rx: Receiver<Msg>) {
+    // Set even if this thread panics, so that producers never wait for it.
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            SINK.done.store(true, Ordering::Release);
+        }
+    }
+    let _done = Done;
     let _ = IS_WRITER.try_with(|w| w.set(true));
     block_async_signals();
     let mut stacks = StackIds::new(STACK_NAMES);
-    let mut scratch = Vec::with_capacity(4096);
-    let mut frames = Vec::with_capacity(64 * 1024);
+    let mut block = BlockBuilder::new();
+    let mut taken: Vec<Entry> = Vec::with_capacity(QUEUE_CAPACITY);
+    let mut out = Vec::with_capacity(256 * 1024);
     let mut idle = MIN_IDLE;
     loop {
-        let mut n = 0u64;
-        let mut closed = false;
-        while n < BATCH as u64 {
-            match rx.try_recv() {
-                Ok(msg) => {
-                    encode(msg, &mut stacks, &mut scratch, &mut frames);
-                    n += 1;
-                }
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    closed = true;
-                    break;
-                }
-            }
+        // Checked before the queue is taken: every message was queued before the last sender
+        // was dropped, so after this the queue holds everything.
+        let closed = matches!(rx.try_recv(), Err(TryRecvError::Disconnected));
+        if let Some(flush_staged) = FLUSH_STAGED.get() {
+            flush_staged(0);
         }
-        if n > 0 {
-            commit(&frames, n);
-            frames.clear();
+        std::mem::swap(&mut queue().entries, &mut taken);
+        if taken.is_empty() {
+            idle = (idle * 2).min(MAX_IDLE);
+        } else {
+            let messages = encode(&mut taken, &mut stacks, &mut block, &mut out);
+            commit(&out, messages);
+            out.clear();
             idle = MIN_IDLE;
-            continue;
         }
         if closed {
             break;
         }
-        // Polling instead of blocking on the channel keeps senders from paying a futex wake-up
-        // per event; the delay only postpones when bytes reach the file.
+        // Polling instead of blocking keeps producers from paying a futex wake-up per event;
+        // the delay only postpones when bytes reach the file.
         std::thread::sleep(idle);
-        idle = (idle * 2).min(MAX_IDLE);
     }
-    SINK.done.store(true, Ordering::Release);
 }
 
 /// `messages` counts what producers sent, not records: the stack definitions the writer adds
 /// were never sent, and a signal handler waits for `written` to reach `sent`.
-fn commit(frames: &[u8], messages: u64) {
+fn commit(bytes: &[u8], messages: u64) {
     while !try_lock() {
         std::thread::yield_now();
     }
-    let fd = SINK.fd.load(Ordering::Acquire);
-    // SAFETY: the lock is held.
-    let pending = unsafe { &mut *SINK.pending.get() };
-    if pending.len() + frames.len() <= pending.capacity() {
-        pending.extend_from_slice(frames);
-        SINK.written.fetch_add(messages, Ordering::AcqRel);
-        write_all(fd, pending);
-        pending.clear();
-    } else {
-        // Larger than the preallocated buffer (a huge digest record): write it straight out.
-        write_all(fd, pending);
-        pending.clear();
-        SINK.written.fetch_add(messages, Ordering::AcqRel);
-        write_all(fd, frames);
-    }
+    // Under the lock, so that a signal handler that holds it knows no write is half done.
+    write_all(SINK.fd.load(Ordering::Acquire), bytes);
+    SINK.written.0.fetch_add(messages, Ordering::AcqRel);
     unlock();
 }
 
@@ -364,18 +566,25 @@ fn nap(ms: i64) {
     unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
 }
 
-/// From a signal handler: lets the writer drain what was sent (at most ~0.2 s), then writes
-/// whatever is still pending with write(2). Allocates nothing and takes no lock it could wait
-/// on forever. With `keep_locked` the writer stays locked out afterwards (the process is about
-/// to die and must not start a record it cannot finish).
+/// From a signal handler: moves the producers' staged entries to the queue (unless their lock
+/// stays held for 20 ms: the interrupted thread may hold it), lets the writer drain what was
+/// sent (at most ~0.2 s), then takes the
+/// writer's lock so that no write(2) of a batch is half done when the handler returns (the
+/// writer writes each batch whole under that lock, so nothing encoded is left outside it).
+/// Allocates nothing and takes no lock it could wait on forever. With `keep_locked` the writer
+/// stays locked out afterwards (the process is about to die and must not start a batch it
+/// cannot finish).
 pub(crate) fn flush_from_signal(keep_locked: bool) {
     if SINK.fd.load(Ordering::Acquire) < 0 {
         return;
     }
     let on_writer = IS_WRITER.try_with(|w| w.get()).unwrap_or(true);
+    if let Some(flush_staged) = FLUSH_STAGED.get() {
+        flush_staged(if on_writer { 0 } else { 20 });
+    }
     if !on_writer {
         for _ in 0..200 {
-            if SINK.written.load(Ordering::Acquire) >= SINK.sent.load(Ordering::Acquire) {
+            if SINK.written.0.load(Ordering::Acquire) >= SINK.sent.0.load(Ordering::Acquire) {
                 break;
             }
             nap(1);
@@ -389,19 +598,7 @@ pub(crate) fn flush_from_signal(keep_locked: bool) {
         }
         nap(1);
     }
-    if !locked {
-        return;
-    }
-    let fd = SINK.fd.load(Ordering::Acquire);
-    // SAFETY: the lock is held; set_len(0) neither allocates nor frees.
-    unsafe {
-        let pending = &mut *SINK.pending.get();
-        if fd >= 0 && !pending.is_empty() {
-            write_all(fd, pending);
-            pending.set_len(0);
-        }
-    }
-    if !keep_locked {
+    if locked && !keep_locked {
         unlock();
     }
 }
@@ -414,10 +611,12 @@ mod tests {
     /// The records in `out`, as a reader sees them.
     fn records(out: &[u8]) -> Vec<Event> {
         let mut file = Vec::new();
-        let _ = Header::current().write_to(&mut file);
+        let _ = Header { version: FORMAT_VERSION, flags: FLAG_BLOCKS }.write_to(&mut file);
         file.extend_from_slice(out);
-        let reader = TraceReader::new(std::io::Cursor::new(file)).expect("header");
-        reader.map(|e| e.expect("in-memory read")).collect()
+        let mut reader = TraceReader::new(std::io::Cursor::new(file)).expect("header");
+        let events = reader.by_ref().map(|e| e.expect("in-memory read")).collect();
+        assert!(!reader.stats().is_damaged(), "{:?}", reader.stats());
+        events
     }
 
     fn defs(events: &[Event]) -> Vec<(u64, String)> {
@@ -435,60 +634,156 @@ mod tests {
         ips.to_vec().into()
     }
 
+    /// Stages `msgs` on a private producer and encodes them as the writer does.
+    fn through(q: &mut Producer, stacks: &mut StackIds, msgs: Vec<Msg>) -> (Vec<u8>, u64) {
+        for m in msgs {
+            q.push(m);
+        }
+        let (mut block, mut out) = (BlockBuilder::new(), Vec::new());
+        let n = encode(&mut q.staged, stacks, &mut block, &mut out);
+        (out, n)
+    }
+
+    fn free(id: u64, chain: Option<Chain>) -> Msg {
+        Msg::Free { id, op: None, chain }
+    }
+
+    fn stack_ids(events: &[Event]) -> Vec<Option<u64>> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::BufferFree(f) => Some(f.stack_id),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
     fn each_stack_is_defined_once_and_ids_survive_clearing() {
+        let mut q = Producer::new();
         let mut stacks = StackIds::new(2);
-        let (mut scratch, mut out) = (Vec::new(), Vec::new());
         let a = chain(&[0x10, 0x20]);
         let b = chain(&[0x30]);
-        let a_id = stacks.id(a.clone(), &mut scratch, &mut out);
-        assert_eq!(stacks.id(a.clone(), &mut scratch, &mut out), a_id, "same chain, same id");
-        // The same stack unwound afresh (another Arc): same text, same id, no second definition.
-        assert_eq!(stacks.id(chain(&[0x10, 0x20]), &mut scratch, &mut out), a_id);
-        let b_id = stacks.id(b.clone(), &mut scratch, &mut out);
-        assert_ne!(a_id, b_id);
-        let first = defs(&records(&out));
+        // The same chain twice, the same stack unwound afresh (another Arc: same text, same
+        // id, no second definition), and another stack.
+        let msgs = vec![
+            free(1, Some(a.clone())),
+            free(2, Some(a.clone())),
+            free(3, Some(chain(&[0x10, 0x20]))),
+            free(4, Some(b)),
+        ];
+        let (mut file, n) = through(&mut q, &mut stacks, msgs);
+        assert_eq!(n, 4, "stack definitions are not counted as messages");
+        let events = records(&file);
+        let first = defs(&events);
         assert_eq!(first.len(), 2, "{first:?}");
         assert!(first[0].1.contains("0x10"), "{first:?}");
+        let ids = stack_ids(&events);
+        assert_eq!(ids[..3], [Some(first[0].0); 3]);
+        assert_eq!(ids[3], Some(first[1].0));
 
-        // Full: the maps are cleared; a stack seen again is defined again under a new id, so
-        // that no id ever stands for two texts.
-        let c_id = stacks.id(chain(&[0x40]), &mut scratch, &mut out);
-        let a_again = stacks.id(a, &mut scratch, &mut out);
-        let all = defs(&records(&out));
+        // Full: the texts are forgotten; a stack seen again (here from a fresh chain) is
+        // defined again under a new id, so that no id ever stands for two texts. A chain
+        // queued before keeps the id it had.
+        let msgs = vec![free(5, Some(chain(&[0x40]))), free(6, Some(chain(&[0x10, 0x20]))), free(7, Some(a))];
+        file.extend(through(&mut q, &mut stacks, msgs).0);
+        let events = records(&file);
+        let all = defs(&events);
         assert_eq!(all.len(), 4, "{all:?}");
-        assert!(![a_id, b_id].contains(&c_id) && ![a_id, b_id, c_id].contains(&a_again));
-        let ids: std::collections::HashSet<u64> = all.iter().map(|(id, _)| *id).collect();
-        assert_eq!(ids.len(), all.len(), "ids are unique: {all:?}");
+        let unique: std::collections::HashSet<u64> = all.iter().map(|(id, _)| *id).collect();
+        assert_eq!(unique.len(), 4, "ids are unique: {all:?}");
         assert_eq!(all[3].1, first[0].1, "the re-definition names the same stack");
+        assert_eq!(stack_ids(&events)[4..], [Some(all[2].0), Some(all[3].0), Some(first[0].0)]);
+    }
+
+    #[test]
+    fn a_cleared_chain_table_names_chains_again() {
+        let mut q = Producer::new();
+        // Texts are never forgotten here, so the stack keeps its id.
+        let mut stacks = StackIds::new(usize::MAX);
+        let chains: Vec<Chain> = (0..CHAIN_INDICES + 1).map(|i| chain(&[0x1000 + i])).collect();
+        let msgs = chains.iter().enumerate().map(|(i, c)| free(i as u64, Some(c.clone()))).collect();
+        let (out, n) = through(&mut q, &mut stacks, msgs);
+        assert_eq!(n, CHAIN_INDICES as u64 + 1);
+        assert_eq!(q.chains.len(), 1, "cleared when full");
+        // The first chain again: a new index, named again, the same stack id (by its text).
+        let mut file = out;
+        file.extend(through(&mut q, &mut stacks, vec![free(0, Some(chains[0].clone()))]).0);
+        let ids = stack_ids(&records(&file));
+        assert_eq!(ids.len(), CHAIN_INDICES + 2);
+        assert_eq!(ids[CHAIN_INDICES + 1], ids[0]);
+    }
+
+    /// The only test that touches the process-wide queue (no writer thread runs in unit tests).
+    #[test]
+    fn staged_messages_reach_the_queue_a_run_at_a_time_and_on_flush() {
+        let mut p = Producer::new();
+        let sent = |q: &Shared| (q.entries.len(), q.sent);
+        let (len0, sent0) = sent(&queue());
+        for id in 0..STAGE as u64 - 1 {
+            p.send(free(id, None));
+        }
+        assert_eq!(sent(&queue()), (len0, sent0), "nothing moves before a run is full");
+        p.send(free(99, Some(chain(&[1, 2]))));
+        // The run, with the chain's definition staged ahead of the message that uses it.
+        assert_eq!(sent(&queue()), (len0 + STAGE + 1, sent0 + STAGE as u64));
+        p.send(free(100, None));
+        assert!(p.try_flush());
+        assert_eq!(sent(&queue()), (len0 + STAGE + 2, sent0 + STAGE as u64 + 1));
+        assert_eq!(SINK.sent.0.load(Ordering::Acquire), sent0 + STAGE as u64 + 1);
+        assert!(p.try_flush(), "nothing staged: nothing to do");
+        let ids: Vec<u64> = queue().entries[len0..]
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Free { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        let want: Vec<u64> = (0..STAGE as u64 - 1).chain([99, 100]).collect();
+        assert_eq!(ids, want, "in the order sent");
     }
 
     #[test]
     fn hot_messages_fit_two_cache_lines() {
         // An inline `Event` (192 bytes) made every channel slot (message plus a stamp) four cache
-        // lines; the hot messages are 72.
+        // lines; the hot messages are 72, and the queue's entries 48.
         assert!(std::mem::size_of::<Msg>() <= 120, "{} bytes", std::mem::size_of::<Msg>());
+        assert!(std::mem::size_of::<Entry>() <= 48, "{} bytes", std::mem::size_of::<Entry>());
     }
 
     #[test]
     fn a_definition_precedes_the_record_that_uses_it() {
+        let mut q = Producer::new();
         let mut stacks = StackIds::new(STACK_NAMES);
-        let (mut scratch, mut out) = (Vec::new(), Vec::new());
-        let free = |id, chain| Msg::Free { id, op: None, chain };
-        encode(free(1, Some(chain(&[0x50]))), &mut stacks, &mut scratch, &mut out);
-        encode(free(2, Some(chain(&[0x50]))), &mut stacks, &mut scratch, &mut out);
-        encode(free(3, None), &mut stacks, &mut scratch, &mut out);
+        let msgs = vec![
+            free(1, Some(chain(&[0x50]))),
+            free(2, Some(chain(&[0x50]))),
+            free(3, None),
+            Msg::Alloc(
+                Alloc { id: 4, space: Space::L1, address: 64, size: 4096, page_size: 1024, op: Some(9) },
+                Some(chain(&[0x60])),
+            ),
+            Msg::Event(Box::new(Event::OpEnd { index: 9 })),
+        ];
+        let (out, n) = through(&mut q, &mut stacks, msgs);
+        assert_eq!(n, 5);
         let events = records(&out);
         assert_eq!(
             events.iter().map(Event::kind).collect::<Vec<_>>(),
-            ["stack_def", "buffer_free", "buffer_free", "buffer_free"]
+            ["stack_def", "buffer_free", "buffer_free", "buffer_free", "stack_def", "buffer_alloc", "op_end"]
         );
         let Event::StackDef { id, frames } = &events[0] else { unreachable!() };
-        for (e, want) in events[1..].iter().zip([Some(*id), Some(*id), None]) {
+        for (e, want) in events[1..4].iter().zip([Some(*id), Some(*id), None]) {
             let Event::BufferFree(f) = e else { unreachable!() };
             assert_eq!(f.stack_id, want);
             // Resolved by the reader.
             assert_eq!(f.stack.as_deref(), want.map(|_| frames.as_str()));
         }
+        let Event::BufferAlloc(a) = &events[5] else { unreachable!() };
+        assert_eq!(
+            (a.id, a.space, a.address, a.size, a.page_size, a.op, a.device),
+            (4, Space::L1, 64, 4096, 1024, Some(9), None)
+        );
+        assert!(a.stack.as_deref().is_some_and(|s| s.contains("0x60")), "{a:?}");
     }
 }

@@ -17,7 +17,7 @@ pub const HEADER_LEN: usize = 16;
 pub struct Header {
     /// Format version.
     pub version: u16,
-    /// Reserved flag bits (0 so far).
+    /// Flag bits: [`super::FLAG_BLOCKS`] (the file may contain blocks); the others are reserved (0).
     pub flags: u32,
 }
 

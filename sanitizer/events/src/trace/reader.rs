@@ -1,5 +1,6 @@
 //! Reading traces in bounded memory, tolerating damage.
 
+use super::block::{self, Entry, BLOCK_HEADER_LEN, BLOCK_MAGIC, FLAG_BLOCKS};
 use super::header::Header;
 use super::TraceError;
 use crate::event::Event;
@@ -93,6 +94,22 @@ pub struct TraceReader<R: Read> {
     done: bool,
     max_record: usize,
     stacks: HashMap<u64, String>,
+    /// The header announced blocks ([`FLAG_BLOCKS`]).
+    blocks: bool,
+    /// The entries of the checked block not handed out yet, as `buf[at..end]`.
+    block: Option<(usize, usize)>,
+    /// After a damaged block: skipping to the next block magic.
+    resync: bool,
+}
+
+/// What [`TraceReader::at_block`] found at a record boundary.
+enum Scan {
+    /// No block starts here.
+    NotBlock,
+    /// A checked block, now in `block`; or a damaged one, skipped.
+    Handled,
+    /// A block starts here but is not all in the buffer yet.
+    NeedMore,
 }
 
 /// Initial read buffer; it grows only for records longer than this.
@@ -122,6 +139,9 @@ impl<R: Read> TraceReader<R> {
             done: false,
             max_record: MAX_RECORD_LEN,
             stacks: HashMap::new(),
+            blocks: header.flags & FLAG_BLOCKS != 0,
+            block: None,
+            resync: false,
         })
     }
 
@@ -143,7 +163,11 @@ impl<R: Read> TraceReader<R> {
 
     /// The next good event, `Ok(None)` at the end of the trace.
     pub fn next_event(&mut self) -> io::Result<Option<Event>> {
-        while !self.done {
+        while !self.done || self.block.is_some() {
+            if let Some(event) = self.next_block_event() {
+                self.stats.records += 1;
+                return Ok(Some(event));
+            }
             let Some(frame) = self.next_frame()? else {
                 self.done = true;
                 break;
@@ -160,7 +184,11 @@ impl<R: Read> TraceReader<R> {
     /// Calls `f` on every remaining good event, in order. Faster than iterating with
     /// [`TraceReader::next_event`]: events are handed over by reference, never moved.
     pub fn for_each_event(&mut self, mut f: impl FnMut(&Event)) -> io::Result<()> {
-        while !self.done {
+        while !self.done || self.block.is_some() {
+            while let Some(event) = self.next_block_event() {
+                self.stats.records += 1;
+                f(&event);
+            }
             let Some(frame) = self.next_frame()? else {
                 self.done = true;
                 break;
@@ -185,6 +213,40 @@ impl<R: Read> TraceReader<R> {
     /// bytes at `buf[at..]`; `Ok(Some(None))`: a record was skipped; `Ok(None)`: end of input.
     fn next_frame(&mut self) -> io::Result<Option<Option<(usize, usize)>>> {
         loop {
+            if self.resync {
+                if self.seek_block() {
+                    continue;
+                }
+                if self.eof {
+                    return Ok(None);
+                }
+                self.refill()?;
+                continue;
+            }
+            if self.blocks && self.scanned == self.start {
+                match self.at_block() {
+                    Scan::NotBlock => {}
+                    Scan::Handled => return Ok(Some(None)),
+                    Scan::NeedMore if self.eof => {
+                        if memchr::memmem::find(&self.buf[self.start + 1..self.end], &BLOCK_MAGIC).is_some() {
+                            // Another block follows, so this one was not cut off by a crash:
+                            // its length is damaged.
+                            self.damaged_block();
+                            continue;
+                        }
+                        let tail = (self.end - self.start) as u64;
+                        self.stats.bytes += tail;
+                        self.stats.torn_tail_bytes += tail;
+                        self.start = self.end;
+                        self.scanned = self.end;
+                        return Ok(None);
+                    }
+                    Scan::NeedMore => {
+                        self.refill()?;
+                        continue;
+                    }
+                }
+            }
             if let Some(i) = memchr::memchr(0, &self.buf[self.scanned..self.end]) {
                 let zero = self.scanned + i;
                 let frame = self.start..zero;
@@ -227,6 +289,96 @@ impl<R: Read> TraceReader<R> {
             }
             self.refill()?;
         }
+    }
+
+    /// Whether a block starts at `buf[start..]`, and if it is all there, takes it: checked, its
+    /// entries become the current block; damaged, it is counted and skipped.
+    fn at_block(&mut self) -> Scan {
+        let here = &self.buf[self.start..self.end];
+        let prefix = here.len().min(BLOCK_MAGIC.len());
+        if prefix == 0 || here[..prefix] != BLOCK_MAGIC[..prefix] {
+            return Scan::NotBlock;
+        }
+        if here.len() < BLOCK_HEADER_LEN {
+            return Scan::NeedMore;
+        }
+        if self.skipping > 0 {
+            // An oversized record ended right before this block.
+            self.skipping = 0;
+            self.stats.oversized += 1;
+        }
+        let len = block::announced_len(here);
+        if len > self.max_record {
+            self.damaged_block();
+            return Scan::Handled;
+        }
+        let total = BLOCK_HEADER_LEN + len;
+        if here.len() < total {
+            return Scan::NeedMore;
+        }
+        if !block::check(&here[..total]) {
+            self.damaged_block();
+            return Scan::Handled;
+        }
+        if len > 0 {
+            self.block = Some((self.start + BLOCK_HEADER_LEN, self.start + total));
+        }
+        self.stats.bytes += total as u64;
+        self.start += total;
+        self.scanned = self.start;
+        Scan::Handled
+    }
+
+    /// A block whose checksum or length is wrong: its length cannot be trusted either, so the
+    /// reader resumes at the next block magic after its first byte.
+    fn damaged_block(&mut self) {
+        self.stats.corrupt += 1;
+        self.stats.bytes += 1;
+        self.start += 1;
+        self.scanned = self.start;
+        self.resync = true;
+    }
+
+    /// While resynchronising: moves to the next block magic in the buffer (true), or drops
+    /// what cannot start one (false: read more, or stop at the end of input).
+    fn seek_block(&mut self) -> bool {
+        let here = &self.buf[self.start..self.end];
+        if let Some(k) = memchr::memmem::find(here, &BLOCK_MAGIC) {
+            self.stats.bytes += k as u64;
+            self.start += k;
+            self.scanned = self.start;
+            self.resync = false;
+            return true;
+        }
+        // The last bytes may be the beginning of a magic that the next read completes.
+        let keep = if self.eof { 0 } else { here.len().min(BLOCK_MAGIC.len() - 1) };
+        let dropped = here.len() - keep;
+        self.stats.bytes += dropped as u64;
+        self.start += dropped;
+        self.scanned = self.start;
+        false
+    }
+
+    /// The next event of the current block, if one is being read. Entries of a kind this build
+    /// does not know are counted as `unknown`.
+    fn next_block_event(&mut self) -> Option<Event> {
+        while let Some((at, end)) = self.block {
+            let Some((entry, n)) = block::decode_entry(&self.buf[at..end]) else {
+                // An entry of unknown length: the rest of the block cannot be stepped through.
+                self.stats.unknown += 1;
+                self.block = None;
+                break;
+            };
+            self.block = (at + n < end).then_some((at + n, end));
+            match entry {
+                Entry::Event(mut event) => {
+                    self.resolve(&mut event);
+                    return Some(event);
+                }
+                Entry::Unknown => self.stats.unknown += 1,
+            }
+        }
+        None
     }
 
     fn refill(&mut self) -> io::Result<()> {
