@@ -9,11 +9,13 @@ use super::run_cmd::{collect_traces, locate_preload, preload_value, read_status,
 use anyhow::{anyhow, Context as _};
 use clap::Args;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use ttsan_events::trace::read_all;
 use ttsan_events::Event;
 use ttsan_preload::StatusLine;
+use ttsan_sanitizer::analyzer::analyze_file;
+use ttsan_sanitizer::{AnalysisOptions, FindingKind};
 
 /// Options of `ttsan doctor`.
 #[derive(Debug, Args)]
@@ -237,13 +239,134 @@ fn verdict(stdout: &str, status: &[StatusLine], traces: &[PathBuf], hardware: bo
             ),
         ));
     }
-    if hardware {
-        out.push(failed(
-            "planted corruption",
-            "not implemented in this build: planting a write through a freed buffer on hardware is unverified".into(),
-        ));
-    } else {
-        out.push(not_possible("planted corruption", "not possible in mock mode (mock chips have no memory)".into()));
-    }
+    out.push(planted(&said, trace, chips, hardware));
     out
+}
+
+/// The planted write through a freed buffer's address: on hardware, the analysis must name the
+/// op that made it and the chip it landed on; in mock mode only the write itself can be checked.
+fn planted(said: &dyn Fn(&str) -> Vec<String>, trace: &Path, chips: u32, hardware: bool) -> Line {
+    const WHAT: &str = "planted corruption";
+    const OP: &str = "doctor::stale_write";
+    let reused = said("stale").first().is_some_and(|s| s.ends_with(" reused"));
+    if let Some(e) = said("plant-failed").first() {
+        return failed(WHAT, format!("the write through a freed buffer's address failed: {e}"));
+    }
+    let Some(chip) = said("planted").first().and_then(|s| s.parse::<u32>().ok()) else {
+        return failed(WHAT, "the workload did not plant its write".into());
+    };
+    if !reused {
+        return failed(WHAT, "the guard did not take the freed buffer's place, so the write missed it".into());
+    }
+    if !hardware {
+        return not_possible(
+            WHAT,
+            format!(
+                "written through a freed buffer's address into the guard on chip {chip} inside {OP}; \
+                 seeing it needs device memory, not possible in mock mode (mock chips have no memory)"
+            ),
+        );
+    }
+    let analysis = match analyze_file(trace, AnalysisOptions::default()) {
+        Ok(a) => a,
+        Err(e) => return failed(WHAT, format!("the trace could not be analysed: {e}")),
+    };
+    let found = analysis.findings.iter().find(|f| {
+        f.kind == FindingKind::GuardCorruption
+            && f.culprit.as_ref().is_some_and(|c| c.op == OP)
+            && (f.device == Some(chip) || f.devices.contains(&chip))
+    });
+    match found {
+        Some(f) => {
+            let victim = f.victim.as_ref().map(|v| v.name.clone()).unwrap_or_else(|| "the guard".into());
+            let others = f.devices.iter().filter(|&&d| d != chip).count();
+            ok(WHAT, format!("found: {victim} changed on chip {chip} of {chips} in {OP} (other chips named: {others})"))
+        }
+        None => failed(
+            WHAT,
+            format!(
+                "not found: no guard corruption on chip {chip} blamed on {OP}; findings: {}",
+                analysis.findings.iter().map(|f| format!("{:?}", f.kind)).collect::<Vec<_>>().join(", ")
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ttsan_events::trace::TraceWriter;
+    use ttsan_events::{Role, Space};
+    use ttsan_sanitizer::fixtures::{TraceBuilder, DRAM_BASE};
+
+    /// What the doctor's workload leaves on a 1x8 mesh with readable chips: the guard read on
+    /// every chip at registration and after each op, and `landed` chip's first page changed by
+    /// the stale write.
+    fn hardware_like_trace(dir: &Path, landed: u32) -> PathBuf {
+        let mut b = TraceBuilder::wormhole(1, 8);
+        b.alloc(2, "doctor.guard", Role::Other, Space::Dram, DRAM_BASE, 64 << 10, 2048, None);
+        b.guard(2);
+        let pages = [1u8; 32];
+        for chip in 0..8 {
+            b.digest(2, chip, None, &pages);
+        }
+        let matmul = b.op("doctor::matmul", &[], &[], &[]);
+        b.end(matmul);
+        for chip in 0..8 {
+            b.digest(2, chip, Some(matmul), &pages);
+        }
+        let stale = b.op("doctor::stale_write", &[], &[], &[]);
+        b.end(stale);
+        for chip in 0..8 {
+            let mut now = pages;
+            if chip == landed {
+                now[0] = 0xa5;
+            }
+            b.digest(2, chip, Some(stale), &now);
+        }
+        let path = dir.join("doctor.ttsan");
+        let mut w = TraceWriter::new(std::fs::File::create(&path).unwrap()).unwrap();
+        for e in b.finish() {
+            w.write(&e).unwrap();
+        }
+        w.flush().unwrap();
+        path
+    }
+
+    fn said(lines: &'static [&'static str]) -> impl Fn(&str) -> Vec<String> {
+        move |key: &str| lines.iter().filter_map(|l| l.strip_prefix(key)?.strip_prefix(' ').map(String::from)).collect()
+    }
+
+    #[test]
+    fn on_hardware_the_planted_write_must_be_found_on_its_chip_and_op() {
+        let dir = tempfile::tempdir().unwrap();
+        let workload = said(&["stale 1048640 reused", "planted 7"]);
+        let line = planted(&workload, &hardware_like_trace(dir.path(), 7), 8, true);
+        assert_eq!(line.state, "OK", "{}", line.text);
+        assert!(line.text.contains("changed on chip 7 of 8 in doctor::stale_write"), "{}", line.text);
+
+        // The analysis blames the right op but the bytes changed on another chip: not what was
+        // planted, so not OK.
+        let line = planted(&workload, &hardware_like_trace(dir.path(), 3), 8, true);
+        assert_eq!(line.state, "FAILED", "{}", line.text);
+        assert!(line.text.contains("not found: no guard corruption on chip 7"), "{}", line.text);
+    }
+
+    #[test]
+    fn a_plant_that_did_not_happen_is_never_ok() {
+        let dir = tempfile::tempdir().unwrap();
+        let trace = hardware_like_trace(dir.path(), 7);
+        for (lines, why) in [
+            (&["stale 1048640 reused", "plant-failed boom"][..], "failed: boom"),
+            (&["stale 1048640 moved", "planted 7"][..], "did not take the freed buffer's place"),
+            (&["stale 1048640 reused"][..], "did not plant"),
+        ] {
+            let lines: &'static [&'static str] = Box::leak(lines.to_vec().into_boxed_slice());
+            for hardware in [true, false] {
+                let line = planted(&said(lines), &trace, 8, hardware);
+                assert_eq!(line.state, "FAILED", "{lines:?}: {}", line.text);
+                assert!(line.text.contains(why), "{}", line.text);
+            }
+        }
+    }
 }

@@ -215,7 +215,14 @@ pub fn run(args: &WorkloadArgs) -> Outcome {
     let alloc =
         |mesh: &mut MockMesh, kind, size| mesh.allocate(kind, size, 2048).map_err(|e| Failure::internal(anyhow!(e)));
 
+    // A buffer freed just before the guard is allocated: the allocator gives the guard its place
+    // (the doctor checks), so the guard's address is a freed buffer's, which the planted write
+    // below uses.
+    let freed = alloc(&mut mesh, BufferKind::Dram, 64 << 10)?;
+    let stale = freed.address();
+    mesh.free(freed).map_err(|e| Failure::internal(anyhow!(e)))?;
     let guarded = alloc(&mut mesh, BufferKind::Dram, 64 << 10)?;
+    println!("DOCTOR stale {stale} {}", if guarded.address() == stale { "reused" } else { "moved" });
     // SAFETY: the shim's C ABI when preloaded; absent otherwise.
     let guard = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"ttsan_guard_address".as_ptr()) };
     if !guard.is_null() {
@@ -250,6 +257,18 @@ pub fn run(args: &WorkloadArgs) -> Outcome {
     unsafe { (tracker.deallocate_cb)((tracker.instance)(), mesh.raw_device()) };
     tracker.end(false);
     mesh.free(out).map_err(|e| Failure::internal(anyhow!(e)))?;
+
+    // The planted corruption: inside an op that declares no write, 64 bytes go to the last chip's
+    // DRAM bank 0 at the freed buffer's address, which is now the guard's first page there.
+    let info = mesh.info().clone();
+    let last = (info.rows.saturating_sub(1), info.cols.saturating_sub(1));
+    let chip = info.device_ids.last().copied().unwrap_or(0);
+    tracker.start("doctor::stale_write");
+    match mesh.write_dram_raw(&guarded, last, 0, stale, &[0xa5; 64]) {
+        Ok(()) => println!("DOCTOR planted {chip}"),
+        Err(e) => println!("DOCTOR plant-failed {e}"),
+    }
+    tracker.end(false);
     mesh.free(guarded).map_err(|e| Failure::internal(anyhow!(e)))?;
     mesh.close().map_err(|e| Failure::internal(anyhow!(e)))?;
     println!("DOCTOR done");

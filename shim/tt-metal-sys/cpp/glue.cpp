@@ -121,6 +121,12 @@ struct Api {
 
     void (*begin_graph_capture)(IGraphProcessor::RunMode);
     OpaqueJson (*end_graph_capture_to_file)(const std::filesystem::path&);
+
+    // Optional: only the doctor's planted write needs them.
+    void (*coord_ctor)(void*, std::uint32_t, std::uint32_t);
+    Buffer* (*device_buffer)(const MeshBuffer*, const void*);
+    void* (*b_device)(const Buffer*);
+    void (*write_dram)(void*, int, unsigned int, std::span<const unsigned char>);
 };
 
 Api api;
@@ -231,6 +237,13 @@ int ttsan_tt_load(const char* metal_path, const char* ttnn_path, char* err, std:
             a.begin_graph_capture, missing);
     (resolve)(ttnn, "_ZN4ttnn5graph14GraphProcessor25end_graph_capture_to_fileERKNSt10filesystem7__cxx114pathE",
             a.end_graph_capture_to_file, missing);
+    std::string optional_missing;
+    (resolve)(metal, "_ZN2tt8tt_metal11distributed14MeshCoordinateC1Ejj", a.coord_ctor, optional_missing);
+    (resolve)(metal, "_ZNK2tt8tt_metal11distributed10MeshBuffer17get_device_bufferERKNS1_14MeshCoordinateE",
+              a.device_buffer, optional_missing);
+    (resolve)(metal, "_ZNK2tt8tt_metal6Buffer6deviceEv", a.b_device, optional_missing);
+    (resolve)(metal, "_ZN2tt8tt_metal6detail24WriteToDeviceDRAMChannelEPNS0_7IDeviceEijSt4spanIKhLm18446744073709551615EE",
+              a.write_dram, optional_missing);
     if (!missing.empty()) {
         std::string msg = "symbols missing from tt-metal: " + missing;
         put_error(err, err_len, msg.c_str());
@@ -441,6 +454,44 @@ int ttsan_tt_buffer_info(void* buffer, TtBufferInfo* out, char* err, std::size_t
         out->alignment = api.b_alignment(bb);
         out->buffer_type = static_cast<std::int32_t>(api.b_buffer_type(bb));
         out->is_allocated = api.b_is_allocated(bb) ? 1 : 0;
+        return 0;
+    });
+}
+
+// Writes `len` bytes straight into DRAM bank `bank` of chip (row, col) at the bank-local
+// `address`, the way a kernel holding a stale address would: through
+// detail::WriteToDeviceDRAMChannel (slow dispatch, no command queue, no buffer, no graph-tracker
+// hook). The chip's IDevice is that of `via`'s copy on the chip (get_device_buffer(coord)->device());
+// the DRAM channel is the bank's: one bank per channel is the default layout on Wormhole and
+// Blackhole, which only hardware confirms (docs/real-hardware.md). The bank's offset is added as
+// Buffer::page_address adds it.
+int ttsan_tt_write_dram(void* mesh, void* via, std::uint32_t row, std::uint32_t col, std::uint32_t bank,
+                        std::uint64_t address, const std::uint8_t* data, std::size_t len, char* err,
+                        std::size_t err_len) {
+    auto* h = static_cast<MeshHandle*>(mesh);
+    auto* b = static_cast<BufPtr*>(via);
+    if (h == nullptr || b == nullptr || data == nullptr) return 3;
+    if (!api.coord_ctor || !api.device_buffer || !api.b_device || !api.write_dram) {
+        put_error(err, err_len,
+                  "this tt-metal lacks MeshBuffer::get_device_buffer, Buffer::device or WriteToDeviceDRAMChannel");
+        return 1;
+    }
+    return guarded(err, err_len, [&] {
+        alignas(16) unsigned char coord[256] = {};
+        api.coord_ctor(coord, row, col);
+        const Buffer* chip = api.device_buffer(b->get(), coord);
+        if (chip == nullptr) {
+            put_error(err, err_len, "the buffer has no copy on that chip");
+            return 1;
+        }
+        void* device = api.b_device(chip);
+        const std::int32_t offset = api.a_bank_offset(api.mesh_allocator(h->mesh.get()).get(), BufferType::DRAM, bank);
+        const std::int64_t at = static_cast<std::int64_t>(address) + offset;
+        if (at < 0 || at > 0xffffffffLL) {
+            put_error(err, err_len, "address out of range");
+            return 1;
+        }
+        api.write_dram(device, static_cast<int>(bank), static_cast<unsigned int>(at), std::span<const unsigned char>(data, len));
         return 0;
     });
 }

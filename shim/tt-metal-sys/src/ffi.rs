@@ -113,6 +113,19 @@ extern "C" {
     pub fn ttsan_tt_buffer_info(buffer: *mut c_void, out: *mut TtBufferInfo, err: *mut c_char, err_len: usize)
         -> c_int;
     pub fn ttsan_tt_free(buffer: *mut c_void, err: *mut c_char, err_len: usize) -> c_int;
+    #[allow(clippy::too_many_arguments)]
+    pub fn ttsan_tt_write_dram(
+        mesh: *mut c_void,
+        via: *mut c_void,
+        row: u32,
+        col: u32,
+        bank: u32,
+        address: u64,
+        data: *const u8,
+        len: usize,
+        err: *mut c_char,
+        err_len: usize,
+    ) -> c_int;
     pub fn ttsan_tt_begin_graph_capture(mode: c_int, err: *mut c_char, err_len: usize) -> c_int;
     pub fn ttsan_tt_end_graph_capture_to_file(path: *const c_char, err: *mut c_char, err_len: usize) -> c_int;
 }

@@ -222,6 +222,32 @@ impl MockMesh {
         })
     }
 
+    /// Writes `bytes` straight into DRAM bank `bank` of chip (`row`, `col`) at the bank-local
+    /// `address`, bypassing buffers, command queues and the graph tracker, as a kernel with a
+    /// stale address would (`detail::WriteToDeviceDRAMChannel`). `via` is any live DRAM buffer
+    /// of this mesh: the chip's device is found through its copy on that chip. The address need
+    /// not belong to `via`; that is the point. In mock mode the chips have no memory and the
+    /// write goes nowhere.
+    pub fn write_dram_raw(
+        &mut self,
+        via: &MeshBufferHandle,
+        (row, col): (u32, u32),
+        bank: u32,
+        address: u64,
+        bytes: &[u8],
+    ) -> Result<(), TtError> {
+        let raw_buf = *self
+            .buffers
+            .get(&via.key)
+            .ok_or_else(|| TtError::Argument("buffer handle is not from this mesh or already freed".into()))?;
+        call("writing to DRAM", |e, n| {
+            // SAFETY: raw and raw_buf are live handles of this mesh; bytes outlives the call.
+            unsafe {
+                ffi::ttsan_tt_write_dram(self.raw, raw_buf, row, col, bank, address, bytes.as_ptr(), bytes.len(), e, n)
+            }
+        })
+    }
+
     /// Deallocates a buffer.
     pub fn free(&mut self, handle: MeshBufferHandle) -> Result<(), TtError> {
         let raw_buf = self
