@@ -684,6 +684,40 @@ fn ops_announced_to_the_graph_tracker_are_traced_with_nesting_cbs_and_threads() 
     assert!(events.iter().any(|e| matches!(e, Event::CbDeallocAll { .. })));
 }
 
+/// A program built with the public host API (`CreateCircularBuffer` on a 4x2 core range), sent
+/// with `EnqueueMeshWorkload`: tt-metal places the circular buffer while it dispatches the
+/// program and reports it to the graph tracker, and the trace holds it with its core range, at
+/// the bottom of the L1 region CBs grow up from, inside the op that dispatched it. In mock mode
+/// the program then stops in `program_dispatch::assemble_device_commands` (it has no kernels,
+/// and compiling one needs the device toolchain), after the placement: the run ends by SIGSEGV,
+/// and the trace the shim flushed on the signal is what is checked.
+#[test]
+fn circular_buffers_of_a_dispatched_program_are_traced_with_core_ranges() {
+    let test = "circular_buffers_of_a_dispatched_program_are_traced_with_core_ranges";
+    let Some((root, prog)) = setup(test) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&root, &prog, dir.path(), &["--trace", "t.ttsan"], &["dispatch", "1"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("CB handle="), "{stdout}\n{}", stderr(&out));
+    assert!(matches!(out.status.code(), Some(0) | Some(139)), "{:?} {}", out.status, stderr(&out));
+    let (events, _) = trace(&dir.path().join("t.ttsan"));
+    let Some(Event::CaptureStart(start)) = events.first() else { panic!("no CaptureStart") };
+    let ops = ops(&events);
+    assert_eq!(ops, vec![(0, "dispatch".into(), None)]);
+    let cbs: Vec<&ttsan_events::CbAlloc> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CbAlloc(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cbs.len(), 1, "{cbs:?}");
+    let core = |x, y| ttsan_events::CoreCoord::new(x, y);
+    assert_eq!(cbs[0].cores, vec![ttsan_events::CoreRange::new(core(0, 0), core(3, 1))]);
+    assert_eq!((cbs[0].size, cbs[0].op, cbs[0].globally_allocated), (4096, Some(0), false));
+    assert_eq!(cbs[0].address, start.geometry.l1_unreserved_base, "CBs start at the unreserved L1 base");
+}
+
 /// `--guard-preloaded` under the graph tracker: tt-metal announces weight uploads as ops
 /// (`Tensor::to_device`), so only an op that runs a program ends the preload phase, and what
 /// that op allocated before its program (its output) loses the guard it was given.

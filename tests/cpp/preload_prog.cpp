@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <any>
 #include <memory>
 #include <mutex>
@@ -31,7 +32,11 @@
 #include <vector>
 #include <array>
 
-namespace tt { enum class ARCH { WORMHOLE_B0 = 2, BLACKHOLE = 3, QUASAR = 4, Invalid = 0xFF }; }
+namespace tt {
+enum class ARCH { WORMHOLE_B0 = 2, BLACKHOLE = 3, QUASAR = 4, Invalid = 0xFF };
+enum class DataFormat : uint8_t { Float16_b = 5 };
+struct xy_pair { size_t x, y; };
+}
 namespace tt::tt_metal {
 enum class BufferType { DRAM, L1, SYSTEM_MEMORY, L1_SMALL, TRACE };
 enum class DispatchCoreType : uint32_t { WORKER, ETH, COUNT };
@@ -44,7 +49,19 @@ class IDevice;
 class IGraphProcessor;
 struct TrackedArgument { std::any value; std::string (*to_string_fn)(const std::any&); };
 struct CoreRange { size_t x0, y0, x1, y1; };
-class CoreRangeSet { public: CoreRangeSet(const CoreRange&); private: alignas(16) unsigned char opaque_[256]; };
+// The real layout (core_coord.hpp: one std::vector<CoreRange>), so that a std::variant holding it
+// is laid out as the library's.
+class CoreRangeSet { public: CoreRangeSet(const CoreRange&); private: std::vector<CoreRange> ranges_; };
+class Program;
+// Storage to spare; never destroyed (its members leak in this test program).
+class CircularBufferConfig {
+ public:
+  CircularBufferConfig(uint32_t total_size, const std::map<uint8_t, tt::DataFormat>& formats);
+  CircularBufferConfig& set_page_size(uint8_t index, uint32_t page_size);
+ private:
+  alignas(16) unsigned char opaque_[1024];
+};
+uintptr_t CreateCircularBuffer(Program&, const std::variant<tt::xy_pair, CoreRange, CoreRangeSet>&, const CircularBufferConfig&);
 // Room to spare for the real object (a handle to its ProgramImpl); never destroyed.
 class Program { public: Program(); private: alignas(16) unsigned char opaque_[512]; };
 class GraphTracker {
@@ -56,17 +73,30 @@ class GraphTracker {
   void track_program(Program*, const IDevice*);
 };
 namespace distributed {
+class MeshCommandQueue;
+class MeshShape;
+class MeshCoordinateRange { public: MeshCoordinateRange(const MeshShape&); private: alignas(16) unsigned char opaque_[512]; };
+class MeshWorkload {
+ public:
+  MeshWorkload(); ~MeshWorkload();
+  void add_program(const MeshCoordinateRange&, Program&&);
+ private:
+  alignas(16) unsigned char opaque_[512];
+};
 struct ReplicatedBufferConfig; struct ShardedBufferConfig; struct DeviceLocalBufferConfig; class MeshShape; class MeshCoordinate;
 class MeshDevice {
  public:
   static std::shared_ptr<MeshDevice> create_unit_mesh(int, unsigned long, unsigned long, unsigned long,
       const DispatchCoreConfig&, std::span<const unsigned int>, unsigned long);
   size_t num_devices() const; bool close();
+  const MeshShape& shape() const;
+  MeshCommandQueue& mesh_command_queue(std::optional<uint8_t>) const;
 };
 class MeshBuffer { public:
   static std::shared_ptr<MeshBuffer> create(const std::variant<ReplicatedBufferConfig, ShardedBufferConfig>&,
       const DeviceLocalBufferConfig&, MeshDevice*, std::optional<unsigned long>);
   Buffer* get_backing_buffer() const; void deallocate(); };
+void EnqueueMeshWorkload(MeshCommandQueue&, MeshWorkload&, bool);
 }}
 namespace ttnn::distributed {
 std::shared_ptr<tt::tt_metal::distributed::MeshDevice> open_mesh_device(unsigned long, unsigned long, unsigned long,
@@ -257,6 +287,25 @@ static void preload_mode(MeshDevice* dev) {
   drop(sinks, "weight.sinks");
 }
 
+// A program built with the public host API: one circular buffer on a 4x2 core range, dispatched
+// to every chip as a mesh workload. tt-metal places the CB when it dispatches the program and
+// reports the placement to the graph tracker.
+static void dispatch_mode(MeshDevice* dev) {
+  Buf input = make(dev, "input", 64 << 10, 2048, BufferType::DRAM);
+  Program program;
+  CircularBufferConfig config(4096, {{0, tt::DataFormat::Float16_b}});
+  config.set_page_size(0, 2048);
+  uintptr_t cb = CreateCircularBuffer(program, CoreRange{0, 0, 3, 1}, config);
+  printf("CB handle=%lu\n", (unsigned long)cb);
+  fflush(stdout);
+  MeshWorkload workload;
+  workload.add_program(MeshCoordinateRange(dev->shape()), std::move(program));
+  op_begin("dispatch");
+  EnqueueMeshWorkload(dev->mesh_command_queue(std::nullopt), workload, true);
+  op_end();
+  printf("DISPATCHED\n");
+}
+
 // Four threads allocate; each frees half of its own buffers and hands the rest to the main
 // thread, which frees them (cross-thread frees).
 static void threads(MeshDevice* dev) {
@@ -361,6 +410,7 @@ int main(int argc, char** argv) {
   else if (mode == "wait") wait_mode(mesh.get());
   else if (mode == "processor") processor_mode(mesh.get());
   else if (mode == "preload") preload_mode(mesh.get());
+  else if (mode == "dispatch") dispatch_mode(mesh.get());
   else if (mode == "bench") bench(mesh.get(), argc > 3 ? atol(argv[3]) : 2000);
   else { fprintf(stderr, "unknown mode %s\n", mode.c_str()); return 2; }
   close(mesh, chips);

@@ -584,7 +584,8 @@ pub(crate) fn on_cb_allocated(
     device: *const c_void,
 ) {
     let mut st = lock();
-    if st.phase != Phase::Started {
+    // Before the first buffer (Idle) the event waits with the early ones, as an op would.
+    if matches!(st.phase, Phase::Failed | Phase::Closed) {
         return;
     }
     let cores = match cores {
@@ -622,7 +623,8 @@ pub(crate) fn on_cb_allocated(
 /// A program released its circular buffers (`track_deallocate_cb`).
 pub(crate) fn on_cbs_released(device: *const c_void) {
     let mut st = lock();
-    if st.phase != Phase::Started {
+    // Before the first buffer (Idle) the event waits with the early ones, as an op would.
+    if matches!(st.phase, Phase::Failed | Phase::Closed) {
         return;
     }
     let device = st.device_of(device);
@@ -632,7 +634,8 @@ pub(crate) fn on_cbs_released(device: *const c_void) {
 /// A program was dispatched (`track_program`).
 pub(crate) fn on_program(id: u64, device: *const c_void) {
     let mut st = lock();
-    if st.phase != Phase::Started {
+    // Before the first buffer (Idle) the event waits with the early ones, as an op would.
+    if matches!(st.phase, Phase::Failed | Phase::Closed) {
         return;
     }
     let device = st.device_of(device);
