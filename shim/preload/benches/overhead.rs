@@ -9,6 +9,11 @@
 //! process's CPU time (that plus the writer thread), and the median and quartiles of the ratios
 //! to the run without the shim taken round by round.
 //!
+//! Then the same for ops: the program's `bench-ops` mode announces ops to every registered
+//! graph processor as ttnn does (a top-level op with one nested device operation, no
+//! allocation), which without the shim is a walk over an empty list: what the shim's processor
+//! adds per op.
+//!
 //! With `TTSAN_OVERHEAD_BASELINE=/path/to/an/older/libttsan_preload.so` it also runs that shim
 //! (with and without stacks) in the same rounds, for a before/after comparison under the same
 //! load.
@@ -45,45 +50,65 @@ fn run() -> Result<(), String> {
         }
         println!("baseline shim: {}", b.display());
     }
-    println!("{iterations} allocate/free pairs per run, {rounds} rounds, median ns per pair:");
-
     let mut configs: Vec<(&str, Option<(&Path, &str)>)> =
         vec![("without shim", None), ("with shim", Some((&shim, "16"))), ("shim, no stacks", Some((&shim, "0")))];
     if let Some(b) = &baseline {
         configs.push(("baseline shim", Some((b, "16"))));
         configs.push(("baseline, no stacks", Some((b, "0"))));
     }
-    // samples[config][measure]: wall, calling thread's CPU, whole process's CPU.
-    let mut samples: Vec<[Vec<f64>; 3]> = vec![Default::default(); configs.len()];
-    for _ in 0..rounds {
-        for (i, (_, with)) in configs.iter().enumerate() {
-            let m = once(&root, &prog, &work, *with, iterations)?;
-            for (k, v) in m.into_iter().enumerate() {
-                samples[i][k].push(v);
-            }
-        }
-    }
-    // Ratios are taken round by round (each configuration against the run without the shim in
-    // the same round, seconds apart) and their median reported with the quartiles: on a shared
-    // machine the speed of the whole box drifts between rounds by more than the shim costs, and
-    // a ratio of medians taken over different rounds carries that drift.
-    let medians: Vec<[f64; 3]> = samples
-        .iter()
-        .map(|s| [median(&mut s[0].clone()), median(&mut s[1].clone()), median(&mut s[2].clone())])
-        .collect();
-    println!("  {:<20} {:>26} {:>26} {:>26}", "", "wall", "calling-thread CPU", "process CPU");
-    for (i, (name, _)) in configs.iter().enumerate() {
-        let cell = |k: usize| {
-            let mut ratios: Vec<f64> =
-                samples[i][k].iter().zip(&samples[0][k]).map(|(with, without)| with / without).collect();
-            let (q1, q2, q3) = quartiles(&mut ratios);
-            format!("{:>6.0} ns {:.2}x [{:.2}-{:.2}]", medians[i][k], q2, q1, q3)
-        };
-        println!("  {name:<20} {:>26} {:>26} {:>26}", cell(0), cell(1), cell(2));
-    }
-    println!("  (median ns per pair; median of the per-round ratios to the run without the shim, [quartiles])");
+    let run = Run { root: &root, prog: &prog, work: &work, configs: &configs, rounds };
+    println!("{iterations} allocate/free pairs per run, {rounds} rounds:");
+    run.table("bench", iterations, "pair")?;
+    println!("{iterations} ops (each with one nested device operation) per run, {rounds} rounds:");
+    run.table("bench-ops", iterations, "op")?;
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
+}
+
+/// One side-by-side measurement: every configuration once per round, rounds interleaved.
+struct Run<'a> {
+    root: &'a Path,
+    prog: &'a Path,
+    work: &'a Path,
+    configs: &'a [(&'a str, Option<(&'a Path, &'a str)>)],
+    rounds: usize,
+}
+
+impl Run<'_> {
+    /// Runs the program's `mode` with `n` iterations in every configuration and prints, per
+    /// configuration, the median ns per `unit` and the ratios to the run without the shim.
+    fn table(&self, mode: &str, n: u64, unit: &str) -> Result<(), String> {
+        // samples[config][measure]: wall, calling thread's CPU, whole process's CPU.
+        let mut samples: Vec<[Vec<f64>; 3]> = vec![Default::default(); self.configs.len()];
+        for _ in 0..self.rounds {
+            for (i, (_, with)) in self.configs.iter().enumerate() {
+                let m = once(self.root, self.prog, self.work, *with, mode, n)?;
+                for (k, v) in m.into_iter().enumerate() {
+                    samples[i][k].push(v);
+                }
+            }
+        }
+        // Ratios are taken round by round (each configuration against the run without the shim
+        // in the same round, seconds apart) and their median reported with the quartiles: on a
+        // shared machine the speed of the whole box drifts between rounds by more than the shim
+        // costs, and a ratio of medians taken over different rounds carries that drift.
+        let medians: Vec<[f64; 3]> = samples
+            .iter()
+            .map(|s| [median(&mut s[0].clone()), median(&mut s[1].clone()), median(&mut s[2].clone())])
+            .collect();
+        println!("  {:<20} {:>26} {:>26} {:>26}", "", "wall", "calling-thread CPU", "process CPU");
+        for (i, (name, _)) in self.configs.iter().enumerate() {
+            let cell = |k: usize| {
+                let mut ratios: Vec<f64> =
+                    samples[i][k].iter().zip(&samples[0][k]).map(|(with, without)| with / without).collect();
+                let (q1, q2, q3) = quartiles(&mut ratios);
+                format!("{:>6.0} ns {:.2}x [{:.2}-{:.2}]", medians[i][k], q2, q1, q3)
+            };
+            println!("  {name:<20} {:>26} {:>26} {:>26}", cell(0), cell(1), cell(2));
+        }
+        println!("  (median ns per {unit}; median of the per-round ratios to the run without the shim, [quartiles])");
+        Ok(())
+    }
 }
 
 /// The shim built for this bench (`cargo bench` builds the cdylib in the same profile).
@@ -118,14 +143,22 @@ fn compile(root: &Path, work: &Path) -> Result<PathBuf, String> {
     Ok(exe)
 }
 
-/// One run: ns per allocate/free pair of wall time, calling-thread CPU and process CPU.
+/// One run of the program's `mode`: ns per iteration of wall time, calling-thread CPU and
+/// process CPU.
 /// `with`: the shim to preload and the stack depth it records, or `None` for the bare program.
-fn once(root: &Path, prog: &Path, work: &Path, with: Option<(&Path, &str)>, n: u64) -> Result<[f64; 3], String> {
+fn once(
+    root: &Path,
+    prog: &Path,
+    work: &Path,
+    with: Option<(&Path, &str)>,
+    mode: &str,
+    n: u64,
+) -> Result<[f64; 3], String> {
     let trace = work.join("bench.ttsan");
     let _ = std::fs::remove_file(&trace);
     let mut cmd = Command::new(prog);
     cmd.current_dir(work)
-        .args(["bench", "1", &n.to_string()])
+        .args([mode, "1", &n.to_string()])
         .env("TT_METAL_RUNTIME_ROOT", root.join("ttnn"))
         .env("TT_METAL_SHM_TRACKING_DISABLED", "1")
         .env("OMPI_MCA_btl", "self")

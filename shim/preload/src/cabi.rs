@@ -48,7 +48,7 @@ fn inside<T>(fallback: T, f: impl FnOnce() -> T) -> T {
 #[no_mangle]
 pub unsafe extern "C" fn ttsan_op_begin(name: *const c_char) {
     let name = text(name);
-    inside((), || state::op_begin(name, state::OpSource::Marked));
+    inside((), || state::op_begin(&name, state::OpSource::Marked));
 }
 
 /// Ends the innermost open op.

@@ -215,7 +215,7 @@ pub unsafe extern "C-unwind" fn replay_mesh_trace(this: *mut c_void, cq: u8, id:
         if let Some(_entered) = Entered::enter() {
             quietly(|| {
                 state::op_begin(
-                    format!("MeshDevice::replay_mesh_trace(trace {})", trace_id(id)),
+                    &format!("MeshDevice::replay_mesh_trace(trace {})", trace_id(id)),
                     state::OpSource::Replay,
                 )
             });

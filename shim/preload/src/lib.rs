@@ -37,6 +37,7 @@ mod guard;
 mod interpose;
 mod interrupts;
 mod lifecycle;
+mod names;
 mod processor;
 mod reentry;
 mod signals;

@@ -187,12 +187,12 @@ extern "C" fn is_capture_processor(_this: *const c_void) -> bool {
 extern "C" fn function_start(_this: *mut c_void, len: usize, ptr: *const u8, _args: *const c_void, _nargs: usize) {
     inside(|| {
         let name = if ptr.is_null() {
-            String::new()
+            std::borrow::Cow::Borrowed("")
         } else {
             // SAFETY: tt-metal passes a valid string_view of `len` bytes.
-            String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(ptr, len) }).into_owned()
+            String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(ptr, len) })
         };
-        state::op_begin(name, state::OpSource::Tracker);
+        state::op_begin(&name, state::OpSource::Tracker);
     });
 }
 

@@ -24,9 +24,69 @@ const OWN_FRAMES: usize = 8;
 /// Cached call chains per thread; cleared when full (a bound, not a policy).
 const CACHE_ENTRIES: usize = 4096;
 
-/// A captured call chain (return addresses, innermost first). Shared, so that an event carries
-/// it without copying and the writer can recognise a chain it has named before by pointer.
+/// A captured call chain (return addresses, innermost first). Shared, so that the writer can
+/// name it later, and recognised by the address of its elements while someone holds it.
 pub(crate) type Chain = Arc<[usize]>;
+
+/// A call chain borrowed from the calling thread's chain cache, as [`capture`] returns it.
+///
+/// It stays valid until that thread captures again (the cache may then drop the chain), which
+/// is enough: an event carries it from the interposed call that captured it to the producer's
+/// chain table in that same call, on that thread. Carrying an `Arc` instead cost two atomic
+/// read-modify-writes per event (a clone here, a drop at the table), each of which waits for
+/// tt-metal's own pending stores; the table takes a counted reference only for a chain it has
+/// not seen ([`ChainRef::to_owned`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChainRef {
+    ptr: *const usize,
+    len: usize,
+}
+
+// SAFETY: a ChainRef is only read on the thread that captured it (see the type's docs and the
+// SAFETY notes of `ips` and `to_owned`); Send only lets events that may hold one sit in the
+// shim's state, which the events holding one never outlive (the state's early queue drops them).
+unsafe impl Send for ChainRef {}
+
+impl ChainRef {
+    /// Borrows a chain someone holds.
+    pub(crate) fn of(chain: &Chain) -> ChainRef {
+        ChainRef { ptr: chain.as_ptr(), len: chain.len() }
+    }
+
+    /// The chain's identity while it is held: the address of its elements.
+    pub(crate) fn key(self) -> usize {
+        self.ptr as usize
+    }
+
+    /// Frames in the chain.
+    pub(crate) fn len(self) -> usize {
+        self.len
+    }
+
+    /// The return addresses.
+    ///
+    /// # Safety
+    /// On the thread that captured it, before that thread captures again (or while the
+    /// [`Chain`] it was made [`of`](ChainRef::of) is held).
+    pub(crate) unsafe fn ips<'a>(self) -> &'a [usize] {
+        // SAFETY: the caller guarantees the chain is still held (by the thread's cache).
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    /// A counted reference to the chain.
+    ///
+    /// # Safety
+    /// As for [`ChainRef::ips`].
+    pub(crate) unsafe fn to_owned(self) -> Chain {
+        let raw = std::ptr::slice_from_raw_parts(self.ptr, self.len);
+        // SAFETY: `raw` is the data pointer of a live Arc<[usize]> (the caller guarantees it is
+        // still held), so one more strong reference may be made from it.
+        unsafe {
+            Arc::increment_strong_count(raw);
+            Arc::from_raw(raw)
+        }
+    }
+}
 
 struct Walk {
     ips: Vec<usize>,
@@ -105,7 +165,7 @@ fn still_valid(chain: &Cached) -> bool {
 /// return-address slot of the cached chain still holds the same address; anything else is
 /// unwound afresh.
 #[inline(never)]
-pub(crate) fn capture(depth: usize) -> Option<Chain> {
+pub(crate) fn capture(depth: usize) -> Option<ChainRef> {
     if depth == 0 {
         return None;
     }
@@ -113,7 +173,9 @@ pub(crate) fn capture(depth: usize) -> Option<Chain> {
     let key = std::ptr::addr_of!(marker) as usize;
     let max = depth + OWN_FRAMES;
     let cached = CHAINS
-        .try_with(|c| c.borrow().get(&key).filter(|ch| ch.ips.len() <= max && still_valid(ch)).map(|ch| ch.ips.clone()))
+        .try_with(|c| {
+            c.borrow().get(&key).filter(|ch| ch.ips.len() <= max && still_valid(ch)).map(|ch| ChainRef::of(&ch.ips))
+        })
         .ok()
         .flatten();
     let chain = match cached {
@@ -123,14 +185,23 @@ pub(crate) fn capture(depth: usize) -> Option<Chain> {
             // SAFETY: step only touches `walk`, which outlives the call.
             unsafe { _Unwind_Backtrace(step, (&mut walk as *mut Walk).cast()) };
             let chain: Chain = walk.ips.into();
+            let borrowed = ChainRef::of(&chain);
+            let mut unheld = Some(chain);
             let _ = CHAINS.try_with(|c| {
                 let mut c = c.borrow_mut();
                 if c.len() >= CACHE_ENTRIES {
                     c.clear();
                 }
-                c.insert(key, Cached { ips: chain.clone(), cfas: walk.cfas.into() });
+                if let Some(ips) = unheld.take() {
+                    c.insert(key, Cached { ips, cfas: walk.cfas.into() });
+                }
             });
-            chain
+            if let Some(chain) = unheld {
+                // The thread's cache is gone (the thread is exiting): nothing else would hold the
+                // chain the ChainRef points to, so it is kept for good (a few per exiting thread).
+                std::mem::forget(chain);
+            }
+            borrowed
         }
     };
     std::hint::black_box(&marker);
@@ -140,7 +211,10 @@ pub(crate) fn capture(depth: usize) -> Option<Chain> {
 /// Loads libgcc's unwinder now, outside any interposed call: glibc dlopens it on the first
 /// backtrace, which must not happen first inside a signal handler or under tt-metal's locks.
 pub(crate) fn warm_up() {
-    let _ = capture(1);
+    // Not through `capture`: the caller may hold a ChainRef, which a capture could invalidate.
+    let mut walk = Walk { ips: Vec::with_capacity(1), cfas: Vec::with_capacity(1), max: 1 };
+    // SAFETY: step only touches `walk`, which outlives the call.
+    unsafe { _Unwind_Backtrace(step, (&mut walk as *mut Walk).cast()) };
 }
 
 #[derive(Clone)]
@@ -292,7 +366,8 @@ mod tests {
 
     #[inline(never)]
     fn here() -> Vec<usize> {
-        capture(8).map(|c| c.to_vec()).unwrap_or_default()
+        // SAFETY: read right after the capture, on this thread.
+        capture(8).map(|c| unsafe { c.ips() }.to_vec()).unwrap_or_default()
     }
 
     #[test]
@@ -308,7 +383,8 @@ mod tests {
     #[inline(never)]
     fn from(level: u32) -> Vec<usize> {
         if level == 0 {
-            capture(16).map(|c| c.to_vec()).unwrap_or_default()
+            // SAFETY: read right after the capture, on this thread.
+            capture(16).map(|c| unsafe { c.ips() }.to_vec()).unwrap_or_default()
         } else {
             std::hint::black_box(from(level - 1))
         }

@@ -48,10 +48,16 @@ struct Live {
 /// An op that has begun and not ended.
 struct OpenOp {
     index: u64,
-    name: String,
+    name: OpLabel,
     /// The thread that announced it: nesting is per thread.
     thread: i64,
     parent: Option<u64>,
+}
+
+/// An open op's name: interned, or inline when the table of names is full.
+enum OpLabel {
+    Id(u32),
+    Text(String),
 }
 
 thread_local! {
@@ -97,6 +103,8 @@ struct State {
     producer: writer::Producer,
     live: AddrMap<Live>,
     ops: Vec<OpenOp>,
+    /// Names of ops announced so far (see `names`).
+    op_names: crate::names::OpNames,
     next_op: u64,
     /// Top-level ops ended so far (for `TTSAN_GUARD_EVERY`).
     top_ends: u64,
@@ -122,6 +130,7 @@ static STATE: Mutex<State> = Mutex::new(State {
     producer: writer::Producer::new(),
     live: AddrMap::with_hasher(std::hash::BuildHasherDefault::new()),
     ops: Vec::new(),
+    op_names: crate::names::OpNames::new(),
     next_op: 0,
     top_ends: 0,
     preload_over: false,
@@ -182,7 +191,8 @@ impl State {
     fn send(&mut self, msg: Msg) {
         match (&self.tx, self.phase) {
             (Some(_), Phase::Started) => self.producer.send(msg),
-            (_, Phase::Idle) => self.early.push(msg),
+            // Early messages are sent later, after other captures: no borrowed stack may wait.
+            (_, Phase::Idle) => self.early.push(msg.without_stack()),
             _ => self.dropped += 1,
         }
     }
@@ -475,7 +485,8 @@ pub(crate) fn on_allocated(buffer: *const c_void) {
     let top_op = st.current_top_op();
     let preloading = !st.preload_over;
     let reason = cfg.guards.reason(f.size, space, preloading, || {
-        ips.as_deref().map(|c| stack::frames(c, cfg.stack_depth)).unwrap_or_default()
+        // SAFETY: on this thread, in the call that captured it.
+        ips.map(|c| stack::frames(unsafe { c.ips() }, cfg.stack_depth)).unwrap_or_default()
     });
     let alloc = Alloc { id: f.id, space, address: f.address, size: f.size, page_size: f.page_size, op };
     st.send(Msg::Alloc(alloc, ips));
@@ -527,7 +538,7 @@ pub(crate) enum OpSource {
 }
 
 /// An op begins on this thread (`track_function_start`, `ttsan_op_begin`, a trace replay).
-pub(crate) fn op_begin(name: String, source: OpSource) {
+pub(crate) fn op_begin(name: &str, source: OpSource) {
     let mut st = lock();
     if matches!(st.phase, Phase::Failed | Phase::Closed) {
         return;
@@ -542,17 +553,29 @@ pub(crate) fn op_begin(name: String, source: OpSource) {
     }
     let index = st.next_op;
     st.next_op += 1;
-    st.event(Event::OpBegin(OpBegin {
-        index,
-        name: name.clone(),
-        devices: Vec::new(),
-        args: String::new(),
-        inputs: Vec::new(),
-        outputs: Vec::new(),
-        scratch: Vec::new(),
-        parent,
-    }));
-    st.ops.push(OpenOp { index, name, thread, parent });
+    let label = match st.op_names.intern(name) {
+        Some((id, new)) => {
+            if new {
+                st.send(Msg::OpName(id, name.to_owned()));
+            }
+            st.send(Msg::OpBegin { index, parent, name: id });
+            OpLabel::Id(id)
+        }
+        None => {
+            st.event(Event::OpBegin(OpBegin {
+                index,
+                name: name.to_owned(),
+                devices: Vec::new(),
+                args: String::new(),
+                inputs: Vec::new(),
+                outputs: Vec::new(),
+                scratch: Vec::new(),
+                parent,
+            }));
+            OpLabel::Text(name.to_owned())
+        }
+    };
+    st.ops.push(OpenOp { index, name: label, thread, parent });
 }
 
 /// The innermost op of this thread ends.
@@ -567,10 +590,14 @@ pub(crate) fn op_end() {
         return;
     };
     let op = st.ops.remove(pos);
-    st.event(Event::OpEnd { index: op.index });
+    st.send(Msg::OpEnd { index: op.index });
     if op.parent.is_none() {
         st.top_ends += 1;
-        let check = config::get().sample.selects(st.top_ends, &op.name);
+        let name = match &op.name {
+            OpLabel::Id(id) => st.op_names.get(*id),
+            OpLabel::Text(t) => t,
+        };
+        let check = config::get().sample.selects(st.top_ends, name);
         st.top_level_digests(Some(op.index), check);
     }
 }

@@ -15,7 +15,7 @@
 //! receive, the postcard + CRC + COBS framing and the pointer-keyed stack lookup were most of
 //! it (docs/performance.md).
 
-use crate::stack::{AddrMap, Chain};
+use crate::stack::{AddrMap, Chain, ChainRef};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use ttsan_events::trace::{BlockBuilder, Header, RawAlloc, FLAG_BLOCKS, FORMAT_VERSION};
-use ttsan_events::{Event, Space};
+use ttsan_events::{Event, OpBegin, Space};
 
 /// What producers send. Allocations and frees, the hot path, travel as small plain values and
 /// become events here; everything else is boxed. The channel's slots are as large as the
@@ -35,17 +35,47 @@ use ttsan_events::{Event, Space};
 pub(crate) enum Msg {
     /// An event ready to encode.
     Event(Box<Event>),
-    /// A buffer allocation, with the stack (raw return addresses) the writer names.
-    Alloc(Alloc, Option<Chain>),
+    /// A buffer allocation, with the stack (raw return addresses) the writer names, borrowed
+    /// from the capturing thread's cache until the producer's chain table has seen it.
+    Alloc(Alloc, Option<ChainRef>),
     /// A buffer free, with its stack.
     Free {
         /// The id given at allocation.
         id: u64,
         /// The innermost open op.
         op: Option<u64>,
-        /// The stack.
-        chain: Option<Chain>,
+        /// The stack (borrowed, as for `Alloc`).
+        chain: Option<ChainRef>,
     },
+    /// An op name's id, sent once before the first op that uses it (not a message of its own:
+    /// it is not counted).
+    OpName(u32, String),
+    /// An op begins (an `OpBegin` with only these fields set).
+    OpBegin {
+        /// The op's index.
+        index: u64,
+        /// The enclosing op on the same thread.
+        parent: Option<u64>,
+        /// Its name's id.
+        name: u32,
+    },
+    /// An op ends.
+    OpEnd {
+        /// The op's index.
+        index: u64,
+    },
+}
+
+impl Msg {
+    /// The message without its borrowed stack, for a message that outlives the call that
+    /// captured it.
+    pub(crate) fn without_stack(self) -> Msg {
+        match self {
+            Msg::Alloc(a, _) => Msg::Alloc(a, None),
+            Msg::Free { id, op, .. } => Msg::Free { id, op, chain: None },
+            m => m,
+        }
+    }
 }
 
 /// What the shim knows of an allocation (the rest of a `BufferAlloc` is the same for all).
@@ -126,6 +156,17 @@ enum Entry {
     },
     /// A chain's first appearance, queued ahead of the first message that uses its index.
     Chain(u32, Chain),
+    /// An op name's first appearance, queued ahead of the first op that uses it.
+    OpName(u32, String),
+    OpBegin {
+        index: u64,
+        parent: u64,
+        name: u32,
+        has_parent: bool,
+    },
+    OpEnd {
+        index: u64,
+    },
     /// The producers' chain table was cleared: its indices will not be used again.
     Forget,
 }
@@ -233,9 +274,11 @@ impl Producer {
         SINK.sent.0.store(q.sent, Ordering::Release);
     }
 
-    fn chain(&mut self, chain: Option<Chain>) -> u32 {
-        let Some(chain) = chain.filter(|c| !c.is_empty()) else { return NO_CHAIN };
-        let key = chain.as_ptr() as usize;
+    /// The chain's index, defining it (staged ahead of its first use) when the table has not
+    /// seen it. Called by the thread that captured `chain`, within the call that captured it.
+    fn chain(&mut self, chain: Option<ChainRef>) -> u32 {
+        let Some(chain) = chain.filter(|c| c.len() > 0) else { return NO_CHAIN };
+        let key = chain.key();
         if let Some(&(_, index)) = self.last.iter().find(|(k, _)| *k == key) {
             return index;
         }
@@ -251,6 +294,9 @@ impl Producer {
         let index = self.next_chain;
         // Wraps after four billion chains; an index is defined again before each new use.
         self.next_chain = (self.next_chain + 1) % NO_CHAIN;
+        // SAFETY: producers stage a message in the interposed call that captured its chain, on
+        // that thread, with no capture in between (see `ChainRef`).
+        let chain = unsafe { chain.to_owned() };
         self.staged.push(Entry::Chain(index, chain.clone()));
         // The chain is kept so that its address is not reused for another chain.
         self.chains.insert(key, (chain, index));
@@ -274,6 +320,14 @@ impl Producer {
             Msg::Free { id, op, chain } => {
                 Entry::Free { id, op: op.unwrap_or(0), chain: self.chain(chain), has_op: op.is_some() }
             }
+            Msg::OpName(id, name) => {
+                self.staged.push(Entry::OpName(id, name));
+                return;
+            }
+            Msg::OpBegin { index, parent, name } => {
+                Entry::OpBegin { index, parent: parent.unwrap_or(0), name, has_parent: parent.is_some() }
+            }
+            Msg::OpEnd { index } => Entry::OpEnd { index },
         };
         self.staged.push(entry);
         self.staged_messages += 1;
@@ -454,13 +508,45 @@ impl StackIds {
     }
 }
 
+/// What the writer learnt from definitions in the queue: stack ids, op names by id.
+struct Names {
+    stacks: StackIds,
+    ops: Vec<String>,
+}
+
+impl Names {
+    fn new(stack_limit: usize) -> Self {
+        Names { stacks: StackIds::new(stack_limit), ops: Vec::new() }
+    }
+}
+
 /// Turns queued entries into blocks appended to `out`; returns how many producer messages
 /// they held.
-fn encode(entries: &mut Vec<Entry>, stacks: &mut StackIds, block: &mut BlockBuilder, out: &mut Vec<u8>) -> u64 {
+fn encode(entries: &mut Vec<Entry>, names: &mut Names, block: &mut BlockBuilder, out: &mut Vec<u8>) -> u64 {
+    let Names { stacks, ops } = names;
     let mut messages = 0;
     for entry in entries.drain(..) {
         match entry {
             Entry::Event(e) => block.event(&e),
+            Entry::OpName(id, name) => {
+                let at = id as usize;
+                if ops.len() <= at {
+                    ops.resize(at + 1, String::new());
+                }
+                ops[at] = name;
+                continue;
+            }
+            Entry::OpBegin { index, parent, name, has_parent } => block.event(&Event::OpBegin(OpBegin {
+                index,
+                name: ops.get(name as usize).cloned().unwrap_or_default(),
+                devices: Vec::new(),
+                args: String::new(),
+                inputs: Vec::new(),
+                outputs: Vec::new(),
+                scratch: Vec::new(),
+                parent: has_parent.then_some(parent),
+            })),
+            Entry::OpEnd { index } => block.event(&Event::OpEnd { index }),
             Entry::Alloc { id, address, size, page_size, op, chain, space, has_op } => block.alloc(&RawAlloc {
                 id,
                 // The shim does not read the chip or the shard placement (see the notes it
@@ -503,7 +589,7 @@ fn run(rx: Receiver<Msg>) {
     let _done = Done;
     let _ = IS_WRITER.try_with(|w| w.set(true));
     block_async_signals();
-    let mut stacks = StackIds::new(STACK_NAMES);
+    let mut names = Names::new(STACK_NAMES);
     let mut block = BlockBuilder::new();
     let mut taken: Vec<Entry> = Vec::with_capacity(QUEUE_CAPACITY);
     let mut out = Vec::with_capacity(256 * 1024);
@@ -519,7 +605,7 @@ fn run(rx: Receiver<Msg>) {
         if taken.is_empty() {
             idle = (idle * 2).min(MAX_IDLE);
         } else {
-            let messages = encode(&mut taken, &mut stacks, &mut block, &mut out);
+            let messages = encode(&mut taken, &mut names, &mut block, &mut out);
             commit(&out, messages);
             out.clear();
             idle = MIN_IDLE;
@@ -635,17 +721,29 @@ mod tests {
     }
 
     /// Stages `msgs` on a private producer and encodes them as the writer does.
-    fn through(q: &mut Producer, stacks: &mut StackIds, msgs: Vec<Msg>) -> (Vec<u8>, u64) {
+    fn through(q: &mut Producer, names: &mut Names, msgs: Vec<Msg>) -> (Vec<u8>, u64) {
         for m in msgs {
             q.push(m);
         }
         let (mut block, mut out) = (BlockBuilder::new(), Vec::new());
-        let n = encode(&mut q.staged, stacks, &mut block, &mut out);
+        let n = encode(&mut q.staged, names, &mut block, &mut out);
         (out, n)
     }
 
+    thread_local! {
+        /// What the tests' borrowed chains point into, held as a thread's chain cache would.
+        static HELD: std::cell::RefCell<Vec<Chain>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// Borrows `chain`, held until the test thread ends.
+    fn held(chain: Chain) -> ChainRef {
+        let borrowed = ChainRef::of(&chain);
+        HELD.with(|h| h.borrow_mut().push(chain));
+        borrowed
+    }
+
     fn free(id: u64, chain: Option<Chain>) -> Msg {
-        Msg::Free { id, op: None, chain }
+        Msg::Free { id, op: None, chain: chain.map(held) }
     }
 
     fn stack_ids(events: &[Event]) -> Vec<Option<u64>> {
@@ -661,7 +759,7 @@ mod tests {
     #[test]
     fn each_stack_is_defined_once_and_ids_survive_clearing() {
         let mut q = Producer::new();
-        let mut stacks = StackIds::new(2);
+        let mut stacks = Names::new(2);
         let a = chain(&[0x10, 0x20]);
         let b = chain(&[0x30]);
         // The same chain twice, the same stack unwound afresh (another Arc: same text, same
@@ -700,7 +798,7 @@ mod tests {
     fn a_cleared_chain_table_names_chains_again() {
         let mut q = Producer::new();
         // Texts are never forgotten here, so the stack keeps its id.
-        let mut stacks = StackIds::new(usize::MAX);
+        let mut stacks = Names::new(usize::MAX);
         let chains: Vec<Chain> = (0..CHAIN_INDICES + 1).map(|i| chain(&[0x1000 + i])).collect();
         let msgs = chains.iter().enumerate().map(|(i, c)| free(i as u64, Some(c.clone()))).collect();
         let (out, n) = through(&mut q, &mut stacks, msgs);
@@ -752,16 +850,48 @@ mod tests {
     }
 
     #[test]
+    fn interned_op_names_come_back_on_every_op() {
+        let mut q = Producer::new();
+        let mut names = Names::new(STACK_NAMES);
+        let msgs = vec![
+            Msg::OpName(0, "ttnn::add".into()),
+            Msg::OpBegin { index: 0, parent: None, name: 0 },
+            Msg::OpName(1, "BinaryNgDeviceOperation".into()),
+            Msg::OpBegin { index: 1, parent: Some(0), name: 1 },
+            Msg::OpEnd { index: 1 },
+            Msg::OpEnd { index: 0 },
+            Msg::OpBegin { index: 2, parent: None, name: 0 },
+        ];
+        let (out, n) = through(&mut q, &mut names, msgs);
+        assert_eq!(n, 5, "name definitions are not counted as messages");
+        let ops: Vec<(u64, String, Option<u64>)> = records(&out)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::OpBegin(o) => Some((o.index, o.name, o.parent)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            ops,
+            vec![
+                (0, "ttnn::add".into(), None),
+                (1, "BinaryNgDeviceOperation".into(), Some(0)),
+                (2, "ttnn::add".into(), None)
+            ]
+        );
+    }
+
+    #[test]
     fn a_definition_precedes_the_record_that_uses_it() {
         let mut q = Producer::new();
-        let mut stacks = StackIds::new(STACK_NAMES);
+        let mut stacks = Names::new(STACK_NAMES);
         let msgs = vec![
             free(1, Some(chain(&[0x50]))),
             free(2, Some(chain(&[0x50]))),
             free(3, None),
             Msg::Alloc(
                 Alloc { id: 4, space: Space::L1, address: 64, size: 4096, page_size: 1024, op: Some(9) },
-                Some(chain(&[0x60])),
+                Some(held(chain(&[0x60]))),
             ),
             Msg::Event(Box::new(Event::OpEnd { index: 9 })),
         ];
