@@ -399,8 +399,12 @@ fn runtime(missing: Option<&str>) -> ttsan_events::Runtime {
     let (build, version) = tt::build();
     let mut details = Vec::new();
     match &version {
-        Some(v) if tt::TESTED_TTNN.contains(&v.as_str()) => details.push(format!("ttnn {v} is in ttsan's tested set")),
-        Some(v) => details.push(format!("ttnn {v} is not in ttsan's tested set ({})", tt::TESTED_TTNN.join(", "))),
+        Some(v) if ttnn_wheel::TESTED_RELEASES.contains(&v.as_str()) => {
+            details.push(format!("ttnn {v} is in ttsan's tested set"))
+        }
+        Some(v) => {
+            details.push(format!("ttnn {v} is not in ttsan's tested set ({})", ttnn_wheel::TESTED_RELEASES.join(", ")))
+        }
         None => details.push("not a ttnn wheel: the layout below was checked against this library alone".into()),
     }
     if let Some(m) = missing {

@@ -208,29 +208,12 @@ pub(crate) fn library_loaded() -> bool {
     library_path().is_some() || next(crate::interpose::ALLOCATE_IMPL).is_some()
 }
 
-/// ttnn releases whose libraries ttsan's test suite runs in mock mode (`scripts/fetch-ttnn`; the
-/// same list as `tt_metal_sys::SUPPORTED_VERSIONS`, which the shim does not link).
-pub(crate) const TESTED_TTNN: &[&str] = &["0.81.1", "0.80.0"];
-
 /// Which tt-metal build is loaded: the ttnn version from the wheel's dist-info beside the
 /// library (`site-packages/ttnn/build/lib/libtt_metal.so` and `site-packages/ttnn-X.dist-info`),
 /// or "a source build" when there is none, with the library's path.
 pub(crate) fn build() -> (String, Option<String>) {
     let Some(path) = library_path() else { return ("tt-metal (library path unknown)".into(), None) };
-    let version = std::path::Path::new(&path)
-        .ancestors()
-        .nth(4)
-        .and_then(|site| std::fs::read_dir(site).ok())
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| {
-            let n = e.file_name();
-            let n = n.to_string_lossy();
-            n.starts_with("ttnn-") && n.ends_with(".dist-info")
-        })
-        .find_map(|e| std::fs::read_to_string(e.path().join("METADATA")).ok())
-        .and_then(|meta| meta.lines().find_map(|l| l.strip_prefix("Version:").map(|v| v.trim().to_string())));
+    let version = ttnn_wheel::version_of_library(std::path::Path::new(&path));
     match &version {
         Some(v) => (format!("ttnn {v} ({path})"), version),
         None => (format!("tt-metal source build, no ttnn dist-info ({path})"), None),

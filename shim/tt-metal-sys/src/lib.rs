@@ -27,6 +27,7 @@ mod types;
 
 pub use error::{AllocError, TtError};
 pub use mesh::{MeshBufferHandle, MockMesh};
-pub use root::{metadata_version, RuntimeRoot, ROOT_ENV, SUPPORTED_VERSION, SUPPORTED_VERSIONS};
+pub use root::{RuntimeRoot, ROOT_ENV, SUPPORTED_VERSION, SUPPORTED_VERSIONS};
 pub use stdout::divert_library_stdout;
+pub use ttnn_wheel::metadata_version;
 pub use types::{AllocatorFacts, Arch, BufferInfo, BufferKind, MeshInfo, OpenOptions, RunMode, SpaceFacts};

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 pub const SUPPORTED_VERSION: &str = "0.81.1";
 /// Every ttnn release whose library ttsan's tests run in mock mode (`scripts/fetch-ttnn VERSION`):
 /// the pin and the release before it, whose graph-processor and allocator symbols are the same.
-pub const SUPPORTED_VERSIONS: &[&str] = &["0.81.1", "0.80.0"];
+pub const SUPPORTED_VERSIONS: &[&str] = ttnn_wheel::TESTED_RELEASES;
 
 /// Environment variable naming the runtime root (the directory holding `ttnn/` and `ttnn.libs/`).
 pub const ROOT_ENV: &str = "TTSAN_TTNN_ROOT";
@@ -67,21 +67,10 @@ impl RuntimeRoot {
 
     /// The ttnn version recorded in the wheel's dist-info.
     pub fn version(&self) -> Result<String, TtError> {
-        let entries = std::fs::read_dir(&self.root).map_err(|_| TtError::NotFound(self.metal_lib()))?;
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if !(name.starts_with("ttnn-") && name.ends_with(".dist-info")) {
-                continue;
-            }
-            let Ok(text) = std::fs::read_to_string(entry.path().join("METADATA")) else {
-                continue;
-            };
-            if let Some(v) = metadata_version(&text) {
-                return Ok(v);
-            }
+        if !self.root.is_dir() {
+            return Err(TtError::NotFound(self.metal_lib()));
         }
-        Err(TtError::UnknownVersion(self.root.clone()))
+        ttnn_wheel::installed_version(&self.root).ok_or_else(|| TtError::UnknownVersion(self.root.clone()))
     }
 
     /// Checks that the libraries exist and are the supported version.
@@ -97,26 +86,9 @@ impl RuntimeRoot {
     }
 }
 
-/// The `Version:` field of a wheel METADATA file.
-pub fn metadata_version(metadata: &str) -> Option<String> {
-    metadata
-        .lines()
-        // Headers end at the first blank line; the description below may quote anything.
-        .take_while(|l| !l.trim().is_empty())
-        .find_map(|l| l.strip_prefix("Version:"))
-        .map(|v| v.trim().to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_version_from_headers_only() {
-        let md = "Metadata-Version: 2.4\nName: ttnn\nVersion: 0.81.1\n\nVersion: 9.9.9\n";
-        assert_eq!(metadata_version(md).as_deref(), Some("0.81.1"));
-        assert_eq!(metadata_version("Name: ttnn\n\nVersion: 1\n"), None);
-    }
 
     #[test]
     fn refuses_missing_and_wrong_versions() {
