@@ -95,7 +95,7 @@ pub(crate) struct Alloc {
 }
 
 /// Queued messages at most before producers wait for the writer: bounds memory (an entry is
-/// 48 bytes) when the writer falls behind. A busy program queues about two messages per
+/// 32 bytes) when the writer falls behind. A busy program queues about two messages per
 /// microsecond, so this is far more than the writer's longest nap.
 const QUEUE_LIMIT: usize = 1 << 16;
 /// Entries each half of the queue has room for: the limit plus one staged run (a message may
@@ -106,8 +106,9 @@ const BLOCK_RECORDS: u32 = 4096;
 /// Longest the writer sleeps when idle; the worst-case delay before an event reaches the disk.
 const MAX_IDLE: Duration = Duration::from_millis(8);
 /// The nap after work. Each wake-up is a context switch and a write(2), whose cost is spread
-/// over what two milliseconds' backlog holds (about 4000 records in the allocate/free loop).
-const MIN_IDLE: Duration = Duration::from_millis(2);
+/// over what four milliseconds' backlog holds (about 6000 records in the allocate/free loop;
+/// 2 ms measured about 20 ns per pair more of writer time, 8 ms no better than 4).
+const MIN_IDLE: Duration = Duration::from_millis(4);
 
 /// The file and its counters. Producers write `sent` (under the queue's lock), the writer
 /// `written`: on separate cache lines, so that neither side's stores evict the other's line.
@@ -132,27 +133,36 @@ static SINK: Sink = Sink {
 
 /// What the queue holds: the producers' messages, with chains replaced by their index.
 ///
-/// The hot entries are packed into 48 bytes (`Option`s as flags and a sentinel index) rather
-/// than the 72 of a message with its `Option`s: every entry is written by tt-metal's thread
-/// into cache lines the writer thread last read, and each line costs the producer a transfer
-/// from the other core (in the profile, most of the time of appending to the queue).
+/// The hot entries are packed into 32 bytes, half a cache line (`Option`s as flags, a sentinel
+/// index, 32-bit fields with a boxed variant for what does not fit) rather than the 72 of a
+/// message: every entry crosses from tt-metal's thread to the writer's core, a line at a time.
 enum Entry {
     Event(Box<Event>),
+    /// An allocation whose address, size, page size and op index fit 32 bits (tt-metal's
+    /// `Buffer::address()` is a `uint32_t`; the others almost always do).
     Alloc {
         id: u64,
-        address: u64,
-        size: u64,
-        page_size: u64,
-        op: u64,
+        address: u32,
+        size: u32,
+        page_size: u32,
+        op: u32,
         chain: u32,
         space: Space,
         has_op: bool,
     },
+    /// Any other allocation.
+    WideAlloc(Box<(Alloc, u32)>),
     Free {
+        id: u64,
+        op: u32,
+        chain: u32,
+        has_op: bool,
+    },
+    /// A free in an op whose index does not fit 32 bits.
+    WideFree {
         id: u64,
         op: u64,
         chain: u32,
-        has_op: bool,
     },
     /// A chain's first appearance, queued ahead of the first message that uses its index.
     Chain(u32, Chain),
@@ -289,11 +299,14 @@ impl Producer {
         if self.chains.len() >= CHAIN_INDICES {
             self.chains.clear();
             self.last = [(0, NO_CHAIN); 2];
+            // Indices start again from 0, so that the writer's table by index stays dense; the
+            // writer forgets the old ones when it reaches the `Forget`, ahead of any reuse.
+            self.next_chain = 0;
             self.staged.push(Entry::Forget);
         }
+        // Below CHAIN_INDICES: the table is cleared before it holds more.
         let index = self.next_chain;
-        // Wraps after four billion chains; an index is defined again before each new use.
-        self.next_chain = (self.next_chain + 1) % NO_CHAIN;
+        self.next_chain += 1;
         // SAFETY: producers stage a message in the interposed call that captured its chain, on
         // that thread, with no capture in between (see `ChainRef`).
         let chain = unsafe { chain.to_owned() };
@@ -307,18 +320,30 @@ impl Producer {
     fn push(&mut self, msg: Msg) {
         let entry = match msg {
             Msg::Event(e) => Entry::Event(e),
-            Msg::Alloc(a, chain) => Entry::Alloc {
-                id: a.id,
-                address: a.address,
-                size: a.size,
-                page_size: a.page_size,
-                op: a.op.unwrap_or(0),
-                chain: self.chain(chain),
-                space: a.space,
-                has_op: a.op.is_some(),
-            },
+            Msg::Alloc(a, chain) => {
+                let chain = self.chain(chain);
+                let narrow = |v: u64| u32::try_from(v).ok();
+                match (narrow(a.address), narrow(a.size), narrow(a.page_size), narrow(a.op.unwrap_or(0))) {
+                    (Some(address), Some(size), Some(page_size), Some(op)) => Entry::Alloc {
+                        id: a.id,
+                        address,
+                        size,
+                        page_size,
+                        op,
+                        chain,
+                        space: a.space,
+                        has_op: a.op.is_some(),
+                    },
+                    _ => Entry::WideAlloc(Box::new((a, chain))),
+                }
+            }
             Msg::Free { id, op, chain } => {
-                Entry::Free { id, op: op.unwrap_or(0), chain: self.chain(chain), has_op: op.is_some() }
+                let chain = self.chain(chain);
+                match op.map(u32::try_from) {
+                    None => Entry::Free { id, op: 0, chain, has_op: false },
+                    Some(Ok(op)) => Entry::Free { id, op, chain, has_op: true },
+                    Some(Err(_)) => Entry::WideFree { id, op: op.unwrap_or(0), chain },
+                }
             }
             Msg::OpName(id, name) => {
                 self.staged.push(Entry::OpName(id, name));
@@ -459,7 +484,9 @@ fn block_async_signals() {
 /// id. A program allocates from few call chains, so both happen rarely.
 struct StackIds {
     /// By the producers' chain index.
-    by_index: AddrMap<u64>,
+    /// Stack id by chain index (indices are dense: the producers count them up from 0 after
+    /// every `Forget`), `u64::MAX` for an index not defined; a lookup per record.
+    by_index: Vec<u64>,
     /// By text: a chain unwound afresh (a thread's chain cache dropped it) names the same stack
     /// as before and must not cost a second definition.
     by_text: HashMap<String, u64>,
@@ -475,7 +502,7 @@ const STACK_NAMES: usize = 16 * 1024;
 
 impl StackIds {
     fn new(limit: usize) -> Self {
-        StackIds { by_index: AddrMap::default(), by_text: HashMap::new(), next: 0, limit }
+        StackIds { by_index: Vec::new(), by_text: HashMap::new(), next: 0, limit }
     }
 
     /// Names a chain seen for the first time. A stack not defined yet gets its `StackDef`
@@ -497,14 +524,18 @@ impl StackIds {
                 id
             }
         };
-        self.by_index.insert(index as usize, id);
+        let at = index as usize;
+        if self.by_index.len() <= at {
+            self.by_index.resize(at + 1, u64::MAX);
+        }
+        self.by_index[at] = id;
     }
 
     fn id(&self, index: u32) -> Option<u64> {
         if index == NO_CHAIN {
             return None;
         }
-        self.by_index.get(&(index as usize)).copied()
+        self.by_index.get(index as usize).copied().filter(|&id| id != u64::MAX)
     }
 }
 
@@ -553,13 +584,27 @@ fn encode(entries: &mut Vec<Entry>, names: &mut Names, block: &mut BlockBuilder,
                 // writes): an interleaved mesh buffer, no name, role `other`.
                 device: None,
                 space,
-                address,
-                size,
-                page_size,
-                op: has_op.then_some(op),
+                address: address.into(),
+                size: size.into(),
+                page_size: page_size.into(),
+                op: has_op.then_some(op.into()),
                 stack_id: stacks.id(chain),
             }),
-            Entry::Free { id, op, chain, has_op } => block.free(id, has_op.then_some(op), stacks.id(chain)),
+            Entry::WideAlloc(wide) => {
+                let (a, chain) = *wide;
+                block.alloc(&RawAlloc {
+                    id: a.id,
+                    device: None,
+                    space: a.space,
+                    address: a.address,
+                    size: a.size,
+                    page_size: a.page_size,
+                    op: a.op,
+                    stack_id: stacks.id(chain),
+                })
+            }
+            Entry::Free { id, op, chain, has_op } => block.free(id, has_op.then_some(op.into()), stacks.id(chain)),
+            Entry::WideFree { id, op, chain } => block.free(id, Some(op), stacks.id(chain)),
             Entry::Chain(index, chain) => {
                 stacks.define(index, &chain, block);
                 continue;
@@ -844,9 +889,9 @@ mod tests {
     #[test]
     fn hot_messages_fit_two_cache_lines() {
         // An inline `Event` (192 bytes) made every channel slot (message plus a stamp) four cache
-        // lines; the hot messages are 72, and the queue's entries 48.
+        // lines; the hot messages are 72, and the queue's entries half a line.
         assert!(std::mem::size_of::<Msg>() <= 120, "{} bytes", std::mem::size_of::<Msg>());
-        assert!(std::mem::size_of::<Entry>() <= 48, "{} bytes", std::mem::size_of::<Entry>());
+        assert_eq!(std::mem::size_of::<Entry>(), 32);
     }
 
     #[test]
@@ -879,6 +924,31 @@ mod tests {
                 (2, "ttnn::add".into(), None)
             ]
         );
+    }
+
+    #[test]
+    fn allocations_too_wide_for_a_packed_entry_come_back_whole() {
+        let mut q = Producer::new();
+        let mut names = Names::new(STACK_NAMES);
+        let big = Alloc { id: 7, space: Space::Dram, address: 64, size: 6 << 30, page_size: 2048, op: Some(1 << 40) };
+        let msgs = vec![
+            Msg::Alloc(big, None),
+            Msg::Free { id: 7, op: Some(1 << 40), chain: None },
+            Msg::Free { id: 8, op: Some(3), chain: None },
+        ];
+        let (out, n) = through(&mut q, &mut names, msgs);
+        assert_eq!(n, 3);
+        let events = records(&out);
+        let Event::BufferAlloc(a) = &events[0] else { panic!("{events:?}") };
+        assert_eq!((a.id, a.size, a.op), (7, 6 << 30, Some(1 << 40)));
+        let frees: Vec<(u64, Option<u64>)> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::BufferFree(f) => Some((f.id, f.op)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(frees, vec![(7, Some(1 << 40)), (8, Some(3))]);
     }
 
     #[test]
