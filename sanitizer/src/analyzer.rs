@@ -282,7 +282,8 @@ impl Analyzer {
                     }
                 }
             }
-            Event::Mark { .. } | Event::StackDef { .. } | Event::Program(_) => {}
+            // Output digests compare two runs (`ttsan diff`); one run has nothing to compare.
+            Event::Mark { .. } | Event::StackDef { .. } | Event::Program(_) | Event::OutputDigest(_) => {}
             Event::MeshTrace(t) => match t.action {
                 TraceAction::BeginCapture => {
                     self.traces.capturing = Some(t.trace);

@@ -87,6 +87,10 @@ pub struct GptOssArgs {
     /// all (the default) or none. TTSAN_OPTIONS: canary='LIST'.
     #[arg(long, value_name = "LIST")]
     pub canary: Option<String>,
+    /// Digest every op's outputs on every chip when it ends, so that `ttsan diff` can name the
+    /// first op where two runs of this workload differ.
+    #[arg(long)]
+    pub digest_outputs: bool,
     /// Keep the trace in FILE (default: a temporary file).
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
@@ -165,6 +169,7 @@ fn options(args: &GptOssArgs) -> Result<RunOptions, Failure> {
         guard_globs: args.guard.clone(),
         guard_roles,
         canaries,
+        digest_outputs: args.digest_outputs,
         command: std::env::args().collect::<Vec<_>>().join(" "),
     })
 }

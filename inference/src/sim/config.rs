@@ -174,6 +174,9 @@ pub struct MeshConfig {
     /// Ops place their buffers and circular buffers and end without running their kernels
     /// (plan mode: full-size shapes whose data would not fit the host).
     pub placement_only: bool,
+    /// Every op's outputs are digested on every chip when it ends (`OutputDigest`), so that
+    /// `ttsan diff` can compare two runs of the same workload.
+    pub digest_outputs: bool,
 }
 
 impl MeshConfig {
@@ -189,6 +192,7 @@ impl MeshConfig {
             faults: Vec::new(),
             command: String::new(),
             placement_only: false,
+            digest_outputs: false,
         }
     }
 
@@ -226,6 +230,12 @@ impl MeshConfig {
     /// run no kernel. Only the ops that check [`super::Mesh::placement_only`] honour it.
     pub fn placement_only(mut self) -> Self {
         self.placement_only = true;
+        self
+    }
+
+    /// The same, digesting every op's outputs when it ends (see [`MeshConfig::digest_outputs`]).
+    pub fn digest_outputs(mut self) -> Self {
+        self.digest_outputs = true;
         self
     }
 

@@ -12,11 +12,12 @@ use super::canary::Owned;
 use super::chip::{par_chips, Chip};
 use super::error::{SimError, SimResult};
 use super::fault::Fault;
+use super::guard::{digest_on_chips, DigestJob};
 use super::host::HostTensor;
 use super::mesh::{write_events, Mesh};
 use super::tensor::{Tensor, TensorSpec};
 use super::write_log::WriteLog;
-use ttsan_events::{CbAlloc, CoreRange, Declared, Event, OpBegin, Role, Space};
+use ttsan_events::{CbAlloc, CoreRange, Declared, Event, OpBegin, OutputDigest, Role, Space};
 
 /// Bytes a fault writes where the op had no business writing.
 const FAULT_BYTE: u8 = 0xA5;
@@ -331,6 +332,26 @@ impl OpRun<'_> {
         Ok(any)
     }
 
+    /// Every live output's pages on every chip, as the op leaves them.
+    fn output_digests(&self) -> Vec<Event> {
+        let m = &*self.mesh;
+        let mut events = Vec::new();
+        for t in self.outputs.iter().filter(|t| m.is_live(t)) {
+            let p = t.placement();
+            let all: Vec<u64> = (0..p.pages).collect();
+            let jobs: Vec<DigestJob<'_>> = m.chips.iter().map(|mem| (mem, all.as_slice(), None)).collect();
+            for (device, pages) in digest_on_chips(p, &jobs).into_iter().enumerate() {
+                events.push(Event::OutputDigest(OutputDigest {
+                    op: self.index,
+                    buffer: t.id,
+                    device: device as u32,
+                    pages,
+                }));
+            }
+        }
+        events
+    }
+
     fn chip(&mut self, d: usize) -> Chip<'_> {
         let track = self.mesh.recording();
         let m = &mut *self.mesh;
@@ -374,6 +395,10 @@ impl OpRun<'_> {
             let m = &*self.mesh;
             let logs = [self.logs.as_slice(), late.as_slice()];
             events.extend(m.canaries.check(Some(self.index), &logs, &self.owned, &m.alloc, &m.geometry, &m.chips));
+            self.mesh.emit(events);
+        }
+        if self.mesh.config.digest_outputs && !self.mesh.config.placement_only && self.mesh.recording() && !failed {
+            let events = self.output_digests();
             self.mesh.emit(events);
         }
         // New outputs are guarded after the check: their first digests are taken now, so the

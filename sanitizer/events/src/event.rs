@@ -229,6 +229,20 @@ pub struct GuardDigest {
     pub readable: bool,
 }
 
+/// The contents of one buffer an op wrote, on one chip, when the op ended: one digest per host
+/// page. Two runs of the same workload that differ in these differ in what the op left behind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputDigest {
+    /// The op.
+    pub op: u64,
+    /// The buffer it wrote (an output it allocated, or an existing buffer it declared it writes).
+    pub buffer: u64,
+    /// The chip.
+    pub device: u32,
+    /// One digest per host page.
+    pub pages: Vec<Digest>,
+}
+
 /// Before and after digests of watched free memory (a canary) on one unit of one chip, across
 /// one op: consecutive pages of `page_size` bytes from `address`. Producers may send only the
 /// pages whose digests differ; the analyzer compares `before` and `after` itself.
@@ -396,6 +410,9 @@ pub enum Event {
     MeshTrace(MeshTrace),
     /// The runtime that produced the trace and whether it could be checked.
     Runtime(Runtime),
+    /// The digests of one output of an op on one chip, taken when the op ended (recorded on
+    /// request, to compare two runs of the same workload).
+    OutputDigest(OutputDigest),
 }
 
 impl Event {
@@ -421,6 +438,7 @@ impl Event {
             Event::Program(_) => "program",
             Event::MeshTrace(_) => "mesh_trace",
             Event::Runtime(_) => "runtime",
+            Event::OutputDigest(_) => "output_digest",
         }
     }
 
@@ -461,6 +479,7 @@ impl Event {
             Event::CanaryDigest(c) => c.after_op,
             Event::Program(p) => p.op,
             Event::MeshTrace(t) => t.op,
+            Event::OutputDigest(o) => Some(o.op),
             _ => None,
         }
     }

@@ -18,7 +18,7 @@ pub mod trace;
 pub use device::{Arch, CoreCoord, CoreRange, Geometry, MeshDesc, Space, Unit};
 pub use event::{
     BufferAlloc, BufferFree, CanaryDigest, CaptureStart, CbAlloc, Declared, DeviceSel, Digest, Event, GuardDigest,
-    MeshTrace, OpBegin, ProgramRun, Role, Runtime, TraceAction, Write,
+    MeshTrace, OpBegin, OutputDigest, ProgramRun, Role, Runtime, TraceAction, Write,
 };
 pub use facts::{l1_bank_cores, UnknownMesh};
 pub use layout::{Layout, ShardScheme, ShardSpec};

@@ -81,6 +81,8 @@ pub struct RunOptions {
     pub guard_roles: Option<Vec<Role>>,
     /// Canaries over free memory in the digest modes (default: all).
     pub canaries: Option<Canaries>,
+    /// Digest every op's outputs when it ends (`OutputDigest`, for `ttsan diff`).
+    pub digest_outputs: bool,
     /// The command line, for the trace header.
     pub command: String,
 }
@@ -105,6 +107,7 @@ impl Default for RunOptions {
             guard_globs: Vec::new(),
             guard_roles: None,
             canaries: None,
+            digest_outputs: false,
             command: String::new(),
         }
     }

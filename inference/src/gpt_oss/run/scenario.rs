@@ -103,6 +103,9 @@ pub fn run(
     if let Some(canaries) = opts.canaries {
         config = config.canaries(canaries);
     }
+    if opts.digest_outputs {
+        config = config.digest_outputs();
+    }
     for f in faults {
         config = config.fault(f);
     }
