@@ -22,6 +22,8 @@ enum Command {
     Analyze(cli::analyze::AnalyzeArgs),
     /// Gate a CI job on a trace: short summary, JUnit, SARIF, suppressions, baselines.
     Ci(cli::ci::CiArgs),
+    /// Name the first op after which two runs of the same workload left different bytes.
+    Diff(cli::diff::DiffArgs),
     /// Check that ttsan sees what it must on this machine's tt-metal: build, ops, CBs, guard reads.
     Doctor(cli::doctor::DoctorArgs),
     /// Export a trace for other viewers (Chrome trace-event JSON for Perfetto).
@@ -83,6 +85,7 @@ fn dispatch(cli: Cli) -> Outcome {
         Command::TtMetal(TtMetalCommand::Replay(args)) => cli::tt_metal::replay(&args),
         Command::TtMetal(TtMetalCommand::DoctorWorkload(args)) => cli::doctor_workload::run(&args),
         Command::Doctor(args) => cli::doctor::run(&args),
+        Command::Diff(args) => cli::diff::run(&args),
         Command::Import(ImportCommand::GraphCapture(args)) => cli::import::graph_capture(&args),
         Command::GptOss(GptOssCommand::Init(args)) => cli::gpt_oss::init(&args),
     }

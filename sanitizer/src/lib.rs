@@ -11,6 +11,7 @@
 //! - [`detect`]: the detectors, each producing one [`finding::FindingKind`].
 //! - [`attribution`]: which op is the culprit and how its buffers relate to the damaged bytes.
 //! - [`report`]: ASan-style text and JSON.
+//! - [`diff`]: two runs of the same workload compared op by op (`ttsan diff`).
 //! - [`ci`]: the CI verdict (run-level checks, suppressions, baselines) and its JUnit, SARIF
 //!   and Chrome-trace outputs.
 //!
@@ -22,6 +23,7 @@ pub mod attribution;
 pub mod buffer;
 pub mod ci;
 pub mod detect;
+pub mod diff;
 pub mod finding;
 pub mod fixtures;
 pub mod model;

@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod ci;
+pub mod diff;
 pub mod doctor;
 pub mod doctor_workload;
 pub mod exit;

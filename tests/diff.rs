@@ -1,0 +1,54 @@
+//! `ttsan diff`: two runs of the same GPT-OSS workload on the simulated mesh, compared op by op.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ttsan");
+
+fn ttsan(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN).current_dir(dir).env_remove("TTSAN_OPTIONS").args(args).output().unwrap()
+}
+
+fn record(dir: &Path, trace: &str, extra: &[&str]) {
+    let mut args = vec!["run", "gpt-oss", "--digest-outputs", "--detect", "both", "--trace", trace];
+    args.extend_from_slice(extra);
+    let out = ttsan(dir, &args);
+    assert!(dir.join(trace).is_file(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn the_first_op_whose_outputs_differ_is_named_with_chip_and_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    record(d, "a.ttsan", &[]);
+    record(d, "b.ttsan", &[]);
+    record(d, "bad.ttsan", &["--inject", "semaphore-reuse"]);
+
+    let same = ttsan(d, &["diff", "a.ttsan", "b.ttsan"]);
+    assert_eq!(same.status.code(), Some(0), "{}", text(&same));
+    assert!(text(&same).contains("no difference: 251 ops"), "{}", text(&same));
+
+    let differ = ttsan(d, &["diff", "a.ttsan", "bad.ttsan"]);
+    let t = text(&differ);
+    assert_eq!(differ.status.code(), Some(1), "{t}");
+    assert!(t.contains("first difference after op #13 `ttnn.experimental.all_gather_async` (call 1"), "{t}");
+    assert!(t.contains("guarded buffer `ccl.rs0.sem0` on chip 0: 1 of 56 page(s) differ (page 0)"), "{t}");
+    assert!(t.contains("written only in run B:\n    chip 0 l1 core (0,0)"), "{t}");
+}
+
+#[test]
+fn a_run_without_digests_is_never_called_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = ttsan(d, &["run", "gpt-oss", "--trace", "plain.ttsan"]);
+    assert!(d.join("plain.ttsan").is_file(), "{}", text(&out));
+    let out = ttsan(d, &["diff", "plain.ttsan", "plain.ttsan"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("run A has no output or guard digests"), "{}", text(&out));
+    let out = ttsan(d, &["diff", "plain.ttsan", "missing.ttsan"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
