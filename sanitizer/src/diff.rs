@@ -105,16 +105,19 @@ pub enum DiffError {
     },
 }
 
+/// Digests by (buffer name or `buffer #id`, chip).
+type DigestMap = BTreeMap<(String, u32), Vec<Digest>>;
+
 /// One run's digests, op by op.
 struct Run {
     /// Op names by index, and the call number of each.
     ops: BTreeMap<u64, (String, u64)>,
     /// Buffer names by id.
     names: HashMap<u64, String>,
-    /// Output digests by op: (buffer key, chip) -> pages.
-    outputs: BTreeMap<u64, BTreeMap<(String, u32), Vec<Digest>>>,
-    /// Guard digests by op (`None`: before any op): (buffer key, chip) -> pages.
-    guards: BTreeMap<Option<u64>, BTreeMap<(String, u32), Vec<Digest>>>,
+    /// Output digests by op.
+    outputs: BTreeMap<u64, DigestMap>,
+    /// Guard digests by op (`None`: before any op).
+    guards: BTreeMap<Option<u64>, DigestMap>,
     /// Writes by op.
     writes: BTreeMap<u64, Vec<Wrote>>,
     digests: u64,
@@ -185,7 +188,7 @@ pub fn diff(a: &[Event], b: &[Event]) -> Result<DiffOutcome, DiffError> {
     let mut compared = 0;
     // Guard digests are sent when they change: each run's guarded state is carried forward
     // op by op, and only what either run re-digested at an op is compared there.
-    let mut state_a: BTreeMap<(String, u32), Vec<Digest>> = BTreeMap::new();
+    let mut state_a = DigestMap::new();
     let mut state_b = state_a.clone();
     let mut items = Vec::new();
     compare_guards(&mut state_a, &mut state_b, ra.guards.get(&None), rb.guards.get(&None), &mut items, &mut compared);
@@ -236,7 +239,6 @@ pub fn diff(a: &[Event], b: &[Event]) -> Result<DiffOutcome, DiffError> {
     Ok(DiffOutcome::Same { ops: ra.ops.len() as u64, compared })
 }
 
-type DigestMap = BTreeMap<(String, u32), Vec<Digest>>;
 
 /// Applies both runs' guard digests of one op to their states and compares what changed.
 fn compare_guards(
