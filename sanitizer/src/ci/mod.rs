@@ -10,12 +10,14 @@
 //! - [`suppress`] and [`baseline`]: findings that must not fail the job, each with a reason.
 //! - [`gate`]: combines all of the above into a [`Gate`] and its [`Verdict`].
 //! - [`summary`], [`junit`], [`sarif`], [`json`]: the outputs.
+//! - [`graph_capture`]: ttnn's graph-capture report, for ttnn-visualizer.
 //! - [`perfetto`]: a Chrome trace-event export of a trace (ops, memory counters, findings).
 
 pub mod baseline;
 pub mod checks;
 pub mod error;
 pub mod gate;
+pub mod graph_capture;
 pub mod json;
 pub mod junit;
 pub mod perfetto;
