@@ -1,0 +1,9 @@
+//! The allocator replay script (`ttsan tt-metal replay`): an error, never a panic.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = ttsan_inference::alloc::script::parse(text);
+    }
+});
