@@ -31,6 +31,10 @@ pub struct ReadStats {
     pub unresolved_stacks: u64,
     /// Bytes read in total, header included.
     pub bytes: u64,
+    /// Bytes that gave no event: corrupt, oversized and unknown records (with their
+    /// terminating zero), stray zero bytes, and damaged blocks up to the next block. With the
+    /// header, the records' own bytes and `torn_tail_bytes`, they account for the whole file.
+    pub skipped_bytes: u64,
 }
 
 impl ReadStats {
@@ -100,6 +104,9 @@ pub struct TraceReader<R: Read> {
     block: Option<(usize, usize)>,
     /// After a damaged block: skipping to the next block magic.
     resync: bool,
+    /// Raw bytes (terminator included) of the record `next_frame` returned last, counted as
+    /// skipped if it turns out corrupt or unknown.
+    frame_bytes: u64,
 }
 
 /// What [`TraceReader::at_block`] found at a record boundary.
@@ -142,6 +149,7 @@ impl<R: Read> TraceReader<R> {
             blocks: header.flags & FLAG_BLOCKS != 0,
             block: None,
             resync: false,
+            frame_bytes: 0,
         })
     }
 
@@ -203,7 +211,10 @@ impl<R: Read> TraceReader<R> {
                     self.stats.records += 1;
                     f(&event);
                 }
-                Err(_) => self.stats.unknown += 1,
+                Err(_) => {
+                    self.stats.unknown += 1;
+                    self.stats.skipped_bytes += self.frame_bytes;
+                }
             }
         }
         Ok(())
@@ -253,19 +264,26 @@ impl<R: Read> TraceReader<R> {
                 self.start = zero + 1;
                 self.scanned = self.start;
                 self.stats.bytes += (frame.len() + 1) as u64;
+                let raw = (frame.len() + 1) as u64;
                 if self.skipping > 0 || frame.len() > self.max_record {
+                    self.stats.skipped_bytes += self.skipping + raw;
                     self.skipping = 0;
                     self.stats.oversized += 1;
                     return Ok(Some(None));
                 }
                 if frame.is_empty() {
                     // Two zeros in a row: a writer padded or a byte was hit; nothing was lost.
+                    self.stats.skipped_bytes += 1;
                     return Ok(Some(None));
                 }
                 return Ok(Some(match cobs::decode_in_place(&mut self.buf[frame.clone()]) {
-                    Ok(n) => Some((frame.start, n)),
+                    Ok(n) => {
+                        self.frame_bytes = raw;
+                        Some((frame.start, n))
+                    }
                     Err(_) => {
                         self.stats.corrupt += 1;
+                        self.stats.skipped_bytes += raw;
                         None
                     }
                 }));
@@ -304,6 +322,7 @@ impl<R: Read> TraceReader<R> {
         }
         if self.skipping > 0 {
             // An oversized record ended right before this block.
+            self.stats.skipped_bytes += self.skipping;
             self.skipping = 0;
             self.stats.oversized += 1;
         }
@@ -334,6 +353,7 @@ impl<R: Read> TraceReader<R> {
     fn damaged_block(&mut self) {
         self.stats.corrupt += 1;
         self.stats.bytes += 1;
+        self.stats.skipped_bytes += 1;
         self.start += 1;
         self.scanned = self.start;
         self.resync = true;
@@ -345,6 +365,7 @@ impl<R: Read> TraceReader<R> {
         let here = &self.buf[self.start..self.end];
         if let Some(k) = memchr::memmem::find(here, &BLOCK_MAGIC) {
             self.stats.bytes += k as u64;
+            self.stats.skipped_bytes += k as u64;
             self.start += k;
             self.scanned = self.start;
             self.resync = false;
@@ -354,6 +375,7 @@ impl<R: Read> TraceReader<R> {
         let keep = if self.eof { 0 } else { here.len().min(BLOCK_MAGIC.len() - 1) };
         let dropped = here.len() - keep;
         self.stats.bytes += dropped as u64;
+        self.stats.skipped_bytes += dropped as u64;
         self.start += dropped;
         self.scanned = self.start;
         false
@@ -417,6 +439,7 @@ impl<R: Read> TraceReader<R> {
             }
             Err(_) => {
                 self.stats.unknown += 1;
+                self.stats.skipped_bytes += self.frame_bytes;
                 None
             }
         }
@@ -427,12 +450,14 @@ impl<R: Read> TraceReader<R> {
     fn checked_payload(&mut self, at: usize, n: usize) -> Option<std::ops::Range<usize>> {
         if n < 4 {
             self.stats.corrupt += 1;
+            self.stats.skipped_bytes += self.frame_bytes;
             return None;
         }
         let (payload, crc) = self.buf[at..at + n].split_at(n - 4);
         let crc = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
         if crc32fast::hash(payload) != crc {
             self.stats.corrupt += 1;
+            self.stats.skipped_bytes += self.frame_bytes;
             return None;
         }
         Some(at..at + n - 4)

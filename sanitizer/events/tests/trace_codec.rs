@@ -1,13 +1,22 @@
-//! The trace file: round trips, cuts at every byte, damage and malformed input.
+//! The trace file: round trips, cuts at every byte, damage and malformed input, on real traces
+//! (`tests/data/`: the simulator's, COBS records; the preload shim's over the real tt-metal
+//! library in mock mode, blocks of raw records).
 
 use proptest::prelude::*;
 use std::io::Cursor;
-use ttsan_events::trace::{encode_record, TraceError, TraceReader, TraceWriter, FORMAT_VERSION, HEADER_LEN};
+use ttsan_events::trace::{
+    encode_record, ReadStats, TraceError, TraceReader, TraceWriter, BLOCK_HEADER_LEN, FORMAT_VERSION, HEADER_LEN,
+};
 use ttsan_events::{BufferAlloc, BufferFree, Event};
-use ttsan_sanitizer::fixtures;
 
+/// `ttsan run gpt-oss --mesh 1x1 --mode prefill --modules attention --detect both`.
+const SIM: &[u8] = include_bytes!("data/sim-attention.ttsan");
+/// `ttsan run -- preload_prog processor 1` (tests/cpp/preload_prog.cpp), ttnn 0.81.1 mock mode.
+const SHIM: &[u8] = include_bytes!("data/shim-processor.ttsan");
+
+/// The first 60 events of the simulator's trace: every kind it writes.
 fn sample_events() -> Vec<Event> {
-    fixtures::all().into_iter().flat_map(|(_, e)| e).take(60).collect()
+    read(SIM).unwrap().0.into_iter().take(60).collect()
 }
 
 fn encode(events: &[Event]) -> Vec<u8> {
@@ -245,14 +254,202 @@ fn stacks_of(events: &[Event]) -> Vec<(Option<&str>, Option<u64>)> {
     events.iter().filter(|e| !matches!(e, Event::StackDef { .. })).map(stack_of).collect()
 }
 
+/// The bytes `event` took in a COBS trace (its stack text is what the reader filled in from a
+/// definition, not what was written).
+fn record_len(event: &Event) -> u64 {
+    let mut e = event.clone();
+    match &mut e {
+        Event::BufferAlloc(b) if b.stack_id.is_some() => b.stack = None,
+        Event::BufferFree(f) if f.stack_id.is_some() => f.stack = None,
+        _ => {}
+    }
+    let mut out = Vec::new();
+    encode_record(&e, &mut Vec::new(), &mut out);
+    out.len() as u64
+}
+
+/// Every byte of a COBS trace is the header, a record that came back, skipped, or a torn tail.
+fn accounts_for_every_byte(file: &[u8], events: &[Event], stats: &ReadStats) -> bool {
+    let records: u64 = events.iter().map(record_len).sum();
+    stats.bytes == file.len() as u64
+        && HEADER_LEN as u64 + records + stats.skipped_bytes + stats.torn_tail_bytes == file.len() as u64
+}
+
+/// Record spans `(start, end)` of a COBS trace: each ends after its zero byte.
+fn spans(file: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = HEADER_LEN;
+    for (i, &b) in file.iter().enumerate().skip(HEADER_LEN) {
+        if b == 0 {
+            out.push((start, i + 1));
+            start = i + 1;
+        }
+    }
+    out
+}
+
+/// One kind of damage at `at` (a fraction of the file past the header).
+#[derive(Debug, Clone)]
+enum Damage {
+    Flip(f64, u8),
+    Drop(f64, usize),
+    Duplicate(f64, usize),
+    /// A whole record written twice (a producer retrying a write).
+    DuplicateRecord(f64),
+}
+
+fn damage() -> impl Strategy<Value = Damage> {
+    prop_oneof![
+        (0.0..1.0f64, 1..=255u8).prop_map(|(a, x)| Damage::Flip(a, x)),
+        (0.0..1.0f64, 1..64usize).prop_map(|(a, n)| Damage::Drop(a, n)),
+        (0.0..1.0f64, 1..64usize).prop_map(|(a, n)| Damage::Duplicate(a, n)),
+        (0.0..1.0f64).prop_map(Damage::DuplicateRecord),
+    ]
+}
+
+/// The damaged file and the damaged byte range `[from, to)` of the original (`to` exclusive; a
+/// duplicated record damages nothing).
+fn apply(file: &[u8], d: &Damage) -> (Vec<u8>, usize, usize) {
+    let body = file.len() - HEADER_LEN;
+    let pos = |a: f64| HEADER_LEN + ((a * body as f64) as usize).min(body - 1);
+    let mut out = file.to_vec();
+    match *d {
+        Damage::Flip(a, x) => {
+            let i = pos(a);
+            out[i] ^= x;
+            (out, i, i + 1)
+        }
+        Damage::Drop(a, n) => {
+            let i = pos(a);
+            let n = n.min(file.len() - i);
+            out.drain(i..i + n);
+            (out, i, i + n)
+        }
+        Damage::Duplicate(a, n) => {
+            let i = pos(a);
+            let n = n.min(file.len() - i);
+            let copy = file[i..i + n].to_vec();
+            out.splice(i + n..i + n, copy);
+            (out, i + n, i + n)
+        }
+        Damage::DuplicateRecord(a) => {
+            let s = spans(file);
+            let (from, to) = s[((a * s.len() as f64) as usize).min(s.len() - 1)];
+            let copy = file[from..to].to_vec();
+            out.splice(to..to, copy);
+            (out, to, to)
+        }
+    }
+}
+
+/// `sub` occurs in `all` in order (not necessarily contiguous).
+fn is_subsequence(sub: &[Event], all: &[Event]) -> bool {
+    let mut it = all.iter();
+    sub.iter().all(|s| it.any(|a| a == s))
+}
+
+fn without_stack_text(events: &[Event]) -> Vec<Event> {
+    events
+        .iter()
+        .cloned()
+        .map(|mut e| {
+            match &mut e {
+                Event::BufferAlloc(b) => b.stack = None,
+                Event::BufferFree(f) => f.stack = None,
+                _ => {}
+            }
+            e
+        })
+        .collect()
+}
+
+#[test]
+fn the_real_traces_read_back_whole() {
+    for (name, file) in [("sim", SIM), ("shim", SHIM)] {
+        let (events, stats) = read(file).unwrap();
+        assert!(!stats.is_damaged(), "{name}: {stats:?}");
+        assert_eq!((stats.bytes, stats.skipped_bytes), (file.len() as u64, 0), "{name}");
+        assert!(events.len() > 20, "{name}: {} events", events.len());
+    }
+    assert!(accounts_for_every_byte(SIM, &read(SIM).unwrap().0, &read(SIM).unwrap().1));
+    // The shim's trace is blocks (the header's flag, then block magic right after it).
+    assert_eq!(&SHIM[HEADER_LEN..HEADER_LEN + 4], b"\0TBK");
+    assert!(SHIM.len() > HEADER_LEN + BLOCK_HEADER_LEN);
+}
+
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
     #[test]
-    fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+    fn random_bytes_never_panic_and_every_byte_is_skipped_or_torn(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
         let _ = read(&bytes);
         let mut with_header = encode(&[]);
         with_header.extend_from_slice(&bytes);
         let (events, stats) = read(&with_header).unwrap();
-        // Whatever random bytes decode to, every byte is accounted for as a record or damage.
-        prop_assert!(events.len() as u64 == stats.records);
+        prop_assert!(accounts_for_every_byte(&with_header, &events, &stats), "{stats:?}");
+    }
+
+    /// Flips, drops and duplicates in the simulator's trace: every record whose bytes were not
+    /// touched comes back identical and in order, the damage is counted, and header, records,
+    /// skipped bytes and torn tail add up to the whole file.
+    #[test]
+    fn damage_to_a_cobs_trace_costs_only_the_records_it_touches(d in damage()) {
+        let (original, _) = read(SIM).unwrap();
+        let (file, from, to) = apply(SIM, &d);
+        let (events, stats) = read(&file).unwrap();
+        prop_assert!(accounts_for_every_byte(&file, &events, &stats), "{d:?}: {stats:?}");
+        let spans = spans(SIM);
+        prop_assert_eq!(spans.len(), original.len());
+        // Records wholly before the damaged range, or after it with the zero that ends the
+        // record before them untouched too (a damaged terminator merges the next record into
+        // the damaged one), are intact ...
+        let intact: Vec<Event> = spans
+            .iter()
+            .zip(&original)
+            .filter(|((s, e), _)| *e <= from || s.saturating_sub(1) >= to.max(from + 1))
+            .map(|(_, ev)| ev.clone())
+            .collect();
+        // ... and come back in order (a stack definition lost to the damage leaves only the
+        // stack text of the records that named it missing).
+        prop_assert!(
+            is_subsequence(&without_stack_text(&intact), &without_stack_text(&events)),
+            "{d:?}: {} intact, {} read", intact.len(), events.len()
+        );
+        // A changed byte is always seen (a checksum or the framing fails); dropping exactly
+        // whole records is not damage a reader can see, and the byte count above covers it.
+        let lost = original.len() as i64 - events.len() as i64;
+        if lost > 0 && matches!(d, Damage::Flip(..)) {
+            prop_assert!(stats.is_damaged(), "{d:?}: {lost} lost, {stats:?}");
+        }
+    }
+
+    /// The same for the shim's blocks: the blocks before the damage come back whole, and
+    /// every byte is read; a damaged block is counted.
+    #[test]
+    fn damage_to_a_block_trace_costs_only_the_blocks_it_touches(d in damage()) {
+        let (original, _) = read(SHIM).unwrap();
+        let (file, from, _) = apply(SHIM, &d);
+        let (events, stats) = read(&file).unwrap();
+        prop_assert_eq!(stats.bytes, file.len() as u64);
+        // Blocks wholly before the damage: their events are a prefix of what came back.
+        let mut before = Vec::new();
+        let mut at = HEADER_LEN;
+        let mut blocks = 0;
+        while at + BLOCK_HEADER_LEN <= SHIM.len() && &SHIM[at..at + 4] == b"\0TBK" {
+            let len = u32::from_le_bytes([SHIM[at + 4], SHIM[at + 5], SHIM[at + 6], SHIM[at + 7]]) as usize;
+            let count = u32::from_le_bytes([SHIM[at + 8], SHIM[at + 9], SHIM[at + 10], SHIM[at + 11]]) as usize;
+            let end = at + BLOCK_HEADER_LEN + len;
+            if end <= from {
+                before.extend(original[blocks..blocks + count].iter().cloned());
+            }
+            blocks += count;
+            at = end;
+        }
+        prop_assert_eq!(blocks, original.len(), "the trace is all blocks");
+        prop_assert!(events.len() >= before.len());
+        prop_assert_eq!(&events[..before.len()], &before[..]);
+        if events.len() < original.len() && matches!(d, Damage::Flip(..)) {
+            prop_assert!(stats.is_damaged(), "{d:?}: {stats:?}");
+        }
     }
 }
