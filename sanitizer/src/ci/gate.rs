@@ -50,6 +50,9 @@ pub enum Verdict {
     Failed,
     /// ttsan itself failed.
     Internal,
+    /// Memory checks found nothing new, but a check of the workload's own results failed
+    /// (e.g. a GPT-OSS module below its PCC threshold).
+    Checks,
 }
 
 impl Verdict {
@@ -60,8 +63,23 @@ impl Verdict {
             Verdict::Findings => "findings",
             Verdict::Failed => "failed",
             Verdict::Internal => "internal-error",
+            Verdict::Checks => "checks-failed",
         }
     }
+}
+
+/// A pass/fail check of the workload's own results that the gate reports beside the memory
+/// findings: one JUnit test case each.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    /// The JUnit class name (e.g. `ttsan.gpt-oss.modules`).
+    pub classname: String,
+    /// What was checked (e.g. `model decode`).
+    pub name: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// The measured result (e.g. `PCC 0.89900 (threshold 0.95)`).
+    pub message: String,
 }
 
 /// A report judged for CI.
@@ -79,6 +97,8 @@ pub struct Gate {
     pub unused_suppressions: Vec<String>,
     /// Whether a baseline was given (SARIF then marks results new or unchanged).
     pub baseline_given: bool,
+    /// Checks of the workload's own results (none for a plain trace).
+    pub checks: Vec<Check>,
     /// The outcome.
     pub verdict: Verdict,
 }
@@ -117,6 +137,7 @@ impl Gate {
             failures,
             unused_suppressions,
             baseline_given: policy.baseline.is_some(),
+            checks: Vec::new(),
             verdict: Verdict::Pass,
         };
         gate.verdict = gate.judge();
@@ -140,10 +161,18 @@ impl Gate {
             failures: vec![failure],
             unused_suppressions: Vec::new(),
             baseline_given: policy.baseline.is_some(),
+            checks: Vec::new(),
             verdict: Verdict::Pass,
         };
         gate.verdict = gate.judge();
         gate
+    }
+
+    /// The gate with `checks` added; a failed check fails a run that had nothing worse.
+    pub fn with_checks(mut self, checks: Vec<Check>) -> Self {
+        self.checks.extend(checks);
+        self.verdict = self.judge();
+        self
     }
 
     fn judge(&self) -> Verdict {
@@ -153,6 +182,8 @@ impl Gate {
             Verdict::Failed
         } else if self.states.contains(&FindingState::Active) {
             Verdict::Findings
+        } else if self.checks.iter().any(|c| !c.passed) {
+            Verdict::Checks
         } else {
             Verdict::Pass
         }
