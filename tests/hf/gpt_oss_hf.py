@@ -25,7 +25,7 @@ def parse():
     p.add_argument("--ids", required=True, help="comma separated prompt token ids")
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--window", type=int, default=4)
-    p.add_argument("--rope", choices=["yarn", "default"], default="yarn")
+    p.add_argument("--rope", choices=["yarn", "yarn-minimal", "default"], default="yarn")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-positions", type=int, default=64)
     p.add_argument("--intermediate", type=int, default=256)
@@ -45,6 +45,10 @@ def config(args):
             "beta_slow": 1.0,
             "truncate": False,
         }
+    elif args.rope == "yarn-minimal":
+        # What a user who names only the factor and the original length gets: HF's defaults
+        # for the rest (beta_fast 32, beta_slow 1, truncate true).
+        rope = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16}
     else:
         rope = {"rope_type": "default"}
     return GptOssConfig(
