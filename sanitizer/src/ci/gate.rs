@@ -282,4 +282,25 @@ mod tests {
         let g = gate(&fixtures::clean()[1..], &Policy::default());
         assert_eq!(g.failures.iter().map(|f| f.kind).collect::<Vec<_>>(), [RunFailureKind::NoCapture]);
     }
+
+    #[test]
+    fn a_failed_check_fails_only_a_run_with_nothing_worse() {
+        let check = |passed| Check {
+            classname: "ttsan.gpt-oss.modules".into(),
+            name: "model decode".into(),
+            passed,
+            message: "PCC 0.89900 (threshold 0.95)".into(),
+        };
+        let none = Policy::default();
+        assert_eq!(gate(&fixtures::clean(), &none).with_checks(vec![check(true)]).verdict, Verdict::Pass);
+        let failed = gate(&fixtures::clean(), &none).with_checks(vec![check(true), check(false)]);
+        assert_eq!(failed.verdict, Verdict::Checks);
+        assert_eq!(failed.verdict.as_str(), "checks-failed");
+        let junit = crate::ci::junit::render(&failed);
+        assert!(junit.contains(r#"tests="3" failures="1""#), "{junit}");
+        assert!(junit.contains(r#"<failure type="check" message="PCC 0.89900 (threshold 0.95)">"#), "{junit}");
+        // Findings (and run-level failures) keep their verdicts and exit codes.
+        let g = gate(&fixtures::use_after_free(), &none).with_checks(vec![check(false)]);
+        assert_eq!(g.verdict, Verdict::Findings);
+    }
 }
