@@ -3,16 +3,17 @@
 //!
 //! Exit codes are the engine's: 0 pass, the findings code (1, `--error-exitcode`) for findings
 //! neither suppressed nor baselined, 2 when the run cannot be trusted (unreadable or damaged
-//! trace, no capture, no allocations, a tracer that failed to load), 3 when ttsan failed.
+//! trace, no capture, no allocations, a tracer that failed to load), 3 when ttsan failed, 4 when
+//! nothing was found but a check of the workload's results failed (`ttsan run gpt-oss` PCC).
 
 use super::analyze::{Format, ReportArgs, Settings};
-use super::exit::{Failure, Outcome, CLEAN};
+use super::exit::{Failure, Outcome, ACCURACY, CLEAN};
 use super::options::EnvOptions;
 use anyhow::{anyhow, Context as _};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use ttsan_sanitizer::ci::checks::{check_run, facts_of_report};
-use ttsan_sanitizer::ci::{self, Gate, Policy, RunFailure, RunFailureKind, Verdict};
+use ttsan_sanitizer::ci::{self, Check, Gate, Policy, RunFailure, RunFailureKind, Verdict};
 use ttsan_sanitizer::report::{render_text, Report, Status};
 
 /// Arguments of `ttsan ci`.
@@ -118,9 +119,15 @@ pub fn gate_trace(trace: &Path, settings: &Settings) -> Outcome {
 /// Gates a report of events analysed in memory (`ttsan run`); only the facts a report
 /// carries are checked (no reader, so no damaged records).
 pub fn gate_report(report: &Report, settings: &Settings) -> Outcome {
+    gate_report_with_checks(report, Vec::new(), settings)
+}
+
+/// [`gate_report`] with the workload's own checks (`ttsan run gpt-oss`'s module PCCs): each a
+/// JUnit test case, and a failed one makes the run exit [`ACCURACY`] when nothing worse happened.
+pub fn gate_report_with_checks(report: &Report, checks: Vec<Check>, settings: &Settings) -> Outcome {
     let policy = settings.ci.policy()?;
     let subject = report.capture.as_ref().map_or_else(|| "run".to_string(), |c| c.command.clone());
-    let gate = Gate::new(subject, report.clone(), &facts_of_report(report), &policy);
+    let gate = Gate::new(subject, report.clone(), &facts_of_report(report), &policy).with_checks(checks);
     finish(&gate, settings)
 }
 
@@ -189,6 +196,7 @@ fn finish(gate: &Gate, settings: &Settings) -> Outcome {
         Verdict::Findings => Ok(settings.error_exitcode),
         Verdict::Failed => Err(Failure::usage(anyhow!("ci: the run cannot be trusted: {}", reasons()))),
         Verdict::Internal => Err(Failure::internal(anyhow!("ci: {}", reasons()))),
+        Verdict::Checks => Ok(ACCURACY),
     }
 }
 

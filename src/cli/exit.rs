@@ -10,6 +10,10 @@ pub const FINDINGS: i32 = 1;
 pub const USAGE: i32 = 2;
 /// ttsan itself failed.
 pub const INTERNAL: i32 = 3;
+/// No memory finding, but the workload's own check failed: a `ttsan run gpt-oss` module below
+/// its PCC threshold. Distinct from [`FINDINGS`] so a CI job can tell "the memory is clean but
+/// the numbers are wrong" from "ttsan saw a bad access"; findings win when there are both.
+pub const ACCURACY: i32 = 4;
 
 /// An error that ends the command with a specific exit code and a one-line reason.
 #[derive(Debug)]

@@ -1,11 +1,12 @@
 //! `ttsan run gpt-oss`: the GPT-OSS inference path on the simulated mesh, under the sanitizer.
 //!
 //! Records the run through a `FileRecorder` (a temporary trace unless `--trace`), analyses the
-//! trace as `ttsan analyze` does (same report, same exit codes), prints the module PCCs, adds
-//! them to the JSON report as `modules[]`, and writes the HTML allocation map on request.
+//! trace as `ttsan analyze` does (same report, same exit codes, plus 4 when nothing was found
+//! but a module missed its PCC threshold), prints the module PCCs, adds them to the JSON report
+//! as `modules[]` (and to JUnit as test cases), and writes the HTML allocation map on request.
 
 use super::analyze::{analyze_trace, emit, Format, ReportArgs, Settings};
-use super::exit::{Failure, Outcome, CLEAN, USAGE};
+use super::exit::{Failure, Outcome, ACCURACY, CLEAN, USAGE};
 use super::options::EnvOptions;
 use anyhow::{anyhow, Context as _};
 use clap::Args;
@@ -19,6 +20,7 @@ use ttsan_inference::gpt_oss::run::{
     RunError, RunOptions, RunOutcome,
 };
 use ttsan_inference::sim::{Canaries, DetectMode};
+use ttsan_sanitizer::ci::Check;
 use ttsan_sanitizer::report::{render_text, Report, Status};
 use ttsan_sanitizer::FindingKind;
 use ttsan_shim::events::{Arch, Role};
@@ -36,7 +38,7 @@ pub struct GptOssArgs {
     /// prefill or decode (default: a prefill of 32 tokens, then decode steps).
     #[arg(long)]
     pub mode: Option<String>,
-    /// Prefill tokens (a multiple of 32).
+    /// Prefill tokens (module tests: a multiple of 32; the whole model pads any length).
     #[arg(long, default_value_t = 32)]
     pub seq_len: usize,
     /// Decode steps.
@@ -147,7 +149,20 @@ fn options(args: &GptOssArgs) -> Result<RunOptions, Failure> {
         }
     }
     let model = match (&args.checkpoint, &args.config) {
-        (Some(dir), _) => ModelSource::Checkpoint(dir.clone()),
+        (Some(dir), _) => {
+            // A missing checkpoint is the caller's mistake: say so in one line (exit 2) rather
+            // than as the loader's I/O error on config.json.
+            if !dir.is_dir() {
+                return Err(usage(format!("--checkpoint {}: no such directory", dir.display())));
+            }
+            if !dir.join("config.json").is_file() {
+                return Err(usage(format!(
+                    "--checkpoint {}: no config.json there (expected a Hugging Face checkpoint directory)",
+                    dir.display()
+                )));
+            }
+            ModelSource::Checkpoint(dir.clone())
+        }
         (None, Some(c)) => ModelSource::Preset(c.clone()),
         (None, None) => ModelSource::Preset("tiny".into()),
     };
@@ -269,7 +284,7 @@ pub fn run(args: &GptOssArgs) -> Outcome {
         // saying "clean" would claim a check that never happened.
         print_modules(&outcome, &mut std::io::stdout());
         eprintln!("ttsan: --detect none: the sanitizer was off; nothing was recorded or checked");
-        return Ok(super::exit::CLEAN);
+        return Ok(accuracy_code(&outcome, CLEAN));
     }
     if let Some(e) = &outcome.program_error {
         // tt-metal throws here; the trace up to the throw says who and what.
@@ -281,7 +296,7 @@ pub fn run(args: &GptOssArgs) -> Outcome {
     }
     if settings.ci.active() {
         print_modules(&outcome, &mut std::io::stderr());
-        return emit(&report, &settings);
+        return super::ci::gate_report_with_checks(&report, module_checks(&outcome), &settings);
     }
     finish(&report, &outcome, &settings)
 }
@@ -344,6 +359,32 @@ fn write_html(trace: &Path, html: &Path, settings: &Settings) -> Result<(), Fail
     ttsan_viz::write_html_file(&map, &analysis, html)
         .with_context(|| format!("writing {}", html.display()))
         .map_err(Failure::usage)
+}
+
+/// The module results as CI checks (one JUnit test case each).
+fn module_checks(outcome: &RunOutcome) -> Vec<Check> {
+    outcome
+        .modules
+        .iter()
+        .map(|m| Check {
+            classname: "ttsan.gpt-oss.modules".into(),
+            name: format!("{} {}", m.module, m.mode),
+            passed: m.passed(),
+            message: format!("PCC {:.5} (threshold {})", m.pcc, m.threshold),
+        })
+        .collect()
+}
+
+/// `clean` unless a module missed its PCC threshold, then [`ACCURACY`]: a run whose numbers are
+/// wrong must not pass a CI job just because its memory accesses were clean.
+fn accuracy_code(outcome: &RunOutcome, clean: i32) -> i32 {
+    let failed: Vec<String> =
+        outcome.modules.iter().filter(|m| !m.passed()).map(|m| format!("{} {}", m.module, m.mode)).collect();
+    if failed.is_empty() {
+        return clean;
+    }
+    eprintln!("ttsan: PCC below threshold: {} (exit {ACCURACY})", failed.join(", "));
+    ACCURACY
 }
 
 fn print_modules(outcome: &RunOutcome, out: &mut dyn std::io::Write) {
@@ -422,7 +463,9 @@ fn finish(report: &Report, outcome: &RunOutcome, settings: &Settings) -> Outcome
         }
     }
     match report.status {
-        Status::Clean => Ok(CLEAN),
+        Status::Clean => Ok(accuracy_code(outcome, CLEAN)),
+        // Findings win: they usually explain the wrong numbers, and their code is the one CI
+        // jobs already gate on.
         Status::Findings => Ok(settings.error_exitcode),
         Status::Error => {
             Err(Failure { code: USAGE, error: anyhow!("analysis incomplete: {}", report.errors.join("; ")) })

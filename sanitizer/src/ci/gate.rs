@@ -50,6 +50,9 @@ pub enum Verdict {
     Failed,
     /// ttsan itself failed.
     Internal,
+    /// Memory checks found nothing new, but a check of the workload's own results failed
+    /// (e.g. a GPT-OSS module below its PCC threshold).
+    Checks,
 }
 
 impl Verdict {
@@ -60,8 +63,23 @@ impl Verdict {
             Verdict::Findings => "findings",
             Verdict::Failed => "failed",
             Verdict::Internal => "internal-error",
+            Verdict::Checks => "checks-failed",
         }
     }
+}
+
+/// A pass/fail check of the workload's own results that the gate reports beside the memory
+/// findings: one JUnit test case each.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    /// The JUnit class name (e.g. `ttsan.gpt-oss.modules`).
+    pub classname: String,
+    /// What was checked (e.g. `model decode`).
+    pub name: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// The measured result (e.g. `PCC 0.89900 (threshold 0.95)`).
+    pub message: String,
 }
 
 /// A report judged for CI.
@@ -79,6 +97,8 @@ pub struct Gate {
     pub unused_suppressions: Vec<String>,
     /// Whether a baseline was given (SARIF then marks results new or unchanged).
     pub baseline_given: bool,
+    /// Checks of the workload's own results (none for a plain trace).
+    pub checks: Vec<Check>,
     /// The outcome.
     pub verdict: Verdict,
 }
@@ -117,6 +137,7 @@ impl Gate {
             failures,
             unused_suppressions,
             baseline_given: policy.baseline.is_some(),
+            checks: Vec::new(),
             verdict: Verdict::Pass,
         };
         gate.verdict = gate.judge();
@@ -140,10 +161,18 @@ impl Gate {
             failures: vec![failure],
             unused_suppressions: Vec::new(),
             baseline_given: policy.baseline.is_some(),
+            checks: Vec::new(),
             verdict: Verdict::Pass,
         };
         gate.verdict = gate.judge();
         gate
+    }
+
+    /// The gate with `checks` added; a failed check fails a run that had nothing worse.
+    pub fn with_checks(mut self, checks: Vec<Check>) -> Self {
+        self.checks.extend(checks);
+        self.verdict = self.judge();
+        self
     }
 
     fn judge(&self) -> Verdict {
@@ -153,6 +182,8 @@ impl Gate {
             Verdict::Failed
         } else if self.states.contains(&FindingState::Active) {
             Verdict::Findings
+        } else if self.checks.iter().any(|c| !c.passed) {
+            Verdict::Checks
         } else {
             Verdict::Pass
         }
@@ -250,5 +281,26 @@ mod tests {
         assert!(g.failures.iter().any(|f| f.kind == RunFailureKind::NoAllocations));
         let g = gate(&fixtures::clean()[1..], &Policy::default());
         assert_eq!(g.failures.iter().map(|f| f.kind).collect::<Vec<_>>(), [RunFailureKind::NoCapture]);
+    }
+
+    #[test]
+    fn a_failed_check_fails_only_a_run_with_nothing_worse() {
+        let check = |passed| Check {
+            classname: "ttsan.gpt-oss.modules".into(),
+            name: "model decode".into(),
+            passed,
+            message: "PCC 0.89900 (threshold 0.95)".into(),
+        };
+        let none = Policy::default();
+        assert_eq!(gate(&fixtures::clean(), &none).with_checks(vec![check(true)]).verdict, Verdict::Pass);
+        let failed = gate(&fixtures::clean(), &none).with_checks(vec![check(true), check(false)]);
+        assert_eq!(failed.verdict, Verdict::Checks);
+        assert_eq!(failed.verdict.as_str(), "checks-failed");
+        let junit = crate::ci::junit::render(&failed);
+        assert!(junit.contains(r#"tests="3" failures="1""#), "{junit}");
+        assert!(junit.contains(r#"<failure type="check" message="PCC 0.89900 (threshold 0.95)">"#), "{junit}");
+        // Findings (and run-level failures) keep their verdicts and exit codes.
+        let g = gate(&fixtures::use_after_free(), &none).with_checks(vec![check(false)]);
+        assert_eq!(g.verdict, Verdict::Findings);
     }
 }

@@ -23,6 +23,7 @@ pub fn value(gate: &Gate) -> Value {
         "suppressed": suppressed,
         "baselined": baselined,
         "unused_suppressions": gate.unused_suppressions,
+        "checks": gate.checks,
     });
     v
 }

@@ -3,7 +3,8 @@
 //!
 //! One test case for the guarded run itself (errors for run-level failures, a failure when
 //! new findings exist), and one per finding: a failure carrying the finding's full text, or
-//! a skip saying why it was suppressed or baselined.
+//! a skip saying why it was suppressed or baselined; then one per check of the workload's own
+//! results (a GPT-OSS module's PCC), a failure when it did not pass.
 
 use super::gate::{FindingState, Gate};
 use super::text::{block, mechanism, title};
@@ -13,10 +14,11 @@ use std::fmt::Write as _;
 /// Renders the JUnit XML document.
 pub fn render(gate: &Gate) -> String {
     let (active, suppressed, baselined) = gate.counts();
-    let tests = 1 + gate.states.len();
+    let tests = 1 + gate.states.len() + gate.checks.len();
     let run_failed = !gate.failures.is_empty();
     let errors = usize::from(run_failed);
-    let failures = active + usize::from(!run_failed && active > 0);
+    let failed_checks = gate.checks.iter().filter(|c| !c.passed).count();
+    let failures = active + usize::from(!run_failed && active > 0) + failed_checks;
     let skipped = suppressed + baselined;
     let mut x = String::new();
     let _ = writeln!(x, r#"<?xml version="1.0" encoding="UTF-8"?>"#);
@@ -68,6 +70,21 @@ pub fn render(gate: &Gate) -> String {
                 let _ = writeln!(x, r#"      <skipped message="in the baseline: a known finding"/>"#);
                 let _ = writeln!(x, "      <system-out>{}</system-out>", escape_text(&block(&gate.report, f)));
             }
+        }
+        let _ = writeln!(x, "    </testcase>");
+    }
+    for c in &gate.checks {
+        let _ =
+            writeln!(x, r#"    <testcase classname="{}" name="{}" time="0">"#, escape(&c.classname), escape(&c.name));
+        if c.passed {
+            let _ = writeln!(x, "      <system-out>{}</system-out>", escape_text(&c.message));
+        } else {
+            let _ = writeln!(
+                x,
+                r#"      <failure type="check" message="{}">{}</failure>"#,
+                escape(&c.message),
+                escape_text(&c.message)
+            );
         }
         let _ = writeln!(x, "    </testcase>");
     }

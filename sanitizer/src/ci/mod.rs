@@ -33,6 +33,6 @@ mod xml;
 pub use baseline::Baseline;
 pub use checks::{RunFailure, RunFailureKind};
 pub use error::CiError;
-pub use gate::{FindingState, Gate, Policy, Verdict};
+pub use gate::{Check, FindingState, Gate, Policy, Verdict};
 pub use scan::{scan_file, TraceFacts};
 pub use suppress::Suppressions;

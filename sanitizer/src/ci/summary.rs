@@ -28,6 +28,7 @@ pub fn render(gate: &Gate, full_report: Option<&str>) -> String {
         Verdict::Findings => "FAIL (findings)",
         Verdict::Failed => "FAIL (run not checked)",
         Verdict::Internal => "FAIL (internal error)",
+        Verdict::Checks => "FAIL (checks)",
     };
     let mut lines = vec![format!(
         "ttsan ci: {verdict}: {active} new finding(s), {suppressed} suppressed, {baselined} baselined \
@@ -39,6 +40,9 @@ pub fn render(gate: &Gate, full_report: Option<&str>) -> String {
     let mut body = Vec::new();
     for f in &gate.failures {
         body.push(format!("  ERROR {}: {}", f.kind.as_str(), f.message));
+    }
+    for c in gate.checks.iter().filter(|c| !c.passed) {
+        body.push(format!("  FAIL {}: {}", c.name, c.message));
     }
     let groups = groups(gate);
     for g in &groups {

@@ -10,8 +10,8 @@ use super::decode_attention::{decode_attention, prefill_attention_fill, DecodeAt
 use super::decode_cache::{DeviceKvCache, LayerKv};
 use super::decode_experts::{decode_experts, dense_routing};
 use super::error::DeviceError;
-use super::experts::{TpReduce, BLOCK};
-use super::model::{attention_residual, mlp_residual, DeviceLayer, DeviceModel, Scatter};
+use super::experts::TpReduce;
+use super::model::{attention_residual, mlp_residual, padded_prompt, DeviceLayer, DeviceModel, Scatter};
 use crate::gpt_oss::error::GptOssError;
 use crate::gpt_oss::weights::ModelWeights;
 use crate::sim::ccl::CclManager;
@@ -104,9 +104,12 @@ impl DecodeModel {
 
     /// Prefill of `tokens` at positions `0..T` into the empty `cache`: logits `[T, V]`.
     ///
-    /// Whole blocks of 32 tokens run the prefill path (`fill_cache` / `paged_fill_cache` of
-    /// each layer's keys and values); other lengths are fed through [`DecodeModel::decode_step`]
-    /// one token at a time, which fills the cache with `paged_update_cache` instead.
+    /// The prefill path runs whole tiles (`fill_cache` / `paged_fill_cache` of each layer's keys
+    /// and values); a prompt of another length is zero-padded to the next multiple of 32 as
+    /// tt-metal's generator pads it ([`padded_prompt`]), and only the real rows come back. The
+    /// padding's keys and values land in the cache past the prompt, but the cache's length
+    /// stays `T`: decode at position `T` overwrites that row before reading it, and decode
+    /// SDPA never reads past the current position, so the padding is never attended.
     pub fn prefill(
         &self,
         mesh: &mut Mesh,
@@ -116,30 +119,28 @@ impl DecodeModel {
         reduce: TpReduce,
     ) -> Result<Vec<f32>, DeviceError> {
         let t = tokens.len();
-        if t == 0 || !cache.is_empty() || t > cache.max_seq || cache.layers.len() != self.model.layers.len() {
+        let padded = padded_prompt(tokens);
+        if t == 0 || !cache.is_empty() || padded.len() > cache.max_seq || cache.layers.len() != self.model.layers.len()
+        {
             return Err(GptOssError::InvalidInput(format!(
-                "prefill of {t} tokens needs an empty cache of this model with room for them"
+                "prefill of {t} tokens ({} padded) needs an empty cache of this model with room for them",
+                padded.len()
             ))
             .into());
         }
         self.model.check_tokens(tokens)?;
-        if t % BLOCK != 0 {
-            let mut logits = Vec::with_capacity(t * self.model.vocab);
-            for (pos, &token) in tokens.iter().enumerate() {
-                logits.extend(self.decode_step(mesh, ccl_manager, cache, token, pos)?);
-            }
-            return Ok(logits);
-        }
-        let mut x = self.model.embed_tokens(mesh, tokens)?;
+        let mut x = self.model.embed_tokens(mesh, &padded)?;
         let first = self.model.layers.first().ok_or_else(|| DeviceError::Placement("no layers".to_owned()))?;
-        let (cos, sin) = first.attn.rope_tables(mesh, &self.model.rope, 0, t)?;
+        let (cos, sin) = first.attn.rope_tables(mesh, &self.model.rope, 0, padded.len())?;
         for (layer, kv) in self.model.layers.iter().zip(&cache.layers) {
             x = prefill_layer_fill(mesh, ccl_manager, layer, x, &cos, &sin, kv, cache.page_table.as_ref(), reduce)?;
         }
         mesh.deallocate(&cos)?;
         mesh.deallocate(&sin)?;
         cache.len = t;
-        self.model.logits(mesh, x)
+        let mut logits = self.model.logits(mesh, x)?;
+        logits.truncate(t * self.model.vocab);
+        Ok(logits)
     }
 
     /// One decode step: the logits (`[V]`) of `token` at position `pos`, which must be at most

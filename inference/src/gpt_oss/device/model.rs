@@ -231,8 +231,10 @@ impl DeviceModel {
         Ok(DeviceModel { embed, layers, norm, lm_head, rope: Rope::new(c), eps: c.rms_norm_eps as f32, vocab: v })
     }
 
-    /// Prefill of `tokens` (a multiple of 32 long) at positions `0..T`: logits `[T, V]`,
-    /// gathered from the column shards of the first mesh row on the host.
+    /// Prefill of `tokens` (any positive length) at positions `0..T`: logits `[T, V]`,
+    /// gathered from the column shards of the first mesh row on the host. A prompt that is not
+    /// whole tiles runs zero-padded to the next multiple of 32 ([`padded_prompt`]) and only its
+    /// real rows are returned.
     pub fn prefill(
         &self,
         mesh: &mut Mesh,
@@ -241,21 +243,22 @@ impl DeviceModel {
         reduce: TpReduce,
     ) -> Result<Vec<f32>, DeviceError> {
         let t = tokens.len();
-        if t == 0 || t % super::experts::BLOCK != 0 {
-            return Err(
-                GptOssError::InvalidInput(format!("device prefill takes whole blocks of 32 tokens, got {t}")).into()
-            );
+        if t == 0 {
+            return Err(GptOssError::InvalidInput("device prefill of no tokens".to_owned()).into());
         }
         self.check_tokens(tokens)?;
-        let mut x = self.embed_tokens(mesh, tokens)?;
+        let padded = padded_prompt(tokens);
+        let mut x = self.embed_tokens(mesh, &padded)?;
         let first = self.layers.first().ok_or_else(|| DeviceError::Placement("no layers".to_owned()))?;
-        let (cos, sin) = first.attn.rope_tables(mesh, &self.rope, 0, t)?;
+        let (cos, sin) = first.attn.rope_tables(mesh, &self.rope, 0, padded.len())?;
         for layer in &self.layers {
             x = prefill_layer(mesh, ccl_manager, layer, x, &cos, &sin, reduce)?;
         }
         mesh.deallocate(&cos)?;
         mesh.deallocate(&sin)?;
-        self.logits(mesh, x)
+        let mut logits = self.logits(mesh, x)?;
+        logits.truncate(t * self.vocab);
+        Ok(logits)
     }
 
     /// Rejects token ids past the vocabulary before anything is uploaded.
@@ -311,4 +314,18 @@ impl DeviceModel {
         }
         Ok(())
     }
+}
+
+/// `tokens` zero-padded to the next multiple of 32 (the tile height the prefill ops take).
+///
+/// tt-metal pads the same way: `GPTOSSRowShardedGenerator.prefill_forward_text`
+/// (`models/demos/gpt_oss/tt/generator.py`) appends token 0 up to
+/// `get_padded_prefill_len(seq_len)` (`models/tt_transformers/tt/common.py`: 128, then powers of
+/// two) and reads the logits of `last_token_idx = seq_len - 1`. Attention is causal, so padding
+/// after the prompt cannot change a real row; this pads only to the tile, the least the device
+/// needs, since the larger buckets only serve tt-metal's trace reuse.
+pub fn padded_prompt(tokens: &[u32]) -> Vec<u32> {
+    let mut padded = tokens.to_vec();
+    padded.resize(tokens.len().div_ceil(super::experts::BLOCK) * super::experts::BLOCK, 0);
+    padded
 }

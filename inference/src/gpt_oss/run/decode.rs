@@ -4,10 +4,11 @@
 //! of a module is over all decode steps together, as one token alone is a short vector.
 
 use super::error::RunError;
+use super::module::Module;
 use super::session::Session;
 use crate::gpt_oss::device::{
     decode_attention, decode_experts, decode_layer, prefill_attention_fill, DecodeAttention, DecodeModel,
-    DecodePosition, DeviceAttention, DeviceExperts, DeviceKvCache, DeviceLayer, DeviceModel, KV_BLOCK,
+    DecodePosition, DeviceAttention, DeviceExperts, DeviceKvCache, DeviceLayer, DeviceModel, BLOCK, KV_BLOCK,
 };
 use crate::gpt_oss::pcc::pcc;
 use crate::gpt_oss::reference::{self, LayerCache, Reference};
@@ -52,6 +53,20 @@ impl Session<'_> {
     fn step_input(&self, salt: u64, step: usize) -> Vec<f32> {
         let h = self.weights.config.hidden_size;
         SplitMix64::new(self.seed ^ salt ^ ((step as u64 + 1) << 32)).normal_vec(h, 0.0, 1.0)
+    }
+
+    /// Module tests feed random activations of the prompt's length straight to one module, so
+    /// they need whole tiles; only the whole model pads a prompt of any length (its embedding
+    /// turns padded token ids into rows, as tt-metal's generator pads them).
+    pub(super) fn need_whole_tiles(&self, module: Module) -> Result<(), RunError> {
+        if module != Module::Model && self.tokens % BLOCK != 0 {
+            return Err(RunError::Usage(format!(
+                "--seq-len {}: the {module} module test takes a multiple of {BLOCK} tokens (the whole model, \
+                 without --modules, takes any length)",
+                self.tokens
+            )));
+        }
+        Ok(())
     }
 
     fn need_steps(&self) -> Result<(), RunError> {

@@ -62,8 +62,8 @@ impl<'w> Session<'w> {
                 weights.layers.len()
             )));
         }
-        if tokens == 0 || tokens % 32 != 0 {
-            return Err(RunError::Usage(format!("--seq-len {tokens}: prefill takes a positive multiple of 32")));
+        if tokens == 0 {
+            return Err(RunError::Usage("the prompt is empty: --seq-len or --input-ids needs a token".into()));
         }
         let ccl = CclManager::gpt_oss(&mut mesh, Topology::Ring, 1)?;
         Ok(Session {
@@ -120,6 +120,7 @@ impl<'w> Session<'w> {
     /// Runs one module test in `mode` (decode: the prompt fills the KV cache, then the decode
     /// steps are compared).
     pub fn run_module(&mut self, module: Module, mode: Mode) -> Result<ModuleResult, RunError> {
+        self.need_whole_tiles(module)?;
         self.mesh.mark(&format!("module {module} {mode} begin"));
         let pcc = match (mode, module) {
             (Mode::Prefill, Module::Attention) => self.attention()?,
