@@ -9,14 +9,13 @@ use ttsan_inference::alloc::free_list::FreeList;
 /// Free ranges `[start, end)` in address order, relative to the list's offset.
 struct Naive {
     free: Vec<(u64, u64)>,
-    size: u64,
     min: u64,
     align: u64,
 }
 
 impl Naive {
     fn new(size: u64, min: u64, align: u64) -> Naive {
-        Naive { free: vec![(0, size)], size, min, align }
+        Naive { free: vec![(0, size)], min, align }
     }
 
     fn allocate(&mut self, size: u64, bottom_up: bool) -> Option<(u64, u64)> {
