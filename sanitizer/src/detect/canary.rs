@@ -52,7 +52,7 @@ pub fn check(ctx: &Context<'_>, c: &CanaryDigest) -> Option<Finding> {
     );
     let Some(op) = op else {
         // After the last op only a late asynchronous writer can have done it.
-        let (writer, stale) = late_writer(ctx, &damage, u64::MAX).filter(|(w, _)| w.is_async())?;
+        let (writer, stale) = late_writer(ctx, &damage, u64::MAX).filter(|(w, _)| w.writes_after_end())?;
         f.kind = FindingKind::UseAfterFree;
         f.mechanism = late_text(writer, &stale, &pages_text);
         f.culprit = Some(culprit(writer));
@@ -83,7 +83,7 @@ pub fn check(ctx: &Context<'_>, c: &CanaryDigest) -> Option<Finding> {
     // Free memory is written late only by an asynchronous op (`*_async`: collectives on their
     // own sub-device) whose freed scratch was there; any other op that once allocated those
     // bytes is long done, and blaming it would hide the op that really wrote.
-    let late = late_writer(ctx, &damage, op.index).filter(|(w, _)| w.index != op.index && w.is_async());
+    let late = late_writer(ctx, &damage, op.index).filter(|(w, _)| w.index != op.index && w.writes_after_end());
     if let Some((writer, stale)) = late {
         f.kind = FindingKind::UseAfterFree;
         f.mechanism = late_text(writer, &stale, &pages_text);
@@ -114,7 +114,7 @@ pub fn check(ctx: &Context<'_>, c: &CanaryDigest) -> Option<Finding> {
 }
 
 fn culprit(op: &OpInfo) -> Culprit {
-    Culprit { op: op.name.to_string(), op_index: op.index, call: op.call }
+    Culprit::of(op)
 }
 
 fn late_text(writer: &OpInfo, stale: &Related, pages_text: &str) -> String {

@@ -103,10 +103,10 @@ impl GuardState {
                 stale.buffer.freed_by.as_deref().unwrap_or("the host"),
                 writer.label()
             );
-            f.culprit = Some(Culprit { op: writer.name.to_string(), op_index: writer.index, call: writer.call });
+            f.culprit = Some(Culprit::of(writer));
             f.related = Some(stale);
         } else {
-            f.culprit = Some(Culprit { op: op.name.to_string(), op_index: op.index, call: op.call });
+            f.culprit = Some(Culprit::of(op));
             f.mechanism = format!("{summary}; {}", attribution::mechanism(op, related.as_ref(), Some(&victim)));
             f.related = related;
         }

@@ -75,7 +75,7 @@ pub fn check(ctx: &Context<'_>, w: &Write) -> Option<Finding> {
     };
 
     let mut f = Finding::at(kind, Some(w.device), w.space, Some(w.unit), first_bad, bad_bytes);
-    f.culprit = op.map(|o| Culprit { op: o.name.to_string(), op_index: o.index, call: o.call });
+    f.culprit = op.map(Culprit::of);
     let victim_is_input = op.zip(victim_hit).is_some_and(|(o, h)| o.declares(h.id) && !o.writes(h.id));
     f.mechanism = match (op, &victim) {
         (Some(o), Some(v)) if victim_is_input && kind == FindingKind::ForeignWrite => {
