@@ -80,9 +80,10 @@ pub fn check(ctx: &Context<'_>, c: &CanaryDigest) -> Option<Finding> {
         f.related = related;
         return Some(f);
     }
-    // Free memory is written late only by an asynchronous op (`*_async`: collectives on their
-    // own sub-device) whose freed scratch was there; any other op that once allocated those
-    // bytes is long done, and blaming it would hide the op that really wrote.
+    // Free memory is written late only by an op whose writes can land after it ended (a
+    // collective's fabric writes into a peer, as the op semantics declare) and whose freed
+    // buffer was there; any other op that once allocated those bytes is long done, and blaming
+    // it would hide the op that really wrote.
     let late = late_writer(ctx, &damage, op.index).filter(|(w, _)| w.index != op.index && w.writes_after_end());
     if let Some((writer, stale)) = late {
         f.kind = FindingKind::UseAfterFree;
