@@ -108,6 +108,9 @@ fn always_late_skew_corrupts_the_attention_input_with_the_experts_first() {
     assert!(!uaf.is_empty(), "{findings:?}");
     assert_eq!(culprit(uaf[0]), Some(RS));
     assert_eq!(victim(uaf[0]), Some("layer1.attn.input"), "{}", brief(&findings));
+    let related = uaf[0].related.as_ref().unwrap();
+    assert_eq!(related.buffer.name, "layer1.experts.tp_allreduce.rs_intermediate", "the receiver's intermediate");
+    assert!(related.buffer.freed);
     assert!(findings.iter().all(|f| victim(f) != Some("layer1.attn.sinks")), "{}", brief(&findings));
 
     o.modules = Some(vec![Module::Attention, Module::Experts]);

@@ -16,6 +16,8 @@ pub(crate) struct InFlight {
     pub(crate) name: String,
     /// The peer chip whose kernels sent the bytes.
     pub(crate) peer: usize,
+    /// The receiver's buffer the bytes were sent into (freed by the time they land, perhaps).
+    pub(crate) buffer: u64,
     /// The receiving chip.
     pub(crate) device: usize,
     /// The index of the op whose dispatch they land at.

@@ -395,6 +395,10 @@ impl Mesh {
         }
         for ((op, peer, device), writes) in groups {
             let name = writes.first().map(|w| w.name.clone()).unwrap_or_default();
+            // The record declares the receiver's buffer the peer sent into, as the op did: the
+            // analysis then relates the damage to it (freed by now, or not).
+            let mut buffers: Vec<u64> = writes.iter().map(|w| w.buffer).collect();
+            buffers.dedup();
             let index = self.next_op;
             self.next_op += 1;
             self.emit(vec![Event::OpBegin(ttsan_events::OpBegin {
@@ -404,7 +408,7 @@ impl Mesh {
                 args: format!("late fabric write of op #{op} from chip {peer} into chip {device}"),
                 inputs: Vec::new(),
                 outputs: Vec::new(),
-                scratch: Vec::new(),
+                scratch: buffers,
                 parent: Some(op),
             })]);
             self.start_journals();

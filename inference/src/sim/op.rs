@@ -358,6 +358,7 @@ impl OpRun<'_> {
                         op: self.index,
                         name: self.name.clone(),
                         peer,
+                        buffer: t.id,
                         device: d,
                         due: self.index + delay,
                         space: p.space,

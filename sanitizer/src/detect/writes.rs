@@ -59,7 +59,8 @@ pub fn check(ctx: &Context<'_>, w: &Write) -> Option<Finding> {
         };
         let related = buffer_ref(anchor.id).map(|buffer| Related { buffer, relation, distance, peer_device: None });
         (FindingKind::OobWrite, related)
-    } else if let Some(f) = freed.first() {
+    } else if let Some(f) = freed.iter().find(|f| op.is_some_and(|o| o.declares(f.id))).or(freed.first()) {
+        // Of the freed buffers that were there, the one the op itself declared explains it best.
         let related = buffer_ref(f.id).map(|buffer| Related {
             buffer,
             relation: Relation::StaleAddress,
