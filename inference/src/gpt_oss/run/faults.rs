@@ -162,7 +162,17 @@ impl NamedFault {
             Err(RunError::Usage(format!("fault {} never runs in this configuration: it runs {needs}", self.name)))
         };
         let runs = match self.name {
-            "ccl-stale-scratch" | "ccl-peer-skew" | "ccl-stale-runtime-arg" => {
+            "ccl-stale-runtime-arg" => {
+                let attention = ctx.any(&[Module::Attention, Module::Decoder, Module::Model]);
+                if !(attention || (ctx.prefill_experts() && !ctx.fix_all_reduce)) {
+                    return never(&format!(
+                        "in mesh_config.allreduce ({RS} + all_gather_async): the attention, decoder or model module, or \
+                         the low-latency prefill experts without --fix all-reduce"
+                    ));
+                }
+                true
+            }
+            "ccl-stale-scratch" | "ccl-peer-skew" => {
                 if !ctx.prefill_experts() || ctx.fix_all_reduce {
                     return never(&format!(
                         "in the low-latency prefill experts' TP all-reduce ({RS} + all_gather_async): the experts, \
