@@ -1,5 +1,6 @@
-//! The op cache: per-op persistent state kept across calls, as tt-metal's program cache keeps
-//! buffers, semaphores and the addresses baked into cached programs.
+//! The op cache: per-op buffers the simulator's own ops keep across calls (the synchronous
+//! collectives' semaphores and intermediates), and the program cache's runtime arguments:
+//! which buffer each cached program was built for.
 
 use super::tensor::Tensor;
 use std::collections::HashMap;

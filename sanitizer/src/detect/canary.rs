@@ -4,7 +4,8 @@
 //! after an op: the bytes just past the op's outputs, the regions of recently freed buffers, or
 //! all of it. A change there is a write by someone into memory nobody owns. The digests say
 //! which pages changed, not which bytes or who wrote; the culprit is the op the digests were
-//! taken across, unless one of its own buffers or a late asynchronous writer explains it better.
+//! taken across, unless one of its own buffers or a late writer (an op whose writes can land
+//! after it ended, as the op semantics declare) explains it better.
 //! Kinds follow what writes mode would say about the same bytes, so that the two modes agree:
 //! an overrun right past a buffer the op writes is an `oob-write`, bytes of a quarantined
 //! (freed) buffer a `use-after-free`, anything else a `wild-write`.
@@ -51,7 +52,7 @@ pub fn check(ctx: &Context<'_>, c: &CanaryDigest) -> Option<Finding> {
         range.end - range.start,
     );
     let Some(op) = op else {
-        // After the last op only a late asynchronous writer can have done it.
+        // After the last op only a late writer can have done it.
         let (writer, stale) = late_writer(ctx, &damage, u64::MAX).filter(|(w, _)| w.writes_after_end())?;
         f.kind = FindingKind::UseAfterFree;
         f.mechanism = late_text(writer, &stale, &pages_text);
@@ -120,8 +121,8 @@ fn culprit(op: &OpInfo) -> Culprit {
 
 fn late_text(writer: &OpInfo, stale: &Related, pages_text: &str) -> String {
     format!(
-        "op {} wrote through the stale address of '{}' ({}), freed by {}, after the free (a late asynchronous \
-         write), into unallocated memory; {pages_text}",
+        "op {} wrote through the stale address of '{}' ({}), freed by {}, after the free (a write that landed \
+         late), into unallocated memory; {pages_text}",
         writer.label(),
         stale.buffer.name,
         stale.buffer.role,
