@@ -149,6 +149,8 @@ pub fn run(
             }
             if module_tests {
                 session.setup_decoder_layer(*case_tokens)?;
+            } else {
+                session.tokens = *case_tokens;
             }
             let from = results.len();
             for &module in &modules {
