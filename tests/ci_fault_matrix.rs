@@ -215,12 +215,13 @@ fn fault_free_runs_pass() {
 /// the fixed or fault-free run of the same modules must pass in every mode.
 #[test]
 fn named_faults_fail_ci_through_ttsan_run() {
+    type Case<'a> = (&'a [&'a str], &'a str, &'a str, &'a str, &'a str, &'a str, &'a str);
     let dir = support::tempdir();
-    let run_on = |mesh: &str, layer: &str, modules: &str, extra: &[&str]| {
+    let run_seq = |seq: &str, mesh: &str, layer: &str, modules: &str, extra: &[&str]| {
         let junit = dir.path().join("junit.xml");
         let _ = std::fs::remove_file(&junit);
         let out = ttsan()
-            .args(["run", "gpt-oss", "--mesh", mesh, "--layers", layer, "--mode", "prefill", "--seq-len", "64"])
+            .args(["run", "gpt-oss", "--mesh", mesh, "--layers", layer, "--mode", "prefill", "--seq-len", seq])
             .args(["--modules", modules, "--ci", "--junit"])
             .arg(&junit)
             .args(extra)
@@ -229,23 +230,31 @@ fn named_faults_fail_ci_through_ttsan_run() {
         let junit = std::fs::read_to_string(&junit).unwrap_or_default();
         (out, junit)
     };
+    let run_on = |mesh: &str, layer: &str, modules: &str, extra: &[&str]| run_seq("64", mesh, layer, modules, extra);
     let gc = "guard-corruption";
-    // (fault, mesh, modules, kind in writes and both modes, kind in digests mode, culprit)
-    let faults = [
-        ("ccl-stale-scratch", "1x8", "experts,attention", "use-after-free", gc, RS),
-        ("sparse-matmul-oob", "1x8", "experts,attention", "oob-write", "oob-write", "ttnn.sparse_matmul"),
-        // At 64 tokens the padded rows land in free DRAM (at 32, in `experts.partial`).
-        ("ccl-pad-overrun", "1x8", "experts,attention", "oob-write", "oob-write", "ttnn.experimental.all_gather_async"),
-        ("cb-clash", "1x8", "attention", "cb-clash", "cb-clash", "ttnn.linear"),
-        ("semaphore-reuse", "1x8", "attention", "foreign-write", gc, "ttnn.experimental.all_gather_async"),
-        ("untilize-undersized", "4x8", "experts", "oob-write", gc, "ttnn.to_layout"),
-        ("a2a-combine-peer", "4x8", "experts", "oob-write", "oob-write", "ttnn.all_to_all_combine"),
+    let ag = "ttnn.experimental.all_gather_async";
+    // (fault and its options, tokens, mesh, modules, kind in writes and both modes, kind in
+    // digests mode, culprit)
+    let faults: [Case<'_>; 9] = [
+        (&["ccl-stale-scratch"], "64", "1x8", "experts,attention", "use-after-free", gc, RS),
+        (&["ccl-peer-skew", "--skew-seed", "4"], "64", "1x8", "experts,attention", "use-after-free", gc, RS),
+        (&["ccl-stale-runtime-arg"], "64", "1x8", "experts,attention", "use-after-free", gc, RS),
+        (&["sparse-matmul-oob"], "64", "1x8", "experts,attention", "oob-write", "oob-write", "ttnn.sparse_matmul"),
+        // The padded rows land in the reduce-scatter output's address range; below 256 tokens
+        // on a bank where it has no page, which no digest covers.
+        (&["ccl-pad-overrun"], "256", "1x8", "experts,attention", "oob-write", gc, ag),
+        (&["cb-clash"], "64", "1x8", "attention", "cb-clash", "cb-clash", "ttnn.linear"),
+        (&["semaphore-reuse"], "64", "1x8", "attention", "foreign-write", gc, ag),
+        (&["untilize-undersized"], "64", "4x8", "experts", "oob-write", gc, "ttnn.to_layout"),
+        (&["a2a-combine-peer"], "64", "4x8", "experts", "oob-write", "oob-write", "ttnn.all_to_all_combine"),
     ];
-    for (fault, mesh, modules, kind, digest_kind, op) in faults {
+    for (fault, seq, mesh, modules, kind, digest_kind, op) in faults {
         let layer = if mesh == "1x8" && modules.starts_with("experts") { "1" } else { "0" };
         for detect in ["writes", "digests", "both"] {
-            let ctx = format!("{fault} --detect {detect}");
-            let (out, junit) = run_on(mesh, layer, modules, &["--inject", fault, "--detect", detect]);
+            let ctx = format!("{fault:?} --detect {detect}");
+            let args: Vec<&str> =
+                ["--inject"].into_iter().chain(fault.iter().copied()).chain(["--detect", detect]).collect();
+            let (out, junit) = run_seq(seq, mesh, layer, modules, &args);
             assert_eq!(out.status.code(), Some(1), "{ctx}: {}\n{}", stdout(&out), stderr(&out));
             let text = stdout(&out);
             let want = if detect == "digests" { digest_kind } else { kind };

@@ -16,7 +16,7 @@ fn release() -> Option<PathBuf> {
 }
 
 #[test]
-fn readme_scenario_reports_the_sinks_and_writes_the_map() {
+fn readme_scenario_reports_the_late_writes_and_writes_the_map() {
     let dir = tempfile::tempdir().unwrap();
     let html = dir.path().join("sink-map.html");
     let json = dir.path().join("report.json");
@@ -39,7 +39,12 @@ fn readme_scenario_reports_the_sinks_and_writes_the_map() {
     assert!(stdout.contains("module experts: PCC"), "{stdout}");
     assert!(stdout.contains("module attention: PCC") && stdout.contains("FAIL"), "{stdout}");
     assert!(stdout.contains("culprit: op #") && stdout.contains("reduce_scatter_minimal_async"), "{stdout}");
-    assert!(stdout.contains("victim:  'layer1.attn.sinks'"), "{stdout}");
+    // The peer whose fabric writes landed late: chip 0's ring predecessor.
+    assert!(stdout.contains("(call 1) on chip 7"), "{stdout}");
+    // The layer, sinks included, is uploaded before any component (the real lifecycle); the
+    // late writes hit the attention's input, uploaded into the space the experts freed.
+    assert!(stdout.contains("victim:  'layer1.attn.input'"), "{stdout}");
+    assert!(!stdout.contains("layer1.attn.sinks"), "{stdout}");
     assert!(stdout.contains("caught in either module order"), "{stdout}");
     assert!(std::fs::metadata(&html).unwrap().len() > 0);
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
@@ -49,6 +54,30 @@ fn readme_scenario_reports_the_sinks_and_writes_the_map() {
     assert!(modules[1]["pcc"].as_f64().unwrap() < 0.95);
 }
 
+/// `--cases`: a cross-test sequence on one mesh, results labelled by case; `--skew-seed`
+/// decides whether `ccl-peer-skew` corrupts (seed 4) or lands on time (seed 2).
+#[test]
+fn cases_and_skew_seeds_from_the_command_line() {
+    let run = |extra: &[&str]| {
+        let out = Command::new(ttsan())
+            .args(["run", "gpt-oss", "--mesh", "1x8", "--layers", "1", "--modules", "experts,attention"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, stdout) = run(&["--cases", "prefill:32,prefill:64"]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("module experts [prefill:32]: PCC"), "{stdout}");
+    assert!(stdout.contains("module attention [prefill:64]: PCC"), "{stdout}");
+    let skew = ["--mode", "prefill", "--seq-len", "64", "--inject", "ccl-peer-skew", "--skew-seed"];
+    let (code, stdout) = run(&[&skew[..], &["2"]].concat());
+    assert_eq!(code, Some(0), "seed 2 is on time: {stdout}");
+    let (code, stdout) = run(&[&skew[..], &["4"]].concat());
+    assert_eq!(code, Some(1), "seed 4 is late: {stdout}");
+    assert!(stdout.contains("on device 5") && stdout.contains("on chip 4"), "{stdout}");
+}
+
 #[test]
 fn bad_input_exits_2_with_one_line() {
     for args in [
@@ -56,6 +85,7 @@ fn bad_input_exits_2_with_one_line() {
         vec!["--mesh", "8"],
         vec!["--mesh", "0x8"],
         vec!["--modules", "attention", "--inject", "ccl-stale-scratch"],
+        vec!["--modules", "attention", "--inject", "ccl-peer-skew"],
         vec!["--modules", "attention", "--inject", "nonsense"],
         vec!["--modules", "attention", "--canary", "bogus"],
         vec!["--modules", "attention", "--guard-role", "weight,nonsense"],

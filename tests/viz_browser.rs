@@ -92,8 +92,8 @@ fn finding_click_pans_to_the_culprit_and_hostile_names_stay_text() {
 }
 
 /// The acceptance case: the map `ttsan run gpt-oss` writes for the sink-corruption scenario
-/// (experts, then attention, with the stale reduce-scatter scratch) lists the use-after-free,
-/// and clicking it brings the culprit op and the sinks' address into view.
+/// (experts, then attention, with the reduce-scatter's late fabric writes) lists the
+/// use-after-free, and clicking it brings the culprit op and the victim's address into view.
 #[test]
 fn sink_corruption_scenario_map() {
     let Some(chromium) = chromium::require() else { return };
@@ -108,7 +108,7 @@ fn sink_corruption_scenario_map() {
         .expect("ttsan runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("use-after-free") && stdout.contains("layer1.attn.sinks"), "{stdout}");
+    assert!(stdout.contains("use-after-free") && stdout.contains("layer1.attn.input"), "{stdout}");
     let shot = dir.path().join("shot.png");
     let verdict = selftest_cdp(&chromium, &html, &shot, 90);
     assert_checks_pass(&verdict, &FINDING_CHECKS);

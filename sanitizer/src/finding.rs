@@ -88,6 +88,17 @@ pub struct Culprit {
     pub op_index: u64,
     /// Which call of this op name it was (1-based).
     pub call: u64,
+    /// The chips the op ran on when it declares them (a peer chip's late fabric writes are a
+    /// record on the sending chip); empty: every chip.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub chips: Vec<u32>,
+}
+
+impl Culprit {
+    /// The culprit `op`.
+    pub fn of(op: &crate::ops::OpInfo) -> Self {
+        Culprit { op: op.name.to_string(), op_index: op.index, call: op.call, chips: op.devices.clone() }
+    }
 }
 
 /// A buffer as a finding describes it.

@@ -3,7 +3,7 @@
 use rustc_hash::FxHashMap as HashMap;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use ttsan_events::{Declared, OpBegin};
+use ttsan_events::{op_semantics, Declared, OpBegin, OpSemantics};
 
 /// How many buffers per op name are remembered as "declared by an earlier call of this op".
 /// Program caches keep a handful of persistent buffers per op; this bounds memory on long traces.
@@ -43,11 +43,17 @@ impl OpInfo {
     pub fn writes(&self, buffer: u64) -> bool {
         matches!(self.declared.get(&buffer), Some(Declared::Output | Declared::Scratch))
     }
-    /// Whether the op is asynchronous (ttnn's `*_async` collectives, which run on their own
-    /// sub-device): only such an op can still be writing after it ended, so only such an op
-    /// explains a change of free memory seen after later ops.
-    pub fn is_async(&self) -> bool {
-        self.name.contains("async")
+
+    /// What the op declares beyond its buffers ([`ttsan_events::semantics`]: the simulator's
+    /// op definitions and the names real runs record).
+    pub fn semantics(&self) -> OpSemantics {
+        op_semantics(&self.name)
+    }
+
+    /// Whether the op's writes can land after it ended (a collective's fabric writes into a
+    /// peer): only such an op explains a change of free memory seen after later ops.
+    pub fn writes_after_end(&self) -> bool {
+        self.semantics().writes_after_end
     }
 }
 
@@ -66,10 +72,16 @@ impl OpTable {
     /// Records an op start.
     pub fn begin(&mut self, begin: &OpBegin) {
         let name = self.intern(&begin.name);
-        let call = {
-            let n = self.calls.entry(name.clone()).or_insert(0);
-            *n += 1;
-            *n
+        // A nested record of its parent's own name (a peer's late fabric writes of that call)
+        // is part of the parent's call, not a call of its own.
+        let same_call = begin.parent.and_then(|p| self.ops.get(&p)).filter(|p| p.name == name).map(|p| p.call);
+        let call = match same_call {
+            Some(call) => call,
+            None => {
+                let n = self.calls.entry(name.clone()).or_insert(0);
+                *n += 1;
+                *n
+            }
         };
         self.last_index.insert(name.clone(), begin.index);
         let mut declared = HashMap::default();

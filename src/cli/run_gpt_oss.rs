@@ -16,8 +16,8 @@ use std::sync::Arc;
 use ttsan_inference::gpt_oss::config::GptOssConfig;
 use ttsan_inference::gpt_oss::npy;
 use ttsan_inference::gpt_oss::run::{
-    parse_ids, parse_layers, parse_mesh, plan, run as run_model, Mode, ModelSource, Module, PlanOptions, Progress,
-    RunError, RunOptions, RunOutcome,
+    parse_cases, parse_ids, parse_layers, parse_mesh, plan, run as run_model, Mode, ModelSource, Module, PlanOptions,
+    Progress, RunError, RunOptions, RunOutcome,
 };
 use ttsan_inference::sim::{Canaries, DetectMode};
 use ttsan_sanitizer::ci::Check;
@@ -59,6 +59,15 @@ pub struct GptOssArgs {
     /// Random-weight seed.
     #[arg(long, default_value_t = 21)]
     pub seed: u64,
+    /// A cross-test sequence on one mesh and program cache, as pytest runs several test ids
+    /// with one fixture: MODE:TOKENS, comma separated (prefill:128,prefill:2048). Each case
+    /// builds the decoder layer, runs the module tests and frees the layer.
+    #[arg(long, value_name = "CASES", conflicts_with_all = ["mode", "input_ids"])]
+    pub cases: Option<String>,
+    /// Seed of the cross-chip skew of `--inject ccl-peer-skew` (which peer chip's fabric writes
+    /// are late, and by how many ops); the weights and inputs do not depend on it.
+    #[arg(long, default_value_t = 0)]
+    pub skew_seed: u64,
     /// Plan mode: full-size shapes, allocation and op events only.
     #[arg(long)]
     pub plan: bool,
@@ -179,6 +188,8 @@ fn options(args: &GptOssArgs) -> Result<RunOptions, Failure> {
         seed: args.seed,
         input_ids: args.input_ids.as_deref().map(parse_ids).transpose().map_err(usage)?,
         inject: args.inject.clone(),
+        cases: args.cases.as_deref().map(parse_cases).transpose().map_err(usage)?.unwrap_or_default(),
+        skew_seed: args.skew_seed,
         fix_all_reduce,
         detect,
         guard_globs: args.guard.clone(),

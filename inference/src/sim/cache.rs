@@ -1,19 +1,28 @@
-//! The op cache: per-op persistent state kept across calls, as tt-metal's program cache keeps
-//! buffers, semaphores and the addresses baked into cached programs.
+//! The op cache: per-op buffers the simulator's own ops keep across calls (the synchronous
+//! collectives' semaphores and intermediates), and the program cache's runtime arguments:
+//! which buffer each cached program was built for.
 
 use super::tensor::Tensor;
 use std::collections::HashMap;
 use ttsan_events::{Space, Unit};
 
-/// Bytes an asynchronous op wrote to its cached scratch that have not landed yet (the
-/// `deferred` fault): they land at the next compute dispatch, after the op has ended and
-/// possibly after the scratch was freed and its bytes handed to another buffer.
+/// Bytes a peer chip wrote over the fabric into a receiver's buffer that had not landed when
+/// the op ended (the `deferred` fault, cross-chip skew): they land when op `due` is
+/// dispatched, possibly after the receiver freed the buffer and its bytes went to another.
 #[derive(Debug, Clone)]
 pub(crate) struct InFlight {
-    /// The writing op's index (the Write events name it).
+    /// The writing op's index.
     pub(crate) op: u64,
-    /// Chip.
+    /// The writing op's name.
+    pub(crate) name: String,
+    /// The peer chip whose kernels sent the bytes.
+    pub(crate) peer: usize,
+    /// The receiver's buffer the bytes were sent into (freed by the time they land, perhaps).
+    pub(crate) buffer: u64,
+    /// The receiving chip.
     pub(crate) device: usize,
+    /// The index of the op whose dispatch they land at.
+    pub(crate) due: u64,
     /// DRAM or L1.
     pub(crate) space: Space,
     /// Bank or core.
@@ -22,12 +31,6 @@ pub(crate) struct InFlight {
     pub(crate) address: u64,
     /// The bytes.
     pub(crate) bytes: Vec<u8>,
-}
-
-/// Whether `op` is a collective: collectives run on the CCL sub-device and do not wait for an
-/// earlier collective's outstanding writes, so those land only at the next compute dispatch.
-pub(crate) fn is_ccl(op: &str) -> bool {
-    ["all_gather", "reduce_scatter", "all_reduce", "all_to_all"].iter().any(|c| op.contains(c))
 }
 
 /// One cached buffer of an op.
@@ -39,13 +42,28 @@ pub(crate) struct CacheEntry {
     pub(crate) stale: bool,
 }
 
-/// Cached buffers keyed by (op name, op-chosen key such as shapes and dims).
+/// Cached buffers keyed by (op name, op-chosen key such as shapes and dims), and the
+/// program cache's runtime arguments: the buffers a program was built for on its cache miss.
 #[derive(Debug, Default)]
 pub(crate) struct OpCache {
     entries: HashMap<(String, String), CacheEntry>,
+    /// Per (op name, program hash): the buffer whose address the program's runtime arguments
+    /// hold. Not released between test cases: tt-metal's program cache lives as long as the
+    /// device.
+    programs: HashMap<(String, String), Tensor>,
 }
 
 impl OpCache {
+    /// The buffer the cached program `(op, key)` names in its runtime arguments, if any.
+    pub(crate) fn program_arg(&self, op: &str, key: &str) -> Option<&Tensor> {
+        self.programs.get(&(op.to_string(), key.to_string()))
+    }
+
+    /// Records (a cache miss) or re-patches (a hit) the buffer the program names.
+    pub(crate) fn set_program_arg(&mut self, op: &str, key: &str, t: Tensor) {
+        self.programs.insert((op.to_string(), key.to_string()), t);
+    }
+
     pub(crate) fn get(&self, op: &str, key: &str) -> Option<&CacheEntry> {
         self.entries.get(&(op.to_string(), key.to_string()))
     }

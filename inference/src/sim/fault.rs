@@ -4,7 +4,7 @@
 //! - `stray-write:op=NAME[#N],device=D,space=dram|l1,bank=B|core=X.Y,addr=A,len=L`
 //! - `overrun:op=NAME[#N],bytes=L[,out=GLOB]`
 //! - `stale:op=NAME`
-//! - `deferred:op=NAME[,scratch=GLOB]`
+//! - `deferred:op=NAME[,scratch=GLOB][,seed=S]`
 //!
 //! `#N` picks the N-th call of NAME (default the first); numbers are decimal or `0x` hex.
 //! `out=GLOB` counts only the calls whose first output is named like GLOB, so a fault can
@@ -68,19 +68,26 @@ pub enum Fault {
         /// Glob over the first output's name: only matching calls count towards `at.call`.
         out: Option<String>,
     },
-    /// The op's cached scratch address outlives the scratch buffer: later calls write there.
+    /// A stale runtime argument: the op's cached program keeps the address of the buffer it
+    /// was built for on its cache miss (a cached scratch, or the per-call intermediate a
+    /// collective creates), and later calls, cache hits, write there after that buffer was
+    /// freed and its space handed to another.
     Stale {
         /// The op name (every call after the first writes through the stale address).
         op: String,
     },
-    /// The op's writes to its cached scratch (those named like `scratch`) are still in flight
-    /// when it ends, as an asynchronous CCL op's are: they land when the next compute program
-    /// is dispatched (or when the run ends), wherever the scratch was freed in between.
+    /// Cross-chip skew: a peer chip's fabric writes into a receiver's scratch or intermediate
+    /// (those named like `scratch`) are still in flight when the op ends on the receiver and
+    /// land some ops later, wherever the receiver freed that buffer in between. Without a
+    /// seed every receiver's writes land two ops later; with one, each call picks one
+    /// receiver and a delay of 0 (on time), 1 or 2 ops from the seed.
     Deferred {
         /// The op name (every call).
         op: String,
-        /// Glob over the cached scratch buffer names whose writes are deferred.
+        /// Glob over the buffer names whose incoming writes are late.
         scratch: String,
+        /// Seed of the skew.
+        seed: Option<u64>,
     },
 }
 
@@ -140,7 +147,7 @@ impl FromStr for Fault {
             "stray-write" => &["op", "device", "space", "bank", "core", "addr", "len"],
             "overrun" => &["op", "bytes", "out"],
             "stale" => &["op"],
-            "deferred" => &["op", "scratch"],
+            "deferred" => &["op", "scratch", "seed"],
             other => return Err(err(format!("unknown fault kind `{other}` (stray-write, overrun, stale, deferred)"))),
         };
         if let Some(k) = fields.keys().find(|k| !allowed.contains(k)) {
@@ -201,7 +208,8 @@ impl FromStr for Fault {
                 }
                 let scratch = fields.get("scratch").copied().unwrap_or("*").to_string();
                 globset::Glob::new(&scratch).map_err(|e| err(format!("`scratch={scratch}`: {e}")))?;
-                Ok(Fault::Deferred { op: at.op, scratch })
+                let seed = fields.get("seed").map(|v| number(spec, "seed", v)).transpose()?;
+                Ok(Fault::Deferred { op: at.op, scratch, seed })
             }
             _ => {
                 let at = op_call(spec, need("op")?)?;
@@ -297,7 +305,10 @@ impl fmt::Display for Fault {
             Fault::Overrun { at, bytes, out: None } => write!(f, "overrun:op={at},bytes={bytes}"),
             Fault::Overrun { at, bytes, out: Some(g) } => write!(f, "overrun:op={at},bytes={bytes},out={g}"),
             Fault::Stale { op } => write!(f, "stale:op={op}"),
-            Fault::Deferred { op, scratch } => write!(f, "deferred:op={op},scratch={scratch}"),
+            Fault::Deferred { op, scratch, seed: None } => write!(f, "deferred:op={op},scratch={scratch}"),
+            Fault::Deferred { op, scratch, seed: Some(s) } => {
+                write!(f, "deferred:op={op},scratch={scratch},seed={s}")
+            }
         }
     }
 }
@@ -337,7 +348,10 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].to_string(), "stale:op=ttnn.experimental.reduce_scatter_minimal_async");
         let f: Fault = "deferred:op=rs,scratch=*.rs_intermediate".parse().unwrap();
-        assert_eq!(f, Fault::Deferred { op: "rs".into(), scratch: "*.rs_intermediate".into() });
+        assert_eq!(f, Fault::Deferred { op: "rs".into(), scratch: "*.rs_intermediate".into(), seed: None });
+        assert_eq!(f.to_string().parse::<Fault>().unwrap(), f);
+        let f: Fault = "deferred:op=rs,seed=7".parse().unwrap();
+        assert_eq!(f, Fault::Deferred { op: "rs".into(), scratch: "*".into(), seed: Some(7) });
         assert_eq!(f.to_string().parse::<Fault>().unwrap(), f);
     }
 

@@ -324,14 +324,7 @@ impl Mesh {
     /// Ends the run: reports faults that never took effect, and closes the trace.
     pub fn finish(mut self) -> SimResult<RunStats> {
         // Writes still in flight land before the device closes.
-        self.start_journals();
-        let late = self.land_in_flight()?;
-        if self.config.detect.digests() && self.recording() && !late.is_empty() {
-            let mut events = self.guards.check(None, &late, &self.chips, true);
-            events.extend(self.canaries.check(None, &[&late], &[], &self.alloc, &self.geometry, &self.chips));
-            self.emit(events);
-        }
-        self.stop_journals();
+        self.land_in_flight(u64::MAX)?;
         self.end_capture();
         let stats = RunStats {
             ops: self.next_op,
@@ -380,32 +373,70 @@ impl Mesh {
         Ok(())
     }
 
-    /// Lands every write still in flight (the `deferred` fault): writes the bytes, reports
-    /// them as `Write`s of the op that issued them, and returns what was written per chip
-    /// (for the guard check of the op whose dispatch made them land).
-    pub(crate) fn land_in_flight(&mut self) -> SimResult<Vec<WriteLog>> {
-        if self.in_flight.is_empty() {
-            return Ok(Vec::new());
+    /// Lands the late fabric writes (the `deferred` fault) due by op index `now`: per issuing
+    /// op, sending peer and receiving chip, one record of their own, an op of the issuing
+    /// op's name on the peer chip (`devices`), whose `Write`s and digest checks name the
+    /// receiving chip. The record stands for the tail of the issuing op on the peer, so the
+    /// analysis names both chips.
+    pub(crate) fn land_in_flight(&mut self, now: u64) -> SimResult<()> {
+        if !self.in_flight.iter().any(|w| w.due <= now) {
+            return Ok(());
         }
-        let mut logs = vec![WriteLog::new(); self.chips.len()];
-        let mut events = Vec::new();
-        for w in std::mem::take(&mut self.in_flight) {
-            let (Some(mem), Some(log)) = (self.chips.get_mut(w.device), logs.get_mut(w.device)) else { continue };
-            let mut chip = Chip { device: w.device as u32, mem, log, geometry: &self.geometry, track: true };
-            chip.write_bytes(w.space, w.unit, w.address, &w.bytes)?;
-            events.push(Event::Write(ttsan_events::Write {
-                device: w.device as u32,
-                space: w.space,
-                unit: w.unit,
-                address: w.address,
-                len: w.bytes.len() as u64,
-                op: Some(w.op),
-            }));
+        let (due, later): (Vec<InFlight>, Vec<InFlight>) =
+            std::mem::take(&mut self.in_flight).into_iter().partition(|w| w.due <= now);
+        self.in_flight = later;
+        let mut groups: Vec<((u64, usize, usize), Vec<InFlight>)> = Vec::new();
+        for w in due {
+            let key = (w.op, w.peer, w.device);
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, ws)) => ws.push(w),
+                None => groups.push((key, vec![w])),
+            }
         }
-        if self.config.detect.writes() {
-            self.emit(events);
+        for ((op, peer, device), writes) in groups {
+            let name = writes.first().map(|w| w.name.clone()).unwrap_or_default();
+            // The record declares the receiver's buffer the peer sent into, as the op did: the
+            // analysis then relates the damage to it (freed by now, or not).
+            let mut buffers: Vec<u64> = writes.iter().map(|w| w.buffer).collect();
+            buffers.dedup();
+            let index = self.next_op;
+            self.next_op += 1;
+            self.emit(vec![Event::OpBegin(ttsan_events::OpBegin {
+                index,
+                name,
+                devices: vec![peer as u32],
+                args: format!("late fabric write of op #{op} from chip {peer} into chip {device}"),
+                inputs: Vec::new(),
+                outputs: Vec::new(),
+                scratch: buffers,
+                parent: Some(op),
+            })]);
+            self.start_journals();
+            let mut logs = vec![WriteLog::new(); self.chips.len()];
+            for w in &writes {
+                let (Some(mem), Some(log)) = (self.chips.get_mut(w.device), logs.get_mut(w.device)) else { continue };
+                let mut chip = Chip { device: w.device as u32, mem, log, geometry: &self.geometry, track: true };
+                chip.write_bytes(w.space, w.unit, w.address, &w.bytes)?;
+            }
+            if self.config.detect.writes() {
+                self.emit(write_events(&logs, Some(index)));
+            }
+            self.emit(vec![Event::OpEnd { index }]);
+            if self.config.detect.digests() && self.recording() {
+                let mut events = self.guards.check(Some(index), &logs, &self.chips, true);
+                events.extend(self.canaries.check(
+                    Some(index),
+                    &[&logs],
+                    &[],
+                    &self.alloc,
+                    &self.geometry,
+                    &self.chips,
+                ));
+                self.emit(events);
+            }
+            self.stop_journals();
         }
-        Ok(logs)
+        Ok(())
     }
 
     /// Host bytes held by the chip memories.

@@ -7,7 +7,7 @@
 //! one `Write` per contiguous run per unit, and guard digests where guarded pages changed.
 //! Injected faults are applied here, so every op gets them for free.
 
-use super::cache::{is_ccl, CacheEntry, InFlight};
+use super::cache::{CacheEntry, InFlight};
 use super::canary::Owned;
 use super::chip::{par_chips, Chip};
 use super::error::{SimError, SimResult};
@@ -18,6 +18,23 @@ use super::mesh::{write_events, Mesh};
 use super::tensor::{Tensor, TensorSpec};
 use super::write_log::WriteLog;
 use ttsan_events::{CbAlloc, CoreRange, Declared, Event, OpBegin, OutputDigest, Role, Space};
+
+/// A small deterministic generator for the skew (the simulator does not depend on the model's).
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn new(seed: u64) -> Self {
+        SplitMix(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
 
 /// Bytes a fault writes where the op had no business writing.
 const FAULT_BYTE: u8 = 0xA5;
@@ -41,7 +58,6 @@ pub struct OpRun<'m> {
     cached: Vec<Tensor>,
     /// Live buffers the op may write (outputs, scratch, temporaries): canaries skip them.
     owned: Vec<Owned>,
-    late: Vec<WriteLog>,
     done: bool,
 }
 
@@ -59,9 +75,11 @@ impl Mesh {
         for t in inputs.iter().chain(outputs).chain(scratch) {
             self.check_live(t)?;
         }
-        // The journal starts before late writes land: they change bytes across this op too.
+        // Late fabric writes due by now land first, each as a record of its own (the peer
+        // chip that sent them), before this op begins.
+        let due = self.next_op;
+        self.land_in_flight(due)?;
         self.start_journals();
-        let late = if is_ccl(name) { Vec::new() } else { self.land_in_flight()? };
         let index = self.next_op;
         self.next_op += 1;
         let call = {
@@ -97,7 +115,6 @@ impl Mesh {
             faults,
             cached: Vec::new(),
             owned,
-            late,
             done: false,
             mesh: self,
         })
@@ -291,8 +308,8 @@ impl OpRun<'_> {
                     self.mesh.faults.fired(i);
                 }
                 Fault::Stale { .. } => {}
-                Fault::Deferred { scratch, .. } => {
-                    if self.defer_scratch_writes(&scratch)? {
+                Fault::Deferred { scratch, seed, .. } => {
+                    if self.defer_scratch_writes(&scratch, seed)? {
                         self.mesh.faults.fired(i);
                     }
                 }
@@ -301,25 +318,50 @@ impl OpRun<'_> {
         Ok(())
     }
 
-    /// Holds back this call's writes to its cached scratch buffers named like `glob`: they
-    /// stay in flight (unreported) until the next compute dispatch. The whole extent is taken,
-    /// because the op's last step writes every page of its intermediate.
-    fn defer_scratch_writes(&mut self, glob: &str) -> SimResult<bool> {
+    /// Cross-chip skew: holds back what a peer chip wrote into the receiver's copy of this
+    /// call's scratch or intermediate buffers named like `glob`; the bytes land some ops later
+    /// (see [`Fault::Deferred`]). The receiver's ring predecessor in the mesh row is the
+    /// peer, as a ring reduce-scatter forwards partial sums to the next chip. The whole
+    /// per-unit extent is taken, because the op's last step writes every page of it.
+    fn defer_scratch_writes(&mut self, glob: &str, seed: Option<u64>) -> SimResult<bool> {
         let matcher = globset::Glob::new(glob)
             .map_err(|e| SimError::invalid(&self.name, format!("bad scratch glob `{glob}`: {e}")))?
             .compile_matcher();
+        let n = self.logs.len();
+        let cols = (self.mesh.desc.cols as usize).max(1);
+        // Which receivers are late, and by how many ops.
+        let late: Vec<(usize, u64)> = match seed {
+            None => (0..n).map(|d| (d, 2)).collect(),
+            Some(seed) => {
+                let mut rng = SplitMix::new(seed ^ self.call.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                let receiver = (rng.next() % n.max(1) as u64) as usize;
+                let delay = rng.next() % 3;
+                if delay == 0 {
+                    // On time: the seed decided, the fault took effect and nothing is late.
+                    return Ok(self.cached.iter().chain(&self.temps).any(|t| matcher.is_match(t.name())));
+                }
+                vec![(receiver, delay)]
+            }
+        };
         let mut any = false;
-        for t in self.cached.clone().iter().filter(|t| matcher.is_match(t.name())) {
+        let buffers: Vec<Tensor> = self.cached.iter().chain(&self.temps).cloned().collect();
+        for t in buffers.iter().filter(|t| matcher.is_match(t.name())) {
             let p = t.placement().clone();
             let extent = p.per_unit();
-            for d in 0..self.logs.len() {
+            for &(d, delay) in &late {
+                let (row, col) = (d / cols, d % cols);
+                let peer = row * cols + (col + cols - 1) % cols;
                 for &unit in &p.units {
                     let mut bytes = vec![0u8; extent as usize];
                     self.mesh.chips[d].read(p.space, unit, p.address, &mut bytes);
                     self.logs[d].remove(p.space, unit, p.address, p.address + extent);
                     self.mesh.in_flight.push(InFlight {
                         op: self.index,
+                        name: self.name.clone(),
+                        peer,
+                        buffer: t.id,
                         device: d,
+                        due: self.index + delay,
                         space: p.space,
                         unit,
                         address: p.address,
@@ -350,6 +392,24 @@ impl OpRun<'_> {
             }
         }
         events
+    }
+
+    /// The buffer a cached program's runtime arguments name for `t` (the program hash
+    /// `key`): on a cache miss the program is built for `t`; on a hit tt-metal's override
+    /// callback re-patches the argument to `t`, unless a `stale` fault keeps the address the
+    /// program was built for, whose buffer may be freed and its space reallocated by now.
+    pub fn runtime_arg(&mut self, key: &str, t: &Tensor) -> Tensor {
+        let baked = self.mesh.cache.program_arg(&self.name, key).cloned();
+        match (baked, self.mesh.faults.stale(&self.name)) {
+            (Some(old), Some(i)) if old.id != t.id => {
+                self.mesh.faults.fired(i);
+                old
+            }
+            _ => {
+                self.mesh.cache.set_program_arg(&self.name, key, t.clone());
+                t.clone()
+            }
+        }
     }
 
     fn chip(&mut self, d: usize) -> Chip<'_> {
@@ -387,13 +447,8 @@ impl OpRun<'_> {
         self.mesh.open_ops.retain(|&i| i != self.index);
         if self.mesh.config.detect.digests() && self.mesh.recording() {
             let mut events = self.mesh.guards.check(Some(self.index), &self.logs, &self.mesh.chips, true);
-            // Writes that landed as this op was dispatched change digests across this op.
-            let late = std::mem::take(&mut self.late);
-            if !late.is_empty() {
-                events.extend(self.mesh.guards.check(Some(self.index), &late, &self.mesh.chips, true));
-            }
             let m = &*self.mesh;
-            let logs = [self.logs.as_slice(), late.as_slice()];
+            let logs = [self.logs.as_slice()];
             events.extend(m.canaries.check(Some(self.index), &logs, &self.owned, &m.alloc, &m.geometry, &m.chips));
             self.mesh.emit(events);
         }

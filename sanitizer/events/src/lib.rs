@@ -13,6 +13,7 @@ mod event;
 mod facts;
 mod layout;
 pub mod ranges;
+pub mod semantics;
 pub mod trace;
 
 pub use device::{Arch, CoreCoord, CoreRange, Geometry, MeshDesc, Space, Unit};
@@ -22,3 +23,4 @@ pub use event::{
 };
 pub use facts::{l1_bank_cores, UnknownMesh};
 pub use layout::{Layout, ShardScheme, ShardSpec};
+pub use semantics::{op_semantics, OpSemantics};

@@ -4,7 +4,8 @@
 //! after an op: the bytes just past the op's outputs, the regions of recently freed buffers, or
 //! all of it. A change there is a write by someone into memory nobody owns. The digests say
 //! which pages changed, not which bytes or who wrote; the culprit is the op the digests were
-//! taken across, unless one of its own buffers or a late asynchronous writer explains it better.
+//! taken across, unless one of its own buffers or a late writer (an op whose writes can land
+//! after it ended, as the op semantics declare) explains it better.
 //! Kinds follow what writes mode would say about the same bytes, so that the two modes agree:
 //! an overrun right past a buffer the op writes is an `oob-write`, bytes of a quarantined
 //! (freed) buffer a `use-after-free`, anything else a `wild-write`.
@@ -51,8 +52,8 @@ pub fn check(ctx: &Context<'_>, c: &CanaryDigest) -> Option<Finding> {
         range.end - range.start,
     );
     let Some(op) = op else {
-        // After the last op only a late asynchronous writer can have done it.
-        let (writer, stale) = late_writer(ctx, &damage, u64::MAX).filter(|(w, _)| w.is_async())?;
+        // After the last op only a late writer can have done it.
+        let (writer, stale) = late_writer(ctx, &damage, u64::MAX).filter(|(w, _)| w.writes_after_end())?;
         f.kind = FindingKind::UseAfterFree;
         f.mechanism = late_text(writer, &stale, &pages_text);
         f.culprit = Some(culprit(writer));
@@ -80,10 +81,11 @@ pub fn check(ctx: &Context<'_>, c: &CanaryDigest) -> Option<Finding> {
         f.related = related;
         return Some(f);
     }
-    // Free memory is written late only by an asynchronous op (`*_async`: collectives on their
-    // own sub-device) whose freed scratch was there; any other op that once allocated those
-    // bytes is long done, and blaming it would hide the op that really wrote.
-    let late = late_writer(ctx, &damage, op.index).filter(|(w, _)| w.index != op.index && w.is_async());
+    // Free memory is written late only by an op whose writes can land after it ended (a
+    // collective's fabric writes into a peer, as the op semantics declare) and whose freed
+    // buffer was there; any other op that once allocated those bytes is long done, and blaming
+    // it would hide the op that really wrote.
+    let late = late_writer(ctx, &damage, op.index).filter(|(w, _)| w.index != op.index && w.writes_after_end());
     if let Some((writer, stale)) = late {
         f.kind = FindingKind::UseAfterFree;
         f.mechanism = late_text(writer, &stale, &pages_text);
@@ -114,13 +116,13 @@ pub fn check(ctx: &Context<'_>, c: &CanaryDigest) -> Option<Finding> {
 }
 
 fn culprit(op: &OpInfo) -> Culprit {
-    Culprit { op: op.name.to_string(), op_index: op.index, call: op.call }
+    Culprit::of(op)
 }
 
 fn late_text(writer: &OpInfo, stale: &Related, pages_text: &str) -> String {
     format!(
-        "op {} wrote through the stale address of '{}' ({}), freed by {}, after the free (a late asynchronous \
-         write), into unallocated memory; {pages_text}",
+        "op {} wrote through the stale address of '{}' ({}), freed by {}, after the free (a write that landed \
+         late), into unallocated memory; {pages_text}",
         writer.label(),
         stale.buffer.name,
         stale.buffer.role,

@@ -35,6 +35,6 @@ pub fn check(ctx: &Context<'_>, free: &BufferFree, outcome: &FreeOutcome) -> Opt
             f
         }
     };
-    f.culprit = op.map(|o| Culprit { op: o.name.to_string(), op_index: o.index, call: o.call });
+    f.culprit = op.map(Culprit::of);
     Some(f)
 }

@@ -94,19 +94,19 @@ impl GuardState {
         if let (false, Some((writer, stale))) = (explains(related.as_ref()), late_writer(ctx, &damage, op.index)) {
             // The op the digest changed across owns nothing near the damage, but the bytes are a
             // freed buffer's stale address: the op that used that buffer wrote after the free (an
-            // asynchronous op whose writes landed late, or a cached address reused).
+            // op whose writes landed late, or a cached address reused).
             f.mechanism = format!(
                 "{summary}, and none of its buffers explains it; the changed bytes are the stale address of '{}' \
-                 ({}), freed by {}: op {}, which used it, wrote there after it was freed (a late asynchronous write)",
+                 ({}), freed by {}: op {}, which used it, wrote there after it was freed (a write that landed late)",
                 stale.buffer.name,
                 stale.buffer.role,
                 stale.buffer.freed_by.as_deref().unwrap_or("the host"),
                 writer.label()
             );
-            f.culprit = Some(Culprit { op: writer.name.to_string(), op_index: writer.index, call: writer.call });
+            f.culprit = Some(Culprit::of(writer));
             f.related = Some(stale);
         } else {
-            f.culprit = Some(Culprit { op: op.name.to_string(), op_index: op.index, call: op.call });
+            f.culprit = Some(Culprit::of(op));
             f.mechanism = format!("{summary}; {}", attribution::mechanism(op, related.as_ref(), Some(&victim)));
             f.related = related;
         }

@@ -14,7 +14,7 @@ pub fn check(ctx: &Context<'_>) -> Vec<Finding> {
             let per_unit = ctx.registry.footprint_of(b.id).map(|f| f.max_len()).unwrap_or(0);
             let mut f = Finding::at(FindingKind::Leak, b.device, b.space, None, b.address, b.size);
             let op = b.alloc_op.and_then(|i| ctx.ops.get(i));
-            f.culprit = op.map(|o| Culprit { op: o.name.to_string(), op_index: o.index, call: o.call });
+            f.culprit = op.map(Culprit::of);
             f.mechanism = format!(
                 "'{}' ({} bytes, {}) allocated by {} is still alive at the end of the trace",
                 b.display_name(),

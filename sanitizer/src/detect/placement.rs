@@ -54,7 +54,7 @@ pub fn check(ctx: &Context<'_>, new: &BufferInfo, others: &[u64]) -> (Vec<Findin
         let victim = BufferRef::new(other, fp_other.max_len(), label);
         let newer = BufferRef::new(new, fp_new.max_len(), label);
         let op = new.alloc_op.and_then(|i| ctx.ops.get(i));
-        f.culprit = op.map(|o| Culprit { op: o.name.to_string(), op_index: o.index, call: o.call });
+        f.culprit = op.map(Culprit::of);
         f.mechanism = format!(
             "'{}' was allocated over bytes of live '{}': two live allocations share [{:#x}, {:#x}) on {}",
             newer.name, victim.name, start, end, unit
@@ -109,7 +109,7 @@ pub fn clash_findings(ctx: &Context<'_>, clashes: &[Clash], region: &CbRegion) -
             region.end.saturating_sub(buf.address).min(per_unit),
         );
         let op = c.program.and_then(|i| ctx.ops.get(i));
-        f.culprit = op.map(|o| Culprit { op: o.name.to_string(), op_index: o.index, call: o.call });
+        f.culprit = op.map(Culprit::of);
         f.mechanism = format!(
             "Statically allocated circular buffers in program {} clash with L1 buffers on core range {}. \
              L1 buffer allocated at {} and static circular buffer region ends at {}",

@@ -59,7 +59,8 @@ pub fn check(ctx: &Context<'_>, w: &Write) -> Option<Finding> {
         };
         let related = buffer_ref(anchor.id).map(|buffer| Related { buffer, relation, distance, peer_device: None });
         (FindingKind::OobWrite, related)
-    } else if let Some(f) = freed.first() {
+    } else if let Some(f) = freed.iter().find(|f| op.is_some_and(|o| o.declares(f.id))).or(freed.first()) {
+        // Of the freed buffers that were there, the one the op itself declared explains it best.
         let related = buffer_ref(f.id).map(|buffer| Related {
             buffer,
             relation: Relation::StaleAddress,
@@ -75,7 +76,7 @@ pub fn check(ctx: &Context<'_>, w: &Write) -> Option<Finding> {
     };
 
     let mut f = Finding::at(kind, Some(w.device), w.space, Some(w.unit), first_bad, bad_bytes);
-    f.culprit = op.map(|o| Culprit { op: o.name.to_string(), op_index: o.index, call: o.call });
+    f.culprit = op.map(Culprit::of);
     let victim_is_input = op.zip(victim_hit).is_some_and(|(o, h)| o.declares(h.id) && !o.writes(h.id));
     f.mechanism = match (op, &victim) {
         (Some(o), Some(v)) if victim_is_input && kind == FindingKind::ForeignWrite => {

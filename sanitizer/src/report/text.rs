@@ -61,7 +61,12 @@ pub fn summary_line(report: &Report) -> String {
 fn finding_block(out: &mut String, f: &Finding) {
     let _ = writeln!(out, "==ttsan== ERROR: {} on {} at {:#010x} ({} bytes)", f.kind, f.place(), f.address, f.size);
     if let Some(c) = &f.culprit {
-        let _ = writeln!(out, "  culprit: op #{} {} (call {})", c.op_index, c.op, c.call);
+        let on = match c.chips.as_slice() {
+            [] => String::new(),
+            [chip] => format!(" on chip {chip}"),
+            chips => format!(" on chips {chips:?}"),
+        };
+        let _ = writeln!(out, "  culprit: op #{} {} (call {}){on}", c.op_index, c.op, c.call);
     }
     if let Some(v) = &f.victim {
         buffer_lines(out, "victim:  ", v);

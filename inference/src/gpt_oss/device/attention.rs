@@ -42,9 +42,10 @@ pub struct DeviceAttention {
 }
 
 impl DeviceAttention {
-    /// Uploads layer `layer`'s attention for `config` on `mesh`. The sinks come first: a small
-    /// tensor allocated first takes the lowest free DRAM, which is where the sink-corruption
-    /// case found them (in the hole a freed CCL intermediate left).
+    /// Uploads layer `layer`'s attention for `config` on `mesh`, in the order of tt-metal's
+    /// `load_attention_weights` (`models/demos/gpt_oss/tt/attention/weights.py`): wqkv,
+    /// wqkv_bias, o_proj, o_proj_bias, then the sinks (its decode sinks, uploaded just before
+    /// the sinks there, are [`super::DecodeAttention`]'s). Addresses follow from the order.
     pub fn upload(
         mesh: &mut Mesh,
         config: &GptOssConfig,
@@ -74,9 +75,6 @@ impl DeviceAttention {
             out
         };
         let prefix = format!("layer{layer}.attn");
-        let sinks = HostTensor::new(vec![1, config.num_attention_heads, 1, 1], w.sinks.data.clone())?;
-        let sinks =
-            put(mesh, &sinks, &Distribution::Shard { axis: 1, dim: 1 }, &format!("{prefix}.sinks"), Role::Weight)?;
         let wqkv = host4(h, per_chip * plan.tp, fuse(&q_t, &k_t, &v_t, h))?;
         let wqkv_bias = host4(1, per_chip * plan.tp, fuse(&w.q_bias.data, &w.k_bias.data, &w.v_bias.data, 1))?;
         let o_proj = host4(q_width, h, transpose(&w.o_proj.data, h, q_width))?;
@@ -86,6 +84,9 @@ impl DeviceAttention {
         let o_proj =
             put(mesh, &o_proj, &Distribution::Shard { axis: 1, dim: 2 }, &format!("{prefix}.o_proj"), Role::Weight)?;
         let o_bias = rank0_bias(mesh, &plan, &[1, 1, 1, h], &w.o_bias.data, &format!("{prefix}.o_proj_bias"))?;
+        let sinks = HostTensor::new(vec![1, config.num_attention_heads, 1, 1], w.sinks.data.clone())?;
+        let sinks =
+            put(mesh, &sinks, &Distribution::Shard { axis: 1, dim: 1 }, &format!("{prefix}.sinks"), Role::Weight)?;
         Ok(DeviceAttention {
             wqkv,
             wqkv_bias,

@@ -47,25 +47,43 @@ fn norm_weight(mesh: &mut Mesh, w: &[f32], name: &str) -> Result<Tensor, DeviceE
 }
 
 impl DeviceLayer {
-    /// Uploads layer `layer`; on several rows also the throughput experts (when the chips
-    /// divide the experts), which prefill uses there while single-user decode keeps the
-    /// low-latency experts, as the demo picks the experts by the local token count.
+    /// Uploads layer `layer` in the order of tt-metal's `DecoderLayer.__init__`
+    /// (`models/demos/gpt_oss/tt/layer.py`): input_layernorm, post_attention_layernorm, the MLP
+    /// (router, then experts), then the attention. On several rows also the throughput experts
+    /// (when the chips divide the experts), which prefill uses there while single-user decode
+    /// keeps the low-latency experts, as the demo picks the experts by the local token count.
     pub fn upload(mesh: &mut Mesh, config: &GptOssConfig, w: &LayerWeights, layer: usize) -> Result<Self, DeviceError> {
         let prefix = format!("model.layers.{layer}");
         let desc = mesh.desc();
         let throughput = throughput_prefill(desc.rows as usize, desc.cols as usize, config.num_local_experts);
-        Ok(DeviceLayer {
-            input_norm: norm_weight(mesh, &w.input_norm.data, &format!("{prefix}.input_layernorm.weight"))?,
-            attn: DeviceAttention::upload(mesh, config, &w.attn, layer)?,
-            post_norm: norm_weight(mesh, &w.post_norm.data, &format!("{prefix}.post_attention_layernorm.weight"))?,
-            router: DeviceRouter::upload(mesh, &w.router, config.num_experts_per_tok, layer)?,
-            experts: DeviceExperts::upload(mesh, config, &w.experts, layer)?,
-            throughput: match throughput {
-                true => Some(ThroughputExperts::upload(mesh, config, &w.experts, layer)?),
-                false => None,
-            },
-            eps: config.rms_norm_eps as f32,
-        })
+        // Struct fields would evaluate in declaration order; the lets fix the upload order.
+        let input_norm = norm_weight(mesh, &w.input_norm.data, &format!("{prefix}.input_layernorm.weight"))?;
+        let post_norm = norm_weight(mesh, &w.post_norm.data, &format!("{prefix}.post_attention_layernorm.weight"))?;
+        let router = DeviceRouter::upload(mesh, &w.router, config.num_experts_per_tok, layer)?;
+        let experts = DeviceExperts::upload(mesh, config, &w.experts, layer)?;
+        let throughput = match throughput {
+            true => Some(ThroughputExperts::upload(mesh, config, &w.experts, layer)?),
+            false => None,
+        };
+        let attn = DeviceAttention::upload(mesh, config, &w.attn, layer)?;
+        Ok(DeviceLayer { input_norm, attn, post_norm, router, experts, throughput, eps: config.rms_norm_eps as f32 })
+    }
+}
+
+impl DeviceLayer {
+    /// Frees every weight of the layer.
+    pub fn deallocate(&self, mesh: &mut Mesh) -> Result<(), DeviceError> {
+        let a = &self.attn;
+        for t in [&self.input_norm, &self.post_norm, &a.wqkv, &a.wqkv_bias, &a.o_proj, &a.o_bias, &a.sinks] {
+            mesh.deallocate(t)?;
+        }
+        mesh.deallocate(&self.router.weight)?;
+        mesh.deallocate(&self.router.bias)?;
+        self.experts.deallocate(mesh)?;
+        if let Some(t) = &self.throughput {
+            t.deallocate(mesh)?;
+        }
+        Ok(())
     }
 }
 
@@ -298,16 +316,7 @@ impl DeviceModel {
     /// Frees every weight.
     pub fn deallocate(&self, mesh: &mut Mesh) -> Result<(), DeviceError> {
         for layer in &self.layers {
-            let a = &layer.attn;
-            for t in [&layer.input_norm, &layer.post_norm, &a.wqkv, &a.wqkv_bias, &a.o_proj, &a.o_bias, &a.sinks] {
-                mesh.deallocate(t)?;
-            }
-            mesh.deallocate(&layer.router.weight)?;
-            mesh.deallocate(&layer.router.bias)?;
-            layer.experts.deallocate(mesh)?;
-            if let Some(t) = &layer.throughput {
-                t.deallocate(mesh)?;
-            }
+            layer.deallocate(mesh)?;
         }
         for t in [&self.embed, &self.norm, &self.lm_head] {
             mesh.deallocate(t)?;

@@ -15,6 +15,8 @@ use ttsan_shim::MemoryRecorder;
 const RS: &str = "ttnn.experimental.reduce_scatter_minimal_async";
 /// A fault the harness stages itself (a buffer placement), not a simulator fault.
 const HARNESS: &str = "harness";
+/// A fault whose simulator form takes the run's `--skew-seed`.
+const SEEDED: &str = "seeded";
 
 /// What a configuration runs, as far as faults care.
 #[derive(Debug, Clone)]
@@ -33,6 +35,8 @@ pub struct FaultContext<'a> {
     pub phases: &'a [Mode],
     /// Whether the experts use `ttnn.all_reduce` (`--fix all-reduce`).
     pub fix_all_reduce: bool,
+    /// Seed of the cross-chip skew (`ccl-peer-skew`).
+    pub skew_seed: u64,
 }
 
 impl FaultContext<'_> {
@@ -86,13 +90,29 @@ pub struct NamedFault {
     spec: &'static str,
 }
 
+/// The experts' reduce-scatter intermediate, as `experts.rs` names it.
+const RS_INTERMEDIATE: &str = "*.experts.tp_allreduce.rs_intermediate";
+
 /// Every named fault.
-pub const NAMED_FAULTS: [NamedFault; 7] = [
+pub const NAMED_FAULTS: [NamedFault; 9] = [
     NamedFault {
         name: "ccl-stale-scratch",
-        what: "the experts' async reduce-scatter writes its cached intermediate after the module freed it",
+        what: "cross-chip skew, always late: every peer's writes into the experts' reduce-scatter intermediate land \
+               two ops after the call, when the receiver has freed it",
         spec:
             "deferred:op=ttnn.experimental.reduce_scatter_minimal_async,scratch=*.experts.tp_allreduce.rs_intermediate",
+    },
+    NamedFault {
+        name: "ccl-peer-skew",
+        what: "cross-chip skew from --skew-seed: per reduce-scatter call one peer's fabric writes into a receiver's \
+               intermediate land 0, 1 or 2 ops late, after the receiver freed it",
+        spec: SEEDED,
+    },
+    NamedFault {
+        name: "ccl-stale-runtime-arg",
+        what: "the reduce-scatter's cached program keeps the intermediate address of its cache miss: cache hits write \
+               the freed, reallocated space",
+        spec: "stale:op=ttnn.experimental.reduce_scatter_minimal_async",
     },
     NamedFault {
         name: "ccl-pad-overrun",
@@ -142,7 +162,17 @@ impl NamedFault {
             Err(RunError::Usage(format!("fault {} never runs in this configuration: it runs {needs}", self.name)))
         };
         let runs = match self.name {
-            "ccl-stale-scratch" => {
+            "ccl-stale-runtime-arg" => {
+                let attention = ctx.any(&[Module::Attention, Module::Decoder, Module::Model]);
+                if !(attention || (ctx.prefill_experts() && !ctx.fix_all_reduce)) {
+                    return never(&format!(
+                        "in mesh_config.allreduce ({RS} + all_gather_async): the attention, decoder or model module, or \
+                         the low-latency prefill experts without --fix all-reduce"
+                    ));
+                }
+                true
+            }
+            "ccl-stale-scratch" | "ccl-peer-skew" => {
                 if !ctx.prefill_experts() || ctx.fix_all_reduce {
                     return never(&format!(
                         "in the low-latency prefill experts' TP all-reduce ({RS} + all_gather_async): the experts, \
@@ -193,6 +223,13 @@ impl NamedFault {
             }
             _ => false,
         };
+        if runs && self.spec == SEEDED {
+            return Ok(vec![Fault::Deferred {
+                op: RS.into(),
+                scratch: RS_INTERMEDIATE.into(),
+                seed: Some(ctx.skew_seed),
+            }]);
+        }
         if !runs || self.spec.is_empty() || self.spec == HARNESS {
             return Err(RunError::Usage(format!("fault {} is not modelled by the simulator yet", self.name)));
         }

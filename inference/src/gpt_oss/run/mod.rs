@@ -3,11 +3,12 @@
 //! prefill, decode (the prompt fills the KV cache, then decode steps) or both,
 //! with named faults that reproduce the corruption classes of the attention-sink case.
 //!
-//! The named fault `ccl-stale-scratch` is the field bug's mechanism: the experts' TP
-//! all-reduce (`reduce_scatter_minimal_async` + `all_gather_async`) is asynchronous, its
-//! cached intermediate is freed when the experts module ends, and its last writes to that
-//! intermediate land after the free, at the next compute dispatch. With the experts first, the
-//! attention sinks (allocated first, small) take the hole, and SDPA reads corrupted sinks.
+//! A test case builds the whole decoder layer before any component runs, as tt-metal's
+//! `setup_decoder_layer` does; `--cases` runs several cases on one mesh and program cache.
+//! The named faults `ccl-stale-runtime-arg` (a cached program's stale address), `ccl-peer-skew`
+//! (a peer chip's late fabric writes, seeded) and `ccl-stale-scratch` (the same, always late)
+//! model the experts' TP all-reduce (`reduce_scatter_minimal_async` + `all_gather_async`);
+//! docs/gpt-oss.md gives the tt-metal code each rests on.
 
 mod decode;
 mod error;
@@ -22,7 +23,7 @@ pub use decode::ModelDecode;
 pub use error::RunError;
 pub use faults::{resolve, FaultContext, NamedFault, NAMED_FAULTS};
 pub use module::{Module, ModuleResult};
-pub use options::{parse_ids, parse_layers, parse_mesh, Mode, ModelSource, RunOptions};
+pub use options::{parse_cases, parse_ids, parse_layers, parse_mesh, Case, Mode, ModelSource, RunOptions};
 pub use plan::{plan, L1Peak, PlanOptions, PlanOutcome};
 pub use scenario::{load_model, run, Progress, RunOutcome};
 pub use session::Session;

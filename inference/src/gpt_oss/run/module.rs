@@ -80,6 +80,8 @@ pub struct ModuleResult {
     pub pcc: f64,
     /// The pass threshold.
     pub threshold: f64,
+    /// The test case (`prefill:2048`) when the run has several (`--cases`).
+    pub case: Option<String>,
 }
 
 impl ModuleResult {
@@ -97,6 +99,7 @@ impl fmt::Display for ModuleResult {
             Mode::Prefill => "",
             Mode::Decode => " decode",
         };
-        write!(f, "module {}{phase}: PCC {:.5} (threshold {}) {verdict}", self.module, self.pcc, self.threshold)
+        let case = self.case.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default();
+        write!(f, "module {}{phase}{case}: PCC {:.5} (threshold {}) {verdict}", self.module, self.pcc, self.threshold)
     }
 }

@@ -35,6 +35,45 @@ impl std::fmt::Display for Mode {
     }
 }
 
+/// One test case of a cross-test sequence (`--cases prefill:128,prefill:2048`): a phase and
+/// a prompt length, run on the mesh, program cache and CCL manager the earlier cases used, as
+/// pytest runs several test ids with one `mesh_device` fixture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Case {
+    /// The phase.
+    pub mode: Mode,
+    /// Prompt tokens.
+    pub tokens: usize,
+}
+
+impl std::fmt::Display for Case {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.mode, self.tokens)
+    }
+}
+
+/// Parses `prefill:128,prefill:2048` (`MODE:TOKENS`, comma separated).
+pub fn parse_cases(text: &str) -> Result<Vec<Case>, RunError> {
+    let bad = |p: &str| {
+        RunError::Usage(format!("bad case `{p}` in --cases {text}: expected MODE:TOKENS (prefill:128, decode:32)"))
+    };
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (mode, tokens) = part.split_once(':').ok_or_else(|| bad(part))?;
+        let mode = match mode.trim() {
+            "prefill" => Mode::Prefill,
+            "decode" => Mode::Decode,
+            _ => return Err(bad(part)),
+        };
+        let tokens: usize = tokens.trim().parse().map_err(|_| bad(part))?;
+        out.push(Case { mode, tokens });
+    }
+    if out.is_empty() {
+        return Err(RunError::Usage("--cases names no case".into()));
+    }
+    Ok(out)
+}
+
 /// Where the weights come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSource {
@@ -71,6 +110,11 @@ pub struct RunOptions {
     pub input_ids: Option<Vec<u32>>,
     /// `--inject` values.
     pub inject: Vec<String>,
+    /// The cross-test sequence (`--cases`); empty: one case of `mode` and `seq_len`.
+    pub cases: Vec<Case>,
+    /// Seed of the cross-chip skew (`--skew-seed`, the `ccl-peer-skew` fault): which peer's
+    /// writes are late and by how many ops, independent of the weights and inputs.
+    pub skew_seed: u64,
     /// `--fix all-reduce`.
     pub fix_all_reduce: bool,
     /// Detection mode.
@@ -102,6 +146,8 @@ impl Default for RunOptions {
             seed: 21,
             input_ids: None,
             inject: Vec::new(),
+            cases: Vec::new(),
+            skew_seed: 0,
             fix_all_reduce: false,
             detect: DetectMode::Writes,
             guard_globs: Vec::new(),

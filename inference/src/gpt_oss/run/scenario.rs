@@ -76,10 +76,26 @@ pub fn run(
     recorder: Arc<dyn Recorder>,
     progress: &dyn Fn(Progress<'_>),
 ) -> Result<RunOutcome, RunError> {
-    let phases = Mode::phases(opts.mode);
+    let tokens = opts.input_ids.as_ref().map_or(opts.seq_len, Vec::len);
+    // One case of the run's mode and length, or the cross-test sequence.
+    let cases: Vec<(&'static [Mode], usize, Option<String>)> = if opts.cases.is_empty() {
+        vec![(Mode::phases(opts.mode), tokens, None)]
+    } else {
+        if opts.input_ids.is_some() {
+            return Err(RunError::Usage("--cases draws random inputs; it does not take --input-ids".into()));
+        }
+        opts.cases.iter().map(|c| (Mode::phases(Some(c.mode)), c.tokens, Some(c.to_string()))).collect()
+    };
+    let mut phases: Vec<Mode> = Vec::new();
+    for m in cases.iter().flat_map(|c| c.0.iter()) {
+        if !phases.contains(m) {
+            phases.push(*m);
+        }
+    }
     if phases.contains(&Mode::Decode) && opts.decode_steps == 0 {
         return Err(RunError::Usage("decode needs --decode-steps of at least 1".into()));
     }
+    let phases = phases.as_slice();
     let modules = opts.modules.clone().unwrap_or_else(|| vec![Module::Model]);
     // The model first: its expert count decides which experts a prefill on several rows runs.
     let weights = load_model(&opts.model, opts.seed)?;
@@ -91,6 +107,7 @@ pub fn run(
         modules: &modules,
         phases,
         fix_all_reduce: opts.fix_all_reduce,
+        skew_seed: opts.skew_seed,
     };
     let faults = resolve(&opts.inject, &ctx)?;
     let mut config = MeshConfig::new(opts.arch, opts.rows, opts.cols).detect(opts.detect).command(&opts.command);
@@ -112,22 +129,46 @@ pub fn run(
     let mesh = Mesh::new(config, recorder)?;
     let layer = opts.layers.first().copied().unwrap_or(0);
     let reduce = if opts.fix_all_reduce { TpReduce::AllReduce } else { TpReduce::ReduceScatterAllGather };
-    let tokens = opts.input_ids.as_ref().map_or(opts.seq_len, Vec::len);
-    let mut session = Session::new(mesh, &weights, layer, tokens, opts.decode_steps, reduce, opts.seed)?;
+    let first = cases.first().map_or(tokens, |c| c.1);
+    let mut session = Session::new(mesh, &weights, layer, first, opts.decode_steps, reduce, opts.seed)?;
     let mut results = Vec::new();
     let mut logits = None;
     let vocab = weights.config.vocab_size;
     let ids = opts.input_ids.as_deref();
-    let total = units(&modules, phases, opts.decode_steps);
+    let total = cases.iter().map(|c| units(&modules, c.0, opts.decode_steps)).sum();
     let done = std::cell::Cell::new(0usize);
     let tick = |step: &str| {
         progress(Progress { done: done.get(), total, step });
         done.set(done.get() + 1);
     };
     let staged = if wants_cb_clash(&opts.inject) { session.stage_cb_clash() } else { Ok(()) };
+    // Module tests build the whole decoder layer before any component runs; the whole model
+    // uploads its own weights.
+    let module_tests = modules.iter().any(|m| *m != Module::Model);
     let ran = staged.and_then(|()| {
-        for &module in &modules {
-            run_one(&mut session, module, phases, ids, &tick, &mut results, &mut logits, tokens, vocab)?;
+        for (i, (case_phases, case_tokens, label)) in cases.iter().enumerate() {
+            if let Some(label) = label {
+                session.mesh().mark(&format!("case {label} begin"));
+            }
+            if module_tests {
+                session.setup_decoder_layer(*case_tokens)?;
+            } else {
+                session.tokens = *case_tokens;
+            }
+            let from = results.len();
+            for &module in &modules {
+                run_one(&mut session, module, case_phases, ids, &tick, &mut results, &mut logits, *case_tokens, vocab)?;
+            }
+            for r in &mut results[from..] {
+                r.case.clone_from(label);
+            }
+            // The last case's layer lives until the fixture closes the mesh at the run's end.
+            if module_tests && i + 1 < cases.len() {
+                session.teardown_decoder_layer()?;
+            }
+            if let Some(label) = label {
+                session.mesh().mark(&format!("case {label} end"));
+            }
         }
         Ok(())
     });
@@ -181,7 +222,7 @@ fn run_one(
             tick("model prefill");
             let (pcc, values) = session.model(ids)?;
             *logits = Some((vec![tokens, vocab], values));
-            results.push(ModuleResult { module, mode: Mode::Prefill, pcc, threshold });
+            results.push(ModuleResult { module, mode: Mode::Prefill, pcc, threshold, case: None });
         }
         // The model's decode continues its own prefill (the cache it filled), so one run
         // gives both phases.
@@ -192,9 +233,9 @@ fn run_one(
             session.end_module()?;
             session.mesh().mark("module model end");
             if phases.contains(&Mode::Prefill) {
-                results.push(ModuleResult { module, mode: Mode::Prefill, pcc: run.prefill_pcc, threshold });
+                results.push(ModuleResult { module, mode: Mode::Prefill, pcc: run.prefill_pcc, threshold, case: None });
             }
-            results.push(ModuleResult { module, mode: Mode::Decode, pcc: run.decode_pcc, threshold });
+            results.push(ModuleResult { module, mode: Mode::Decode, pcc: run.decode_pcc, threshold, case: None });
             *logits = Some((vec![run.rows, vocab], run.logits));
         }
         _ => {

@@ -1,7 +1,11 @@
 //! The module-test harness: one mesh, its program cache and the CCL manager persist across
-//! module tests, as tt-metal's `mesh_device` fixture does; each module test uploads its
-//! module's weights once (they persist), runs the module on a random input, compares with the
-//! f32 reference by PCC, and frees its activations and the op cache's buffers at the end.
+//! module tests and test cases, as tt-metal's `mesh_device` fixture does. A test case builds
+//! the whole decoder layer first, every weight in the real modules' upload order, as
+//! `setup_decoder_layer` in tt-metal's `models/demos/gpt_oss/tests/unit/test_modules.py`
+//! builds a `DecoderLayer` before `test_decoder` runs any component; each module test then
+//! runs its part of that layer on a random input, compares with the f32 reference by PCC, and
+//! frees its activations and the op cache's buffers at the end. The case's end frees the
+//! layer (the test's `DecoderLayer` goes out of scope).
 
 use super::error::RunError;
 use super::module::{Module, ModuleResult};
@@ -20,7 +24,17 @@ use crate::sim::ccl::{CclManager, Topology};
 use crate::sim::{DType, Distribution, HostTensor, MemoryConfig, Mesh, RunStats, Tensor, TensorSpec};
 use ttsan_events::{Role, Space};
 
-/// The persistent fixture and the modules uploaded so far.
+/// Rejects a prompt length the device prefill cannot take.
+fn check_tokens(tokens: usize) -> Result<(), RunError> {
+    // Any length: the model pads the prompt to a tile (module tests check whole tiles
+    // themselves, `need_whole_tiles`).
+    if tokens == 0 {
+        return Err(RunError::Usage("the prompt is empty: --seq-len or --input-ids needs a token".into()));
+    }
+    Ok(())
+}
+
+/// The persistent fixture and the decoder layer of the current test case.
 pub struct Session<'w> {
     pub(super) mesh: Mesh,
     pub(super) ccl: CclManager,
@@ -41,6 +55,9 @@ pub struct Session<'w> {
     pub(super) throughput: Option<ThroughputExperts>,
     /// Buffers a named fault staged (kept alive to the end of the run).
     pub(super) staged: Vec<Tensor>,
+    /// The test case's rotary tables (cos, sin) of positions `0..tokens`, uploaded with the
+    /// layer before any component runs, as `test_decoder` uploads `tt_cos` and `tt_sin`.
+    pub(super) rope: Option<(Tensor, Tensor)>,
 }
 
 impl<'w> Session<'w> {
@@ -62,9 +79,7 @@ impl<'w> Session<'w> {
                 weights.layers.len()
             )));
         }
-        if tokens == 0 {
-            return Err(RunError::Usage("the prompt is empty: --seq-len or --input-ids needs a token".into()));
-        }
+        check_tokens(tokens)?;
         let ccl = CclManager::gpt_oss(&mut mesh, Topology::Ring, 1)?;
         Ok(Session {
             mesh,
@@ -85,6 +100,7 @@ impl<'w> Session<'w> {
             decode_model: None,
             throughput: None,
             staged: Vec::new(),
+            rope: None,
         })
     }
 
@@ -112,6 +128,59 @@ impl<'w> Session<'w> {
         Ok(())
     }
 
+    /// Starts a test case of `tokens` prompt tokens: builds the decoder layer under test
+    /// (every weight, the sinks included) before any component runs, as `setup_decoder_layer`
+    /// does in tt-metal's `test_modules.py`. The module tests use its parts.
+    pub fn setup_decoder_layer(&mut self, tokens: usize) -> Result<(), RunError> {
+        check_tokens(tokens)?;
+        self.tokens = tokens;
+        let (c, l) = (&self.weights.config, self.layer);
+        let layer = DeviceLayer::upload(&mut self.mesh, c, &self.weights.layers[l], l)?;
+        self.attn = Some(layer.attn.clone());
+        self.experts = Some(layer.experts.clone());
+        self.router = Some(layer.router.clone());
+        self.throughput = layer.throughput.clone();
+        let rope = Rope::new(c);
+        self.rope = Some(layer.attn.rope_tables(&mut self.mesh, &rope, 0, tokens)?);
+        self.decoder = Some(layer);
+        Ok(())
+    }
+
+    /// The case's rotary tables, or tables uploaded now (freed by the caller when `owned`).
+    fn case_rope(&mut self, att: &DeviceAttention) -> Result<(Tensor, Tensor, bool), RunError> {
+        if let Some((cos, sin)) = &self.rope {
+            return Ok((cos.clone(), sin.clone(), false));
+        }
+        let rope = Rope::new(&self.weights.config);
+        let (cos, sin) = att.rope_tables(&mut self.mesh, &rope, 0, self.tokens)?;
+        Ok((cos, sin, true))
+    }
+
+    /// Ends a test case: the layer's weights (and the decode sinks a decode test added) are
+    /// freed, as the test's `DecoderLayer` goes out of scope; the mesh, the program cache and
+    /// the CCL manager stay for the next case.
+    pub fn teardown_decoder_layer(&mut self) -> Result<(), RunError> {
+        let mut sinks: Vec<Tensor> = self.decode_attn.take().map(|a| a.decode_sinks).into_iter().collect();
+        sinks.extend(self.decode_layer.take().map(|(_, a)| a.decode_sinks));
+        for t in &sinks {
+            if self.mesh.is_live(t) {
+                self.mesh.deallocate(t)?;
+            }
+        }
+        if let Some(layer) = self.decoder.take() {
+            layer.deallocate(&mut self.mesh)?;
+        }
+        if let Some((cos, sin)) = self.rope.take() {
+            self.mesh.deallocate(&cos)?;
+            self.mesh.deallocate(&sin)?;
+        }
+        self.attn = None;
+        self.experts = None;
+        self.router = None;
+        self.throughput = None;
+        Ok(())
+    }
+
     /// The mesh (for inspection).
     pub fn mesh(&self) -> &Mesh {
         &self.mesh
@@ -136,7 +205,7 @@ impl<'w> Session<'w> {
         };
         self.end_module()?;
         self.mesh.mark(&format!("module {module} {mode} end"));
-        Ok(ModuleResult { module, mode, pcc, threshold: module.threshold() })
+        Ok(ModuleResult { module, mode, pcc, threshold: module.threshold(), case: None })
     }
 
     /// Test-case hygiene: activations are already freed; the program cache's buffers go too.
@@ -198,12 +267,16 @@ impl<'w> Session<'w> {
         let Some(att) = self.attn.clone() else { return Err(RunError::Usage("attention upload failed".into())) };
         let x = self.input(0xa77);
         let rope = Rope::new(c);
-        let (cos, sin) = att.rope_tables(&mut self.mesh, &rope, 0, self.tokens)?;
+        let (cos, sin, owned) = self.case_rope(&att)?;
         let xt = self.upload_x(&x, &format!("layer{l}.attn.input"))?;
         let out = prefill_attention(&mut self.mesh, &mut self.ccl, &att, &xt, &cos, &sin)?;
         let got = self.read(&out)?;
-        for t in [&out, &xt, &cos, &sin] {
+        for t in [&out, &xt] {
             self.mesh.deallocate(t)?;
+        }
+        if owned {
+            self.mesh.deallocate(&cos)?;
+            self.mesh.deallocate(&sin)?;
         }
         let golden =
             reference::attention(c, l, &self.weights.layers[l].attn, &rope, &x, &mut LayerCache::new(c.kv_width()))?;
@@ -319,12 +392,14 @@ impl<'w> Session<'w> {
         let Some(layer) = self.decoder.clone() else { return Err(RunError::Usage("layer upload failed".into())) };
         let mut x = self.input(0xdec);
         let rope = Rope::new(c);
-        let (cos, sin) = layer.attn.rope_tables(&mut self.mesh, &rope, 0, self.tokens)?;
+        let (cos, sin, owned) = self.case_rope(&layer.attn)?;
         let xt = self.upload_x(&x, &format!("layer{l}.input"))?;
         let out = prefill_layer(&mut self.mesh, &mut self.ccl, &layer, xt, &cos, &sin, self.reduce)?;
         let got = self.read(&out)?;
-        for t in [&out, &cos, &sin] {
-            self.mesh.deallocate(t)?;
+        self.mesh.deallocate(&out)?;
+        if owned {
+            self.mesh.deallocate(&cos)?;
+            self.mesh.deallocate(&sin)?;
         }
         reference::decoder_layer(c, l, lw, &rope, &mut x, &mut LayerCache::new(c.kv_width()))?;
         Ok(pcc(&x, &got)?)

@@ -19,8 +19,7 @@ pub struct ReduceScatterAsync<'a> {
     pub persistent: Option<(&'a Tensor, &'a Tensor)>,
     /// `intermediate_memory_config` (default: the input's, DRAM).
     pub intermediate_memory: Option<MemoryConfig>,
-    /// The trace name of the cached intermediate (default `<op>.intermediate`); a named
-    /// intermediate is cached per name, one per call site.
+    /// The trace name of the intermediate (default `<op>.intermediate`).
     pub intermediate_name: Option<String>,
 }
 
@@ -91,8 +90,11 @@ pub fn reduce_scatter(mesh: &mut Mesh, x: &Tensor, dim: i64, args: &CclArgs) -> 
 
 /// `ttnn.experimental.reduce_scatter_minimal_async(x, persistent_output_buffers, dim,
 /// multi_device_global_semaphore, barrier_semaphore, cluster_axis, topology, num_links,
-/// intermediate_memory_config)`. Without persistent buffers the intermediate comes from the
-/// op cache (a `ccl-scratch` buffer that outlives the call, as the program cache keeps it).
+/// intermediate_memory_config)`. Without persistent buffers the intermediate is created for
+/// the call and dropped after it, as `ReduceScatterMinimalAsyncDeviceOperation::
+/// create_output_tensors` creates it in tt-metal; the cached program is keyed as
+/// `compute_program_hash` keys it (shapes and attributes, not addresses, not names), and its
+/// runtime arguments name the intermediate through [`OpRun::runtime_arg`].
 pub fn reduce_scatter_minimal_async(
     mesh: &mut Mesh,
     x: &Tensor,
@@ -122,10 +124,17 @@ pub fn reduce_scatter_minimal_async(
             let mem = extra.intermediate_memory.clone().unwrap_or_else(|| x.spec().memory.clone());
             let ispec = x.spec().clone().with_shape(&ishape).memory(mem);
             let iname = extra.intermediate_name.clone().unwrap_or_else(|| format!("{name}.intermediate"));
-            let key = format!("{:?}/{dim}/{:?}/{:?}/{iname}", ispec, args.cluster_axis, args.topology);
-            let inter = op.cached_scratch(&key, &ispec, &iname, Role::CclScratch)?;
+            let key = format!(
+                "{:?}/{dim}/{:?}/{:?}/{:?}/barrier={}",
+                x.spec(),
+                ispec.memory,
+                args.cluster_axis,
+                args.topology,
+                extra.barrier.is_some()
+            );
+            let inter = op.alloc_temp(&ispec, &iname, Role::CclScratch)?;
             let out = op.alloc_output(&args.out.spec(&shape, x), &args.out.name_for(name), Role::Activation)?;
-            (inter, out)
+            (op.runtime_arg(&key, &inter), out)
         }
     };
     let grid = op.compute_grid();
