@@ -52,3 +52,56 @@ fn a_run_without_digests_is_never_called_the_same() {
     let out = ttsan(d, &["diff", "plain.ttsan", "missing.ttsan"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+/// A timing-dependent fault: cross-chip skew whose landing depends on `--skew-seed`. The same
+/// workload corrupts with one seed and not with another; `ttsan diff` names the first op after
+/// which the runs differ, the receiving chip and its pages, and the late record from the peer.
+#[test]
+fn two_runs_of_a_timing_dependent_fault_are_told_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let skew = |trace: &str, seed: &str| {
+        let out = ttsan(
+            d,
+            &[
+                "run",
+                "gpt-oss",
+                "--mesh",
+                "1x8",
+                "--layers",
+                "1",
+                "--mode",
+                "prefill",
+                "--seq-len",
+                "256",
+                "--modules",
+                "experts,attention",
+                "--inject",
+                "ccl-peer-skew",
+                "--skew-seed",
+                seed,
+                "--detect",
+                "digests",
+                "--digest-outputs",
+                "--trace",
+                trace,
+            ],
+        );
+        assert!(d.join(trace).is_file(), "{}", text(&out));
+        out.status.code()
+    };
+    assert_eq!(skew("late.ttsan", "4"), Some(1), "seed 4 corrupts");
+    assert_eq!(skew("ok.ttsan", "2"), Some(0), "seed 2 does not");
+    assert_eq!(skew("ok2.ttsan", "2"), Some(0));
+
+    let out = ttsan(d, &["diff", "ok.ttsan", "late.ttsan"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("first difference after op #138 `ttnn.experimental.all_gather_async`"), "{t}");
+    assert!(t.contains("guarded buffer `layer1.attn.input` on chip 5: 128 of 128 page(s) differ"), "{t}");
+    assert!(t.contains("only in run B: op record `ttnn.experimental.reduce_scatter_minimal_async` on chip 4"), "{t}");
+
+    let same = ttsan(d, &["diff", "ok.ttsan", "ok2.ttsan"]);
+    assert_eq!(same.status.code(), Some(0), "{}", text(&same));
+    assert!(text(&same).contains("no difference"), "{}", text(&same));
+}

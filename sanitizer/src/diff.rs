@@ -7,8 +7,11 @@
 //! the first op whose outputs differ is where the runs parted. Each run's trace carries, per op
 //! and chip, the digests of what the op wrote (`OutputDigest`, from `run gpt-oss
 //! --digest-outputs`) and of the guarded buffers (`GuardDigest`, the simulator's digest modes or
-//! the preload shim's guards on a real run); ops are matched by their index and name, buffers
-//! by name (or id when unnamed), so ids may differ between the runs.
+//! the preload shim's guards on a real run). Top-level ops are matched by their order and name;
+//! what a nested op record left (a device operation, or a late write that landed as its own
+//! record) counts for the top-level op it appeared in, in trace order, so a run with an extra
+//! nested record still lines up with one without. Buffers are matched by name (or id when
+//! unnamed), so ids may differ between the runs.
 
 use crate::events::{Digest, Event, Space, Unit};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -57,7 +60,7 @@ pub struct Wrote {
 /// The first op after which the runs differ.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Divergence {
-    /// The op's index (the same in both runs).
+    /// The top-level op's index in run A's trace.
     pub op: u64,
     /// Its name.
     pub name: String,
@@ -69,6 +72,10 @@ pub struct Divergence {
     pub wrote_a: Vec<Wrote>,
     /// The same for run B.
     pub wrote_b: Vec<Wrote>,
+    /// Nested op records inside it in run A and not in run B (name, chips).
+    pub only_a: Vec<(String, Vec<u32>)>,
+    /// Nested op records inside it in run B and not in run A.
+    pub only_b: Vec<(String, Vec<u32>)>,
 }
 
 /// The result of comparing two runs.
@@ -83,9 +90,9 @@ pub enum DiffOutcome {
     },
     /// The first op whose digests differ.
     Differs(Divergence),
-    /// The runs did not run the same ops: op `op` is `a` in run A and `b` in run B.
+    /// The runs did not run the same top-level ops: the `op`-th is `a` in run A and `b` in B.
     OpsDiverge {
-        /// The op index.
+        /// The op's position among the top-level ops (0-based).
         op: u64,
         /// Its name in run A (`(none)` when run A ended first).
         a: String,
@@ -108,16 +115,23 @@ pub enum DiffError {
 /// Digests by (buffer name or `buffer #id`, chip).
 type DigestMap = BTreeMap<(String, u32), Vec<Digest>>;
 
-/// One run's digests, op by op.
+/// One run's digests, top-level op by top-level op (by position, see the module docs).
 struct Run {
-    /// Op names by index, and the call number of each.
-    ops: BTreeMap<u64, (String, u64)>,
+    /// Top-level ops in order: index, name, call number of that name.
+    ops: Vec<(u64, String, u64)>,
+    /// Every op index -> the position of the top-level op it counts for.
+    position: HashMap<u64, u64>,
+    /// Nested op records by position: name and chips.
+    nested: BTreeMap<u64, Vec<(String, Vec<u32>)>>,
     /// Buffer names by id.
     names: HashMap<u64, String>,
     /// Output digests by op.
     outputs: BTreeMap<u64, DigestMap>,
-    /// Guard digests by op (`None`: before any op).
-    guards: BTreeMap<Option<u64>, DigestMap>,
+    /// Guard digests by op position.
+    guards: BTreeMap<u64, DigestMap>,
+    /// Each guarded buffer's first digest (`after_op` none: the bytes as registered, which the
+    /// simulator sends only once an op first writes the buffer).
+    baseline: DigestMap,
     /// Writes by op.
     writes: BTreeMap<u64, Vec<Wrote>>,
     digests: u64,
@@ -126,40 +140,64 @@ struct Run {
 impl Run {
     fn new(events: &[Event]) -> Run {
         let mut run = Run {
-            ops: BTreeMap::new(),
+            ops: Vec::new(),
+            position: HashMap::new(),
+            nested: BTreeMap::new(),
             names: HashMap::new(),
             outputs: BTreeMap::new(),
             guards: BTreeMap::new(),
+            baseline: DigestMap::new(),
             writes: BTreeMap::new(),
             digests: 0,
         };
         let mut calls: HashMap<String, u64> = HashMap::new();
+        // The top-level op whose begin came last: nested records count for it.
+        let mut current: Option<u64> = None;
         for e in events {
             match e {
                 Event::BufferAlloc(b) if !b.name.is_empty() => {
                     run.names.insert(b.id, b.name.clone());
                 }
-                Event::OpBegin(o) => {
+                Event::OpBegin(o) if o.parent.is_none() => {
                     let call = calls.entry(o.name.clone()).or_insert(0);
                     *call += 1;
-                    run.ops.insert(o.index, (o.name.clone(), *call));
+                    let at = run.ops.len() as u64;
+                    run.ops.push((o.index, o.name.clone(), *call));
+                    run.position.insert(o.index, at);
+                    current = Some(at);
                 }
+                Event::OpBegin(o) => {
+                    let at = current.unwrap_or(0);
+                    run.position.insert(o.index, at);
+                    run.nested.entry(at).or_default().push((o.name.clone(), o.devices.clone()));
+                }
+                // A digest of an op the trace never began says nothing it could be compared by.
                 Event::OutputDigest(d) => {
-                    let key = run.key(d.buffer, d.device);
-                    run.outputs.entry(d.op).or_default().insert(key, d.pages.clone());
-                    run.digests += 1;
+                    if let Some(at) = run.position.get(&d.op).copied() {
+                        let key = run.key(d.buffer, d.device);
+                        run.outputs.entry(at).or_default().insert(key, d.pages.clone());
+                        run.digests += 1;
+                    }
                 }
                 // An unreadable digest (a mock chip) says nothing about the bytes.
                 Event::GuardDigest(g) if g.readable => {
                     let key = run.key(g.buffer, g.device);
-                    run.guards.entry(g.after_op).or_default().insert(key, g.pages.clone());
+                    match g.after_op {
+                        None => {
+                            run.baseline.entry(key).or_insert_with(|| g.pages.clone());
+                        }
+                        Some(op) => {
+                            let Some(&at) = run.position.get(&op) else { continue };
+                            run.guards.entry(at).or_default().insert(key, g.pages.clone());
+                        }
+                    }
                     run.digests += 1;
                 }
                 Event::Write(w) => {
-                    if let Some(op) = w.op {
+                    if let Some(at) = w.op.and_then(|op| run.position.get(&op).copied()) {
                         let wrote =
                             Wrote { device: w.device, space: w.space, unit: w.unit, address: w.address, len: w.len };
-                        run.writes.entry(op).or_default().push(wrote);
+                        run.writes.entry(at).or_default().push(wrote);
                     }
                 }
                 _ => {}
@@ -187,11 +225,23 @@ pub fn diff(a: &[Event], b: &[Event]) -> Result<DiffOutcome, DiffError> {
     }
     let mut compared = 0;
     // Guard digests are sent when they change: each run's guarded state is carried forward
-    // op by op, and only what either run re-digested at an op is compared there.
-    let mut state_a = DigestMap::new();
-    let mut state_b = state_a.clone();
+    // op by op, and only what either run re-digested at an op is compared there. A buffer's
+    // registration digest may exist in one run only (the simulator sends it when an op first
+    // writes the buffer): the other run's bytes were then never changed, so they are the same.
     let mut items = Vec::new();
-    compare_guards(&mut state_a, &mut state_b, ra.guards.get(&None), rb.guards.get(&None), &mut items, &mut compared);
+    let both: DigestMap =
+        ra.baseline.iter().filter(|(k, _)| rb.baseline.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let both_b: DigestMap =
+        rb.baseline.iter().filter(|(k, _)| ra.baseline.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    compare_maps(DigestKind::Guard, Some(&both), Some(&both_b), &mut items, &mut compared);
+    let mut state_a = ra.baseline.clone();
+    let mut state_b = rb.baseline.clone();
+    for (k, v) in &rb.baseline {
+        state_a.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    for (k, v) in &ra.baseline {
+        state_b.entry(k.clone()).or_insert_with(|| v.clone());
+    }
     if !items.is_empty() {
         // The guarded buffers already differ before the first op: the workloads' inputs differ.
         return Ok(DiffOutcome::Differs(Divergence {
@@ -201,38 +251,39 @@ pub fn diff(a: &[Event], b: &[Event]) -> Result<DiffOutcome, DiffError> {
             items,
             wrote_a: Vec::new(),
             wrote_b: Vec::new(),
+            only_a: Vec::new(),
+            only_b: Vec::new(),
         }));
     }
-    let indices: BTreeSet<u64> = ra.ops.keys().chain(rb.ops.keys()).copied().collect();
-    for op in indices {
-        let (na, nb) = (ra.ops.get(&op), rb.ops.get(&op));
-        let name_of = |n: Option<&(String, u64)>| n.map(|(name, _)| name.clone()).unwrap_or_else(|| "(none)".into());
-        if na.map(|n| &n.0) != nb.map(|n| &n.0) {
+    for op in 0..ra.ops.len().max(rb.ops.len()) as u64 {
+        let (na, nb) = (ra.ops.get(op as usize), rb.ops.get(op as usize));
+        let name_of = |n: Option<&(u64, String, u64)>| n.map(|n| n.1.clone()).unwrap_or_else(|| "(none)".into());
+        if na.map(|n| &n.1) != nb.map(|n| &n.1) {
             return Ok(DiffOutcome::OpsDiverge { op, a: name_of(na), b: name_of(nb) });
         }
         let mut items = Vec::new();
         compare_maps(DigestKind::Output, ra.outputs.get(&op), rb.outputs.get(&op), &mut items, &mut compared);
-        compare_guards(
-            &mut state_a,
-            &mut state_b,
-            ra.guards.get(&Some(op)),
-            rb.guards.get(&Some(op)),
-            &mut items,
-            &mut compared,
-        );
+        compare_guards(&mut state_a, &mut state_b, ra.guards.get(&op), rb.guards.get(&op), &mut items, &mut compared);
         if !items.is_empty() {
             let chips: BTreeSet<u32> = items.iter().map(|i| i.device).collect();
             let wrote = |r: &Run| -> Vec<Wrote> {
                 r.writes.get(&op).into_iter().flatten().filter(|w| chips.contains(&w.device)).cloned().collect()
             };
-            let (name, call) = na.cloned().unwrap_or_default();
+            let (index, name, call) = na.cloned().unwrap_or_default();
+            let nested = |r: &Run| r.nested.get(&op).cloned().unwrap_or_default();
+            let (na, nb) = (nested(&ra), nested(&rb));
+            let only = |x: &[(String, Vec<u32>)], y: &[(String, Vec<u32>)]| -> Vec<(String, Vec<u32>)> {
+                x.iter().filter(|n| !y.contains(n)).cloned().collect()
+            };
             return Ok(DiffOutcome::Differs(Divergence {
-                op,
+                op: index,
                 name,
                 call,
                 items,
                 wrote_a: wrote(&ra),
                 wrote_b: wrote(&rb),
+                only_a: only(&na, &nb),
+                only_b: only(&nb, &na),
             }));
         }
     }
@@ -421,10 +472,47 @@ mod tests {
     }
 
     #[test]
+    fn an_extra_nested_record_in_one_run_does_not_shift_the_ops_after_it() {
+        // Run B: a late write lands as its own record (nested, on chip 4) during op 1 and
+        // changes the guarded buffer on chip 5; op indices after it are one higher in B.
+        let base = |late: bool| {
+            let mut e = vec![alloc(7, "attn.input"), guard(None, 7, 5, &[1, 1]), op(0, "ttnn.rs")];
+            e.push(op(1, "ttnn.matmul"));
+            let mut next = 2;
+            if late {
+                e.push(Event::OpBegin(OpBegin {
+                    index: 2,
+                    name: "ttnn.rs".into(),
+                    devices: vec![4],
+                    args: String::new(),
+                    inputs: Vec::new(),
+                    outputs: Vec::new(),
+                    scratch: vec![7],
+                    parent: Some(0),
+                }));
+                e.push(guard(Some(2), 7, 5, &[1, 9]));
+                next = 3;
+            }
+            e.push(op(next, "ttnn.add"));
+            e.push(out(next, 7, 5, &[3]));
+            e
+        };
+        let Ok(DiffOutcome::Differs(d)) = diff(&base(false), &base(true)) else { panic!() };
+        assert_eq!((d.op, d.name.as_str()), (1, "ttnn.matmul"), "{d:?}");
+        assert_eq!(d.items[0].pages, vec![1]);
+        assert_eq!(d.only_b, vec![("ttnn.rs".to_string(), vec![4])]);
+        assert!(d.only_a.is_empty());
+    }
+
+    #[test]
     fn different_op_sequences_are_reported_where_they_part() {
-        let mut b = run(false, 10);
-        b.retain(|e| !matches!(e, Event::OpBegin(o) if o.index == 2));
-        b.push(op(2, "ttnn.mul"));
+        let b: Vec<Event> = run(false, 10)
+            .into_iter()
+            .map(|e| match e {
+                Event::OpBegin(o) if o.index == 2 => op(2, "ttnn.mul"),
+                e => e,
+            })
+            .collect();
         let got = diff(&run(false, 10), &b);
         assert_eq!(got, Ok(DiffOutcome::OpsDiverge { op: 2, a: "ttnn.add".into(), b: "ttnn.mul".into() }));
     }

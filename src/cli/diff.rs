@@ -49,7 +49,7 @@ fn render(outcome: &DiffOutcome, a: &Path, b: &Path) -> String {
             let _ = writeln!(s, "no difference: {ops} ops, {compared} digest comparisons, every one equal");
         }
         DiffOutcome::OpsDiverge { op, a, b } => {
-            let _ = writeln!(s, "the runs ran different ops: op #{op} is `{a}` in A and `{b}` in B");
+            let _ = writeln!(s, "the runs ran different ops: top-level op {} is `{a}` in A and `{b}` in B", op + 1);
         }
         DiffOutcome::Differs(d) => render_divergence(&mut s, d),
     }
@@ -64,6 +64,16 @@ fn render_divergence(s: &mut String, d: &Divergence) {
     }
     for item in &d.items {
         let _ = writeln!(s, "  {}", describe(item));
+    }
+    for (run, ops) in [("A", &d.only_a), ("B", &d.only_b)] {
+        for (name, chips) in ops {
+            let on = if chips.is_empty() {
+                String::new()
+            } else {
+                format!(" on chip {}", chips.iter().map(u32::to_string).collect::<Vec<_>>().join(","))
+            };
+            let _ = writeln!(s, "  inside it, only in run {run}: op record `{name}`{on}");
+        }
     }
     if d.wrote_a.is_empty() && d.wrote_b.is_empty() {
         let _ =
