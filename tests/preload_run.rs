@@ -177,6 +177,17 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The circular-buffer placements in a trace.
+fn cbs_of(events: &[Event]) -> Vec<&ttsan_events::CbAlloc> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CbAlloc(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
 fn ops(events: &[Event]) -> Vec<(u64, String, Option<u64>)> {
     events
         .iter()
@@ -670,13 +681,7 @@ fn ops_announced_to_the_graph_tracker_are_traced_with_nesting_cbs_and_threads() 
 
     // The circular buffer reached the shim through the library's own GraphTracker fan-out,
     // with its core range read through CoreRangeSet::ranges and checked against num_cores.
-    let cbs: Vec<&ttsan_events::CbAlloc> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::CbAlloc(c) => Some(c),
-            _ => None,
-        })
-        .collect();
+    let cbs = cbs_of(&events);
     assert_eq!(cbs.len(), 1, "{cbs:?}");
     assert_eq!((cbs[0].address, cbs[0].size, cbs[0].op, cbs[0].globally_allocated), (0x20000, 4096, Some(2), false));
     let core = |x, y| ttsan_events::CoreCoord::new(x, y);
@@ -704,13 +709,7 @@ fn circular_buffers_of_a_dispatched_program_are_traced_with_core_ranges() {
     let Some(Event::CaptureStart(start)) = events.first() else { panic!("no CaptureStart") };
     let ops = ops(&events);
     assert_eq!(ops, vec![(0, "dispatch".into(), None)]);
-    let cbs: Vec<&ttsan_events::CbAlloc> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::CbAlloc(c) => Some(c),
-            _ => None,
-        })
-        .collect();
+    let cbs = cbs_of(&events);
     assert_eq!(cbs.len(), 1, "{cbs:?}");
     let core = |x, y| ttsan_events::CoreCoord::new(x, y);
     assert_eq!(cbs[0].cores, vec![ttsan_events::CoreRange::new(core(0, 0), core(3, 1))]);
