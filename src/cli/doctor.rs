@@ -9,13 +9,13 @@ use super::run_cmd::{collect_traces, locate_preload, preload_value, read_status,
 use anyhow::{anyhow, Context as _};
 use clap::Args;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use ttsan_events::trace::read_all;
+use ttsan_events::trace::ReadStats;
 use ttsan_events::Event;
 use ttsan_preload::StatusLine;
-use ttsan_sanitizer::analyzer::analyze_file;
-use ttsan_sanitizer::{AnalysisOptions, FindingKind};
+use ttsan_sanitizer::{AnalysisOptions, Analyzer, FindingKind};
 
 /// Options of `ttsan doctor`.
 #[derive(Debug, Args)]
@@ -132,8 +132,8 @@ fn verdict(stdout: &str, status: &[StatusLine], traces: &[PathBuf], hardware: bo
         out.push(failed("trace", "the shim wrote no trace".into()));
         return out;
     };
-    let events = match read_all(trace) {
-        Ok((events, _)) => events,
+    let (events, stats) = match read_all(trace) {
+        Ok(read) => read,
         Err(e) => {
             out.push(failed("trace", format!("unreadable: {e}")));
             return out;
@@ -239,13 +239,14 @@ fn verdict(stdout: &str, status: &[StatusLine], traces: &[PathBuf], hardware: bo
             ),
         ));
     }
-    out.push(planted(&said, trace, chips, hardware));
+    out.push(planted(&said, &events, stats, chips, hardware));
     out
 }
 
-/// The planted write through a freed buffer's address: on hardware, the analysis must name the
-/// op that made it and the chip it landed on; in mock mode only the write itself can be checked.
-fn planted(said: &dyn Fn(&str) -> Vec<String>, trace: &Path, chips: u32, hardware: bool) -> Line {
+/// The planted write through a freed buffer's address: on hardware, the analysis of the trace's
+/// `events` must name the op that made it and the chip it landed on; in mock mode only the
+/// write itself can be checked.
+fn planted(said: &dyn Fn(&str) -> Vec<String>, events: &[Event], stats: ReadStats, chips: u32, hardware: bool) -> Line {
     const WHAT: &str = "planted corruption";
     const OP: &str = "doctor::stale_write";
     let reused = said("stale").first().is_some_and(|s| s.ends_with(" reused"));
@@ -267,10 +268,12 @@ fn planted(said: &dyn Fn(&str) -> Vec<String>, trace: &Path, chips: u32, hardwar
             ),
         );
     }
-    let analysis = match analyze_file(trace, AnalysisOptions::default()) {
-        Ok(a) => a,
-        Err(e) => return failed(WHAT, format!("the trace could not be analysed: {e}")),
-    };
+    // The events the other lines were read from: the trace is not read a second time.
+    let mut analyzer = Analyzer::new(AnalysisOptions::default());
+    for e in events {
+        analyzer.feed(e);
+    }
+    let analysis = analyzer.finish(Some(stats));
     let found = analysis.findings.iter().find(|f| {
         f.kind == FindingKind::GuardCorruption
             && f.culprit.as_ref().is_some_and(|c| c.op == OP)
@@ -295,14 +298,13 @@ fn planted(said: &dyn Fn(&str) -> Vec<String>, trace: &Path, chips: u32, hardwar
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ttsan_events::trace::TraceWriter;
     use ttsan_events::{Role, Space};
     use ttsan_sanitizer::fixtures::{TraceBuilder, DRAM_BASE};
 
     /// What the doctor's workload leaves on a 1x8 mesh with readable chips: the guard read on
     /// every chip at registration and after each op, and `landed` chip's first page changed by
     /// the stale write.
-    fn hardware_like_trace(dir: &Path, landed: u32) -> PathBuf {
+    fn hardware_like_trace(landed: u32) -> Vec<Event> {
         let mut b = TraceBuilder::wormhole(1, 8);
         b.alloc(2, "doctor.guard", Role::Other, Space::Dram, DRAM_BASE, 64 << 10, 2048, None);
         b.guard(2);
@@ -324,13 +326,7 @@ mod tests {
             }
             b.digest(2, chip, Some(stale), &now);
         }
-        let path = dir.join("doctor.ttsan");
-        let mut w = TraceWriter::new(std::fs::File::create(&path).unwrap()).unwrap();
-        for e in b.finish() {
-            w.write(&e).unwrap();
-        }
-        w.flush().unwrap();
-        path
+        b.finish()
     }
 
     fn said(lines: &'static [&'static str]) -> impl Fn(&str) -> Vec<String> {
@@ -339,23 +335,22 @@ mod tests {
 
     #[test]
     fn on_hardware_the_planted_write_must_be_found_on_its_chip_and_op() {
-        let dir = tempfile::tempdir().unwrap();
         let workload = said(&["stale 1048640 reused", "planted 7"]);
-        let line = planted(&workload, &hardware_like_trace(dir.path(), 7), 8, true);
+        let clean = ReadStats::default();
+        let line = planted(&workload, &hardware_like_trace(7), clean, 8, true);
         assert_eq!(line.state, "OK", "{}", line.text);
         assert!(line.text.contains("changed on chip 7 of 8 in doctor::stale_write"), "{}", line.text);
 
         // The analysis blames the right op but the bytes changed on another chip: not what was
         // planted, so not OK.
-        let line = planted(&workload, &hardware_like_trace(dir.path(), 3), 8, true);
+        let line = planted(&workload, &hardware_like_trace(3), clean, 8, true);
         assert_eq!(line.state, "FAILED", "{}", line.text);
         assert!(line.text.contains("not found: no guard corruption on chip 7"), "{}", line.text);
     }
 
     #[test]
     fn a_plant_that_did_not_happen_is_never_ok() {
-        let dir = tempfile::tempdir().unwrap();
-        let trace = hardware_like_trace(dir.path(), 7);
+        let trace = hardware_like_trace(7);
         for (lines, why) in [
             (&["stale 1048640 reused", "plant-failed boom"][..], "failed: boom"),
             (&["stale 1048640 moved", "planted 7"][..], "did not take the freed buffer's place"),
@@ -363,7 +358,7 @@ mod tests {
         ] {
             let lines: &'static [&'static str] = Box::leak(lines.to_vec().into_boxed_slice());
             for hardware in [true, false] {
-                let line = planted(&said(lines), &trace, 8, hardware);
+                let line = planted(&said(lines), &trace, ReadStats::default(), 8, hardware);
                 assert_eq!(line.state, "FAILED", "{lines:?}: {}", line.text);
                 assert!(line.text.contains(why), "{}", line.text);
             }

@@ -176,11 +176,7 @@ fn flush_staged(retries: u32) -> bool {
         match STATE.try_lock() {
             Ok(mut st) => return st.producer.try_flush(),
             Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner().producer.try_flush(),
-            Err(std::sync::TryLockError::WouldBlock) if attempt < retries => {
-                let ts = libc::timespec { tv_sec: 0, tv_nsec: 1_000_000 };
-                // SAFETY: nanosleep is async-signal-safe.
-                unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
-            }
+            Err(std::sync::TryLockError::WouldBlock) if attempt < retries => writer::nap(1),
             Err(std::sync::TryLockError::WouldBlock) => {}
         }
     }
@@ -672,8 +668,10 @@ pub(crate) fn on_program(id: u64, device: *const c_void) {
     let device = st.device_of(device);
     let op = st.current_op();
     st.event(Event::Program(ttsan_events::ProgramRun { id, device, op }));
-    let top = st.current_top_op();
-    st.end_preload(top);
+    if !st.preload_over {
+        let top = st.current_top_op();
+        st.end_preload(top);
+    }
 }
 
 /// A mesh trace capture began or ended, or a trace was replayed or released.

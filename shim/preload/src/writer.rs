@@ -28,10 +28,9 @@ use std::time::Duration;
 use ttsan_events::trace::{BlockBuilder, Header, RawAlloc, FLAG_BLOCKS, FORMAT_VERSION};
 use ttsan_events::{Event, OpBegin, Space};
 
-/// What producers send. Allocations and frees, the hot path, travel as small plain values and
-/// become events here; everything else is boxed. The channel's slots are as large as the
-/// largest message, and every send and receive copies one: an `Event` inline (192 bytes)
-/// made each slot span four cache lines instead of two.
+/// What producers send. Allocations, frees and ops, the hot path, travel as small plain values
+/// and become events here; everything else is boxed: every message is moved at least twice on
+/// tt-metal's thread, and an `Event` inline is 192 bytes.
 pub(crate) enum Msg {
     /// An event ready to encode.
     Event(Box<Event>),
@@ -691,7 +690,8 @@ pub(crate) fn wait_done(limit: Duration) {
     }
 }
 
-fn nap(ms: i64) {
+/// Sleeps `ms` milliseconds; async-signal-safe.
+pub(crate) fn nap(ms: i64) {
     let ts = libc::timespec { tv_sec: 0, tv_nsec: ms * 1_000_000 };
     // SAFETY: nanosleep is async-signal-safe.
     unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
