@@ -15,6 +15,12 @@ impl Tensor {
         Tensor { shape: shape.to_vec(), data: vec![0.0; shape.iter().product()] }
     }
 
+    /// A tensor of `shape` without values: plan mode's full-size weights, which the device
+    /// code uploads as shapes to a placement-only mesh.
+    pub fn shape_only(shape: &[usize]) -> Self {
+        Tensor { shape: shape.to_vec(), data: Vec::new() }
+    }
+
     /// Wraps `data`; `None` if its length does not match `shape`.
     pub fn new(shape: &[usize], data: Vec<f32>) -> Option<Self> {
         (data.len() == shape.iter().product::<usize>()).then(|| Tensor { shape: shape.to_vec(), data })

@@ -300,4 +300,17 @@ impl ModelWeights {
         let lm_head = take(Param::LmHead)?;
         Ok(ModelWeights { config, embed, layers, norm, lm_head })
     }
+
+    /// Every parameter of `config` as a shape without values: what plan mode uploads to a
+    /// placement-only mesh, so the full-size model runs through the device code without the
+    /// host memory its values would take.
+    pub fn shapes(config: GptOssConfig) -> Self {
+        let c = config.clone();
+        let built: Result<Self, std::convert::Infallible> =
+            Self::build(config, |p| Ok(Tensor::shape_only(&p.shape(&c))));
+        match built {
+            Ok(w) => w,
+            Err(never) => match never {},
+        }
+    }
 }

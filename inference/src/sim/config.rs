@@ -227,7 +227,7 @@ impl MeshConfig {
     }
 
     /// The same with ops that only place (outputs, op-cache scratch, circular buffers) and
-    /// run no kernel. Only the ops that check [`super::Mesh::placement_only`] honour it.
+    /// run no kernel ([`super::OpRun::compute`]), and host uploads that write nothing.
     pub fn placement_only(mut self) -> Self {
         self.placement_only = true;
         self

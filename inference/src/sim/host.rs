@@ -3,12 +3,17 @@
 
 use super::error::{SimError, SimResult};
 
-/// A dense host tensor of `f32` values in row-major order.
+/// A dense host tensor of `f32` values in row-major order, or only a shape.
+///
+/// A shape-only tensor ([`HostTensor::shape_only`]) carries no values: plan mode uploads the
+/// full-size model's weights as shapes to a placement-only mesh, which places them and writes
+/// nothing, so the model's device code runs unchanged without the host memory its values would
+/// need. Every shape operation here keeps a shape-only tensor shape-only.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostTensor {
     /// Dimensions, outermost first.
     pub shape: Vec<usize>,
-    /// `shape.iter().product()` values.
+    /// `shape.iter().product()` values, or none for a shape-only tensor.
     pub data: Vec<f32>,
 }
 
@@ -20,6 +25,25 @@ impl HostTensor {
             return Err(SimError::HostShape { shape, expected, got: data.len() });
         }
         Ok(HostTensor { shape, data })
+    }
+
+    /// A tensor of `shape` without values.
+    pub fn shape_only(shape: &[usize]) -> Self {
+        HostTensor { shape: shape.to_vec(), data: Vec::new() }
+    }
+
+    /// A tensor from values, or a shape-only tensor when `data` is empty (what a shape-only
+    /// weight's host transforms produce); any other length must match the shape.
+    pub fn values_or_shape(shape: Vec<usize>, data: Vec<f32>) -> SimResult<Self> {
+        match data.is_empty() {
+            true => Ok(HostTensor { shape, data }),
+            false => Self::new(shape, data),
+        }
+    }
+
+    /// Whether the tensor is a shape without values (a tensor of no elements is not).
+    pub fn is_shape_only(&self) -> bool {
+        self.data.is_empty() && self.shape.iter().product::<usize>() > 0
     }
 
     /// All zeros.
@@ -69,6 +93,11 @@ impl HostTensor {
         if start > end || end > size {
             return Err(SimError::invalid("slice", format!("range {start}..{end} outside dim {dim} of size {size}")));
         }
+        let mut shape = self.shape.clone();
+        shape[dim] = end - start;
+        if self.is_shape_only() {
+            return Ok(HostTensor { shape, data: Vec::new() });
+        }
         let outer: usize = self.shape[..dim].iter().product();
         let inner: usize = self.shape[dim + 1..].iter().product();
         let mut data = Vec::with_capacity(outer * (end - start) * inner);
@@ -76,8 +105,6 @@ impl HostTensor {
             let base = o * size * inner;
             data.extend_from_slice(&self.data[base + start * inner..base + end * inner]);
         }
-        let mut shape = self.shape.clone();
-        shape[dim] = end - start;
         Ok(HostTensor { shape, data })
     }
 
@@ -98,6 +125,9 @@ impl HostTensor {
         let inner: usize = first.shape[dim + 1..].iter().product();
         let mut shape = first.shape.clone();
         shape[dim] = parts.iter().map(|p| p.shape[dim]).sum();
+        if parts.iter().any(HostTensor::is_shape_only) {
+            return Ok(HostTensor { shape, data: Vec::new() });
+        }
         let mut data = Vec::with_capacity(shape.iter().product());
         for o in 0..outer {
             for p in parts {
@@ -147,5 +177,17 @@ mod tests {
         }
         assert!(t.split(1, 2).is_err());
         assert_eq!(t.slice_dim(2, 1, 3).unwrap().data[..2], [1.0, 2.0]);
+    }
+
+    #[test]
+    fn shape_only_tensors_keep_their_shapes_through_splits_and_concats() {
+        let t = HostTensor::shape_only(&[2, 6, 4]);
+        assert!(t.is_shape_only() && !HostTensor::zeros(&[2, 0]).is_shape_only());
+        let parts = t.split(1, 3).unwrap();
+        assert!(parts.iter().all(|p| p.shape == [2, 2, 4] && p.is_shape_only()));
+        let back = HostTensor::concat(&parts, 1).unwrap();
+        assert_eq!(back, t);
+        assert!(HostTensor::values_or_shape(vec![2, 2], vec![1.0]).is_err());
+        assert!(HostTensor::values_or_shape(vec![2, 2], vec![]).unwrap().is_shape_only());
     }
 }

@@ -80,8 +80,11 @@ impl Mesh {
                 format!("piece of shape {:?} does not match the spec's {:?}", bad.shape, spec.shape),
             ));
         }
+        self.check_values(&pieces, "from_host")?;
         let t = self.alloc_buffer(spec, name, role, None)?;
-        self.host_pass(pieces, &|chip, piece| chip.write(&t, &piece))?;
+        if !self.placement_only() {
+            self.host_pass(pieces, &|chip, piece| chip.write(&t, &piece))?;
+        }
         self.maybe_guard(&t);
         Ok(t)
     }
@@ -92,7 +95,29 @@ impl Mesh {
         if pieces.len() != self.num_devices() {
             return Err(SimError::invalid("write_host", "one piece per chip is needed"));
         }
-        self.host_pass(pieces, &|chip, piece| chip.write(t, &piece))?;
+        self.check_values(&pieces, "write_host")?;
+        if !self.placement_only() {
+            self.host_pass(pieces, &|chip, piece| chip.write(t, &piece))?;
+        }
+        Ok(())
+    }
+
+    /// One zero tensor of `shape` per chip, as the host would upload them; shape-only on a
+    /// placement-only mesh, which writes no value (a full-size KV cache of zeros would take
+    /// gigabytes of host memory for nothing).
+    pub fn zeros_per_device(&self, shape: &[usize]) -> Vec<HostTensor> {
+        let one = match self.placement_only() {
+            true => HostTensor::shape_only(shape),
+            false => HostTensor::zeros(shape),
+        };
+        vec![one; self.num_devices()]
+    }
+
+    /// Shape-only pieces carry no values to write: only a placement-only mesh takes them.
+    fn check_values(&self, pieces: &[HostTensor], op: &str) -> SimResult<()> {
+        if !self.placement_only() && pieces.iter().any(HostTensor::is_shape_only) {
+            return Err(SimError::invalid(op, "a shape-only host tensor has no values to write"));
+        }
         Ok(())
     }
 
@@ -119,6 +144,10 @@ impl Mesh {
     pub fn to_host(&mut self, t: &Tensor) -> SimResult<Vec<HostTensor>> {
         self.check_live(t)?;
         let n = self.num_devices();
+        if self.placement_only() {
+            // Nothing was computed: the read-back is the shape the data path would get.
+            return Ok(vec![HostTensor::shape_only(t.shape()); n]);
+        }
         self.host_pass(vec![(); n], &|chip, ()| Ok(chip.read(t)))
     }
 }

@@ -12,7 +12,7 @@ use super::memory::ChipMemory;
 use super::placement::Placement;
 use super::tensor::{MemoryConfig, Tensor, TensorSpec};
 use super::write_log::WriteLog;
-use crate::alloc::{AllocRequest, Allocator, AllocatorConfig};
+use crate::alloc::{AllocError, AllocRequest, Allocator, AllocatorConfig};
 use std::collections::HashMap;
 use std::sync::Arc;
 use ttsan_events::{
@@ -214,7 +214,11 @@ impl Mesh {
         op: Option<u64>,
     ) -> SimResult<Tensor> {
         let (mut placement, req) = self.plan(spec)?;
-        placement.address = self.alloc.allocate(&req)?;
+        placement.address = self.alloc.allocate(&req).map_err(|e| match e {
+            // tt-metal's message names sizes, not the tensor: say which buffer it refused.
+            AllocError::OutOfMemory(msg) => AllocError::OutOfMemory(format!("'{name}': {msg}")),
+            other => other,
+        })?;
         let id = self.ids.next();
         let placement = Arc::new(placement);
         self.emit(vec![Event::BufferAlloc(BufferAlloc {

@@ -242,6 +242,17 @@ impl OpRun<'_> {
         Ok(region_end)
     }
 
+    /// The op's device work: reads, kernels, writes and semaphore signals, all in `work`. The
+    /// one place placement-only meshes are honoured: there `work` is skipped, so every op
+    /// (per-chip or collective) places exactly its buffers, circular buffers and semaphores
+    /// and writes nothing, as plan mode needs.
+    pub fn compute(&mut self, work: impl FnOnce(&mut Self) -> SimResult<()>) -> SimResult<()> {
+        if self.mesh.placement_only() {
+            return Ok(());
+        }
+        work(self)
+    }
+
     /// Runs `kernel` on every chip (in parallel) and returns its results in device order.
     pub fn run<T: Send>(&mut self, kernel: impl Fn(&mut Chip<'_>) -> SimResult<T> + Sync) -> SimResult<Vec<T>> {
         let n = self.logs.len();

@@ -4,6 +4,7 @@
 //! as reduce-scatter + all-gather.
 
 use super::allreduce::allreduce;
+use super::decode_cache::LayerKv;
 use super::error::DeviceError;
 use super::plan::TpPlan;
 use super::upload::{host4, put, rank0_bias, transpose};
@@ -11,6 +12,7 @@ use crate::gpt_oss::config::GptOssConfig;
 use crate::gpt_oss::rope::Rope;
 use crate::gpt_oss::weights::AttentionWeights;
 use crate::sim::ccl::CclManager;
+use crate::sim::ops::QkvHeads;
 use crate::sim::ops::{self, MatmulArgs, Out, SdpaArgs};
 use crate::sim::{Distribution, HostTensor, Mesh, Tensor};
 use ttsan_events::Role;
@@ -64,6 +66,9 @@ impl DeviceAttention {
         let per_chip = q_loc + 2 * kv_loc;
         // Row i of the fused weight, rank by rank: that rank's query, key and value columns.
         let fuse = |q: &[f32], k: &[f32], v: &[f32], rows: usize| -> Vec<f32> {
+            if q.is_empty() || k.is_empty() || v.is_empty() {
+                return Vec::new(); // shape-only weights
+            }
             let mut out = Vec::with_capacity(rows * per_chip * plan.tp);
             for i in 0..rows {
                 for r in 0..plan.tp {
@@ -84,7 +89,7 @@ impl DeviceAttention {
         let o_proj =
             put(mesh, &o_proj, &Distribution::Shard { axis: 1, dim: 2 }, &format!("{prefix}.o_proj"), Role::Weight)?;
         let o_bias = rank0_bias(mesh, &plan, &[1, 1, 1, h], &w.o_bias.data, &format!("{prefix}.o_proj_bias"))?;
-        let sinks = HostTensor::new(vec![1, config.num_attention_heads, 1, 1], w.sinks.data.clone())?;
+        let sinks = HostTensor::values_or_shape(vec![1, config.num_attention_heads, 1, 1], w.sinks.data.clone())?;
         let sinks =
             put(mesh, &sinks, &Distribution::Shard { axis: 1, dim: 1 }, &format!("{prefix}.sinks"), Role::Weight)?;
         Ok(DeviceAttention {
@@ -126,51 +131,6 @@ impl DeviceAttention {
     }
 }
 
-/// Splits the fused `[1, 1, S, w]` QKV output into `[1, heads, S, d]` starting at column
-/// `first`. Stands in for `nlp_create_qkv_heads` (slices plus a concat over heads).
-fn heads(
-    mesh: &mut Mesh,
-    xqkv: &Tensor,
-    first: usize,
-    count: usize,
-    d: usize,
-    name: &str,
-) -> Result<Tensor, DeviceError> {
-    let s = xqkv.shape()[2];
-    let mut parts = Vec::with_capacity(count);
-    for h in 0..count {
-        let lo = first + h * d;
-        parts.push(ops::slice(
-            mesh,
-            xqkv,
-            &[0, 0, 0, lo],
-            &[1, 1, s, lo + d],
-            &Out::dram().named(&format!("{name}.head")),
-        )?);
-    }
-    let refs: Vec<&Tensor> = parts.iter().collect();
-    let out = ops::concat(mesh, &refs, 1, &Out::dram().named(name))?;
-    for p in &parts {
-        mesh.deallocate(p)?;
-    }
-    Ok(out)
-}
-
-/// Joins `[1, heads, S, d]` into `[1, 1, S, heads * d]`. Stands in for `nlp_concat_heads`.
-fn concat_heads(mesh: &mut Mesh, x: &Tensor) -> Result<Tensor, DeviceError> {
-    let (nh, s, d) = (x.shape()[1], x.shape()[2], x.shape()[3]);
-    let mut parts = Vec::with_capacity(nh);
-    for h in 0..nh {
-        parts.push(ops::slice(mesh, x, &[0, h, 0, 0], &[1, h + 1, s, d], &Out::dram().named("attn.concat.head"))?);
-    }
-    let refs: Vec<&Tensor> = parts.iter().collect();
-    let out = ops::concat(mesh, &refs, 3, &Out::dram().named("attn.concat_heads"))?;
-    for p in &parts {
-        mesh.deallocate(p)?;
-    }
-    Ok(out)
-}
-
 /// Prefill attention of `x` (`[1, 1, S, H]`, normed, replicated), positions given by the
 /// `cos`/`sin` tables. Returns `[1, 1, S, H]`, the same on every chip of a row.
 pub fn prefill_attention(
@@ -181,38 +141,48 @@ pub fn prefill_attention(
     cos: &Tensor,
     sin: &Tensor,
 ) -> Result<Tensor, DeviceError> {
-    let d = att.head_dim;
-    let (nh, nkv) = (att.plan.heads, att.plan.kv_heads);
-    let (q_rot, k_rot, v) = rotated_qkv(mesh, att, x, cos, sin, |mesh, xqkv| {
-        let q = heads(mesh, xqkv, 0, nh, d, "attn.q")?;
-        let k = heads(mesh, xqkv, nh * d, nkv, d, "attn.k")?;
-        let v = heads(mesh, xqkv, (nh + nkv) * d, nkv, d, "attn.v")?;
-        Ok((q, k, v))
-    })?;
-    let attn = causal_sdpa(mesh, att, &q_rot, &k_rot, &v)?;
-    let concat = concat_heads(mesh, &attn)?;
-    mesh.deallocate(&attn)?;
     let allreduce_name = format!("layer{}.attn.tp_allreduce", att.layer);
-    o_proj_allreduce(mesh, ccl_manager, att, &concat, &Out::dram(), "attn", &allreduce_name)
+    attention_prefill(mesh, ccl_manager, att, x, cos, sin, None, &allreduce_name)
 }
 
-/// The fused QKV linear, the head split `split` makes of its output, and rotary on q and k:
-/// the prologue both prefill attentions share. Returns `(q_rot, k_rot, v)`, having freed the
-/// rest in the order the traces record.
-pub(super) fn rotated_qkv(
+/// Where a prefill writes its keys and values: a layer's KV cache, paged when a page table is
+/// given.
+pub(super) type CacheFill<'a> = Option<(&'a LayerKv, Option<&'a Tensor>)>;
+
+/// The one prefill attention: the fused QKV linear, the real head split
+/// (`nlp_create_qkv_heads`), rotary on q and k, the cache fill when `fill` names a cache
+/// (`fill_cache`, or `paged_fill_cache` with a page table), causal SDPA with the sinks,
+/// `nlp_concat_heads`, o_proj and the TP all-reduce named `allreduce_name`. Frees every
+/// intermediate in the order the traces record.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn attention_prefill(
     mesh: &mut Mesh,
+    ccl_manager: &mut CclManager,
     att: &DeviceAttention,
     x: &Tensor,
     cos: &Tensor,
     sin: &Tensor,
-    split: impl FnOnce(&mut Mesh, &Tensor) -> Result<(Tensor, Tensor, Tensor), DeviceError>,
-) -> Result<(Tensor, Tensor, Tensor), DeviceError> {
+    fill: CacheFill<'_>,
+    allreduce_name: &str,
+) -> Result<Tensor, DeviceError> {
     let xqkv =
         ops::linear(mesh, x, &att.wqkv, Some(&att.wqkv_bias), MatmulArgs::default(), &Out::dram().named("attn.xqkv"))?;
-    let (q, k, v) = split(mesh, &xqkv)?;
+    let heads = QkvHeads { num_heads: att.plan.heads, num_kv_heads: att.plan.kv_heads };
+    let (q, k, v) = ops::nlp_create_qkv_heads(mesh, &xqkv, heads, &Out::dram().named("attn.heads"))?;
     mesh.deallocate(&xqkv)?;
     let (q_rot, k_rot) = rotate_qk(mesh, &q, &k, cos, sin, &Out::dram(), "attn")?;
-    Ok((q_rot, k_rot, v))
+    if let Some((cache, page_table)) = fill {
+        for (c, t) in [(&cache.k, &k_rot), (&cache.v, &v)] {
+            match page_table {
+                None => ops::fill_cache(mesh, c, t, 0)?,
+                Some(table) => ops::paged_fill_cache(mesh, c, t, table, 0)?,
+            }
+        }
+    }
+    let attn = causal_sdpa(mesh, att, &q_rot, &k_rot, &v)?;
+    let concat = ops::nlp_concat_heads(mesh, &attn, &Out::dram().named("attn.concat_heads"))?;
+    mesh.deallocate(&attn)?;
+    o_proj_allreduce(mesh, ccl_manager, att, &concat, &Out::dram(), "attn", allreduce_name)
 }
 
 /// Rotary embedding of `q` then `k` into `{prefix}.q_rot` / `{prefix}.k_rot` placed as `out`,

@@ -6,7 +6,7 @@
 //! that fills the cache (section 3.7 with `nlp_create_qkv_heads`, `fill_cache` /
 //! `paged_fill_cache` and `nlp_concat_heads`).
 
-use super::attention::{causal_sdpa, o_proj_allreduce, rotate_qk, rotated_qkv, DeviceAttention};
+use super::attention::{attention_prefill, o_proj_allreduce, rotate_qk, DeviceAttention};
 use super::decode_cache::{DeviceKvCache, LayerKv};
 use super::error::DeviceError;
 use super::upload::put;
@@ -49,12 +49,13 @@ impl DecodeAttention {
         w: &AttentionWeights,
         layer: usize,
     ) -> Result<Self, DeviceError> {
-        let nh = w.sinks.data.len();
-        let mut sinks = vec![0.0; nh * SINK_WIDTH];
+        let nh = w.sinks.shape.iter().product();
+        // A shape-only weight (plan mode) has no sinks to scale: the upload is its shape.
+        let mut sinks = vec![0.0; if w.sinks.is_empty() { 0 } else { nh * SINK_WIDTH }];
         for (h, s) in w.sinks.data.iter().enumerate() {
             sinks[h * SINK_WIDTH] = s / attn.scale;
         }
-        let host = HostTensor::new(vec![1, 1, nh, SINK_WIDTH], sinks)?;
+        let host = HostTensor::values_or_shape(vec![1, 1, nh, SINK_WIDTH], sinks)?;
         let name = format!("model.layers.{layer}.self_attn.decode_sinks");
         let decode_sinks = put(mesh, &host, &Distribution::Shard { axis: 1, dim: 2 }, &name, Role::Weight)?;
         Ok(DecodeAttention { attn, decode_sinks })
@@ -179,18 +180,7 @@ pub fn prefill_attention_fill(
     cache: &LayerKv,
     page_table: Option<&Tensor>,
 ) -> Result<Tensor, DeviceError> {
-    let heads = QkvHeads { num_heads: att.plan.heads, num_kv_heads: att.plan.kv_heads };
-    let (q_rot, k_rot, v) = rotated_qkv(mesh, att, x, cos, sin, |mesh, xqkv| {
-        Ok(ops::nlp_create_qkv_heads(mesh, xqkv, heads, &Out::dram().named("attn.heads"))?)
-    })?;
-    for (c, t) in [(&cache.k, &k_rot), (&cache.v, &v)] {
-        match page_table {
-            None => ops::fill_cache(mesh, c, t, 0)?,
-            Some(table) => ops::paged_fill_cache(mesh, c, t, table, 0)?,
-        }
-    }
-    let attn = causal_sdpa(mesh, att, &q_rot, &k_rot, &v)?;
-    let concat = ops::nlp_concat_heads(mesh, &attn, &Out::dram().named("attn.concat_heads"))?;
-    mesh.deallocate(&attn)?;
-    o_proj_allreduce(mesh, ccl_manager, att, &concat, &Out::dram(), "attn", "attn.allreduce")
+    // The cache-filling prefill keeps its all-reduce call site's name (one cached
+    // intermediate for every layer, as before the two prefill attentions became one).
+    attention_prefill(mesh, ccl_manager, att, x, cos, sin, Some((cache, page_table)), "attn.allreduce")
 }

@@ -53,7 +53,7 @@ impl DeviceKvCache {
         let spec = TensorSpec::new(&shape, DType::Bf16);
         let devices = mesh.num_devices();
         let mut zeros = |name: String| -> Result<Tensor, DeviceError> {
-            let pieces = vec![HostTensor::zeros(&shape); devices];
+            let pieces = mesh.zeros_per_device(&shape);
             Ok(mesh.from_host_per_device(pieces, &spec, &name, Role::KvCache)?)
         };
         let layers = (0..config.num_hidden_layers)

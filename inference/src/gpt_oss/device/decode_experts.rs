@@ -10,7 +10,7 @@ use super::experts::DeviceExperts;
 use super::router::{router, DeviceRouter};
 use crate::sim::ccl::{self, CclArgs, CclManager};
 use crate::sim::ops::{self, BinaryOp, MatmulArgs, Out, ReduceOp, UnaryOp};
-use crate::sim::{DType, HostTensor, Mesh, PageLayout, Tensor, TensorSpec};
+use crate::sim::{DType, Mesh, PageLayout, Tensor, TensorSpec};
 use ttsan_events::Role;
 
 /// Routes `x` (`[1, 1, T, H]`, normed) and scatters the top-k weights into dense `[1, 1, T, E]`
@@ -23,7 +23,7 @@ pub fn dense_routing(mesh: &mut Mesh, w: &DeviceRouter, x: &Tensor) -> Result<Te
         *last = w.weight.shape().last().copied().unwrap_or(0);
     }
     let spec = TensorSpec::new(&shape, DType::Bf16);
-    let pieces = vec![HostTensor::zeros(&shape); mesh.num_devices()];
+    let pieces = mesh.zeros_per_device(&shape);
     let zeros = mesh.from_host_per_device(pieces, &spec, "router.zeros_like", Role::Activation)?;
     let dense = ops::scatter(mesh, &zeros, &routed.indices, &routed.weights, &Out::dram().named("router.scores"))?;
     for t in [&zeros, &routed.indices, &routed.weights] {

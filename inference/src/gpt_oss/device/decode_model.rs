@@ -11,7 +11,10 @@ use super::decode_cache::{DeviceKvCache, LayerKv};
 use super::decode_experts::{decode_experts, dense_routing};
 use super::error::DeviceError;
 use super::experts::TpReduce;
-use super::model::{attention_residual, mlp_residual, padded_prompt, DeviceLayer, DeviceModel, Scatter};
+use super::model::{
+    attention_residual, mlp_residual, padded_prompt, DeviceLayer, DeviceModel, ExpertsPlacement, Scatter,
+};
+use super::throughput_prefill::throughput_mlp;
 use crate::gpt_oss::error::GptOssError;
 use crate::gpt_oss::weights::ModelWeights;
 use crate::sim::ccl::CclManager;
@@ -39,10 +42,19 @@ pub fn decode_layer(
     mesh.deallocate(&x)?;
     mesh.deallocate(&a)?;
     let h2 = ops::rms_norm(mesh, &x1, Some(&layer.post_norm), layer.eps, &Out::l1().named("layer.decode.post_norm"))?;
-    let routing = dense_routing(mesh, &layer.router, &h2)?;
-    let moe = decode_experts(mesh, ccl_manager, &layer.experts, &h2, &routing, layer.router.top_k)?;
+    let moe = match (&layer.experts, &layer.throughput) {
+        (Some(experts), _) => {
+            let routing = dense_routing(mesh, &layer.router, &h2)?;
+            let moe = decode_experts(mesh, ccl_manager, experts, &h2, &routing, layer.router.top_k)?;
+            mesh.deallocate(&routing)?;
+            moe
+        }
+        // A layer with only the throughput experts (the demo's one placement) runs the token
+        // through them over the rows, padded to a tile per row.
+        (None, Some(throughput)) => throughput_mlp(mesh, ccl_manager, &layer.router, throughput, &h2)?,
+        (None, None) => return Err(DeviceError::Placement("the layer holds no experts".into())),
+    };
     mesh.deallocate(&h2)?;
-    mesh.deallocate(&routing)?;
     let x2 = ops::add(mesh, &x1, &moe, &Out::dram().named("layer.decode.residual_mlp"))?;
     mesh.deallocate(&x1)?;
     mesh.deallocate(&moe)?;
@@ -81,7 +93,17 @@ impl DecodeModel {
     /// Uploads every weight of `weights` (any mesh whose columns divide the heads, kv heads,
     /// intermediate size and vocabulary, and whose rows divide the experts).
     pub fn upload(mesh: &mut Mesh, weights: &ModelWeights) -> Result<Self, DeviceError> {
-        let model = DeviceModel::upload(mesh, weights)?;
+        Self::upload_with(mesh, weights, ExpertsPlacement::Both)
+    }
+
+    /// [`DecodeModel::upload`] with each layer holding the experts placements `experts` asks
+    /// for.
+    pub fn upload_with(
+        mesh: &mut Mesh,
+        weights: &ModelWeights,
+        experts: ExpertsPlacement,
+    ) -> Result<Self, DeviceError> {
+        let model = DeviceModel::upload_with(mesh, weights, experts)?;
         Self::with_prefill(mesh, model, weights)
     }
 
@@ -118,6 +140,19 @@ impl DecodeModel {
         tokens: &[u32],
         reduce: TpReduce,
     ) -> Result<Vec<f32>, DeviceError> {
+        self.prefill_observed(mesh, ccl_manager, cache, tokens, reduce, &mut |_| {})
+    }
+
+    /// [`DecodeModel::prefill`], telling `on_layer` each layer's index as it starts.
+    pub fn prefill_observed(
+        &self,
+        mesh: &mut Mesh,
+        ccl_manager: &mut CclManager,
+        cache: &mut DeviceKvCache,
+        tokens: &[u32],
+        reduce: TpReduce,
+        on_layer: &mut dyn FnMut(usize),
+    ) -> Result<Vec<f32>, DeviceError> {
         let t = tokens.len();
         let padded = padded_prompt(tokens);
         if t == 0 || !cache.is_empty() || padded.len() > cache.max_seq || cache.layers.len() != self.model.layers.len()
@@ -132,7 +167,8 @@ impl DecodeModel {
         let mut x = self.model.embed_tokens(mesh, &padded)?;
         let first = self.model.layers.first().ok_or_else(|| DeviceError::Placement("no layers".to_owned()))?;
         let (cos, sin) = first.attn.rope_tables(mesh, &self.model.rope, 0, padded.len())?;
-        for (layer, kv) in self.model.layers.iter().zip(&cache.layers) {
+        for (i, (layer, kv)) in self.model.layers.iter().zip(&cache.layers).enumerate() {
+            on_layer(i);
             x = prefill_layer_fill(mesh, ccl_manager, layer, x, &cos, &sin, kv, cache.page_table.as_ref(), reduce)?;
         }
         mesh.deallocate(&cos)?;
@@ -154,6 +190,19 @@ impl DecodeModel {
         token: u32,
         pos: usize,
     ) -> Result<Vec<f32>, DeviceError> {
+        self.decode_step_observed(mesh, ccl_manager, cache, token, pos, &mut |_| {})
+    }
+
+    /// [`DecodeModel::decode_step`], telling `on_layer` each layer's index as it starts.
+    pub fn decode_step_observed(
+        &self,
+        mesh: &mut Mesh,
+        ccl_manager: &mut CclManager,
+        cache: &mut DeviceKvCache,
+        token: u32,
+        pos: usize,
+        on_layer: &mut dyn FnMut(usize),
+    ) -> Result<Vec<f32>, DeviceError> {
         if pos > cache.len || pos >= cache.max_seq || cache.layers.len() != self.model.layers.len() {
             return Err(GptOssError::InvalidInput(format!(
                 "decode at position {pos} with a cache of {} / {} positions",
@@ -165,7 +214,8 @@ impl DecodeModel {
         let mut x = self.model.embed_tokens(mesh, &[token])?;
         let first = self.attention.first().ok_or_else(|| DeviceError::Placement("no layers".to_owned()))?;
         let position = DecodePosition::upload(mesh, &first.attn, &self.model.rope, pos)?;
-        for ((layer, attn), kv) in self.model.layers.iter().zip(&self.attention).zip(&cache.layers) {
+        for (i, ((layer, attn), kv)) in self.model.layers.iter().zip(&self.attention).zip(&cache.layers).enumerate() {
+            on_layer(i);
             x = decode_layer(mesh, ccl_manager, layer, attn, x, kv, cache.page_table.as_ref(), &position)?;
         }
         position.deallocate(mesh)?;

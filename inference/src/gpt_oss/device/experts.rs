@@ -78,11 +78,11 @@ impl DeviceExperts {
         let pick = |data: &[f32], rows: usize, parity: usize| -> Vec<f32> {
             data.chunks_exact(2 * i).take(rows).flat_map(|row| row.iter().skip(parity).step_by(2).copied()).collect()
         };
-        let gate = HostTensor::new(vec![1, e, h, i], pick(&w.gate_up_proj.data, e * h, 0))?;
-        let up = HostTensor::new(vec![1, e, h, i], pick(&w.gate_up_proj.data, e * h, 1))?;
-        let gate_bias = HostTensor::new(vec![1, e, 1, i], pick(&w.gate_up_bias.data, e, 0))?;
-        let up_bias = HostTensor::new(vec![1, e, 1, i], pick(&w.gate_up_bias.data, e, 1))?;
-        let down = HostTensor::new(vec![1, e, i, h], w.down_proj.data.clone())?;
+        let gate = HostTensor::values_or_shape(vec![1, e, h, i], pick(&w.gate_up_proj.data, e * h, 0))?;
+        let up = HostTensor::values_or_shape(vec![1, e, h, i], pick(&w.gate_up_proj.data, e * h, 1))?;
+        let gate_bias = HostTensor::values_or_shape(vec![1, e, 1, i], pick(&w.gate_up_bias.data, e, 0))?;
+        let up_bias = HostTensor::values_or_shape(vec![1, e, 1, i], pick(&w.gate_up_bias.data, e, 1))?;
+        let down = HostTensor::values_or_shape(vec![1, e, i, h], w.down_proj.data.clone())?;
         let prefix = format!("layer{layer}.experts");
         let columns = Distribution::Shard { axis: 1, dim: 3 };
         let rows = Distribution::Shard { axis: 1, dim: 2 };
@@ -103,9 +103,14 @@ impl DeviceExperts {
     }
 
     /// Uploads dense routing weights (`[T, E]`, HF's router scores) permuted to `[1, E, T, 1]`
-    /// as the experts consume them.
+    /// as the experts consume them; no values (a placement-only mesh's read-back) upload the
+    /// shape.
     pub fn upload_routing(&self, mesh: &mut Mesh, dense: &[f32], tokens: usize) -> Result<Tensor, DeviceError> {
         let e = self.experts;
+        if dense.is_empty() && tokens > 0 {
+            let shape = HostTensor::shape_only(&[1, e, tokens, 1]);
+            return Ok(put(mesh, &shape, &Distribution::Replicate, "experts.routing", Role::Activation)?);
+        }
         if dense.len() != tokens * e {
             return Err(DeviceError::Placement(format!("{} routing weights for {tokens} tokens x {e}", dense.len())));
         }

@@ -37,7 +37,7 @@ pub use decode_experts::{decode_experts, dense_routing};
 pub use decode_model::{decode_layer, DecodeModel};
 pub use error::DeviceError;
 pub use experts::{prefill_experts, prefill_experts_consuming, DeviceExperts, TpReduce, BLOCK};
-pub use model::{padded_prompt, prefill_layer, DeviceLayer, DeviceModel};
+pub use model::{padded_prompt, prefill_layer, DeviceLayer, DeviceModel, ExpertsPlacement};
 pub use plan::TpPlan;
 pub use router::{router, DeviceRouter, RouterOutput};
 pub use throughput::{throughput_experts, ThroughputExperts, ThroughputInputs};

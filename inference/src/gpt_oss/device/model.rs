@@ -33,8 +33,9 @@ pub struct DeviceLayer {
     pub post_norm: Tensor,
     /// Router.
     pub router: DeviceRouter,
-    /// Low-latency experts (prefill on one row, decode on any mesh).
-    pub experts: DeviceExperts,
+    /// Low-latency experts (prefill on one row, decode on any mesh); absent when the layer
+    /// holds only the throughput experts ([`ExpertsPlacement::Single`]).
+    pub experts: Option<DeviceExperts>,
     /// Throughput experts, on meshes with several rows whose chips divide the experts (their
     /// prefill MLP; see [`throughput_prefill`]).
     pub throughput: Option<ThroughputExperts>,
@@ -42,8 +43,24 @@ pub struct DeviceLayer {
     pub eps: f32,
 }
 
-fn norm_weight(mesh: &mut Mesh, w: &[f32], name: &str) -> Result<Tensor, DeviceError> {
-    Ok(put(mesh, &host4(1, w.len(), w.to_vec())?, &Distribution::Replicate, name, Role::Weight)?)
+/// Which experts placements a layer holds on a mesh whose chips divide the experts (on other
+/// meshes both forms are the low-latency experts alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExpertsPlacement {
+    /// Both: the throughput experts for prefill over the rows and the low-latency experts for
+    /// single-user decode, as tt-metal's module tests build one layer per form they test.
+    #[default]
+    Both,
+    /// One, as the demo's single model object holds: the throughput experts wherever the chips
+    /// divide them, for prefill and decode. gpt-oss-120b on a Galaxy fits only this way
+    /// (each placement takes about 7.2 GB of a chip's 12 GB of DRAM).
+    Single,
+}
+
+fn norm_weight(mesh: &mut Mesh, w: &crate::gpt_oss::tensor::Tensor, name: &str) -> Result<Tensor, DeviceError> {
+    // The width from the shape: a shape-only weight has no values to count.
+    let width = w.shape.iter().product();
+    Ok(put(mesh, &host4(1, width, w.data.clone())?, &Distribution::Replicate, name, Role::Weight)?)
 }
 
 impl DeviceLayer {
@@ -53,14 +70,29 @@ impl DeviceLayer {
     /// (when the chips divide the experts), which prefill uses there while single-user decode
     /// keeps the low-latency experts, as the demo picks the experts by the local token count.
     pub fn upload(mesh: &mut Mesh, config: &GptOssConfig, w: &LayerWeights, layer: usize) -> Result<Self, DeviceError> {
+        Self::upload_with(mesh, config, w, layer, ExpertsPlacement::Both)
+    }
+
+    /// [`DeviceLayer::upload`] holding the experts placements `experts` asks for.
+    pub fn upload_with(
+        mesh: &mut Mesh,
+        config: &GptOssConfig,
+        w: &LayerWeights,
+        layer: usize,
+        experts: ExpertsPlacement,
+    ) -> Result<Self, DeviceError> {
         let prefix = format!("model.layers.{layer}");
         let desc = mesh.desc();
         let throughput = throughput_prefill(desc.rows as usize, desc.cols as usize, config.num_local_experts);
+        let low_latency = !(throughput && experts == ExpertsPlacement::Single);
         // Struct fields would evaluate in declaration order; the lets fix the upload order.
-        let input_norm = norm_weight(mesh, &w.input_norm.data, &format!("{prefix}.input_layernorm.weight"))?;
-        let post_norm = norm_weight(mesh, &w.post_norm.data, &format!("{prefix}.post_attention_layernorm.weight"))?;
+        let input_norm = norm_weight(mesh, &w.input_norm, &format!("{prefix}.input_layernorm.weight"))?;
+        let post_norm = norm_weight(mesh, &w.post_norm, &format!("{prefix}.post_attention_layernorm.weight"))?;
         let router = DeviceRouter::upload(mesh, &w.router, config.num_experts_per_tok, layer)?;
-        let experts = DeviceExperts::upload(mesh, config, &w.experts, layer)?;
+        let experts = match low_latency {
+            true => Some(DeviceExperts::upload(mesh, config, &w.experts, layer)?),
+            false => None,
+        };
         let throughput = match throughput {
             true => Some(ThroughputExperts::upload(mesh, config, &w.experts, layer)?),
             false => None,
@@ -71,6 +103,11 @@ impl DeviceLayer {
 }
 
 impl DeviceLayer {
+    /// The low-latency experts, or an error for a layer that holds only the throughput ones.
+    pub(crate) fn low_latency(&self) -> Result<&DeviceExperts, DeviceError> {
+        self.experts.as_ref().ok_or_else(|| DeviceError::Placement("the layer holds no low-latency experts".into()))
+    }
+
     /// Frees every weight of the layer.
     pub fn deallocate(&self, mesh: &mut Mesh) -> Result<(), DeviceError> {
         let a = &self.attn;
@@ -79,7 +116,9 @@ impl DeviceLayer {
         }
         mesh.deallocate(&self.router.weight)?;
         mesh.deallocate(&self.router.bias)?;
-        self.experts.deallocate(mesh)?;
+        if let Some(e) = &self.experts {
+            e.deallocate(mesh)?;
+        }
         if let Some(t) = &self.throughput {
             t.deallocate(mesh)?;
         }
@@ -99,9 +138,10 @@ fn scatter_routing(
     let idx = mesh.to_host(indices)?.swap_remove(0);
     let wts = mesh.to_host(weights)?.swap_remove(0);
     let k = idx.last_dim();
-    let tokens = idx.len() / k.max(1);
+    // From the shape: a placement-only mesh reads back shapes without values.
+    let tokens = idx.shape.iter().product::<usize>() / k.max(1);
     let e = experts.experts;
-    let mut dense = vec![0.0; tokens * e];
+    let mut dense = vec![0.0; if idx.is_shape_only() { 0 } else { tokens * e }];
     for (slot, (&i, &w)) in idx.data.iter().zip(&wts.data).enumerate() {
         let expert = i as usize;
         if expert >= e {
@@ -172,10 +212,11 @@ pub(crate) fn mlp_residual(
             moe
         }
         None => {
+            let experts = layer.low_latency()?;
             let routing = match scatter {
                 Scatter::Host => {
                     let routed = router(mesh, &layer.router, &h2)?;
-                    let routing = scatter_routing(mesh, &layer.experts, &routed.indices, &routed.weights)?;
+                    let routing = scatter_routing(mesh, experts, &routed.indices, &routed.weights)?;
                     mesh.deallocate(&routed.indices)?;
                     mesh.deallocate(&routed.weights)?;
                     routing
@@ -188,7 +229,7 @@ pub(crate) fn mlp_residual(
                     routing
                 }
             };
-            let moe = prefill_experts(mesh, ccl_manager, &layer.experts, &h2, &routing, reduce)?;
+            let moe = prefill_experts(mesh, ccl_manager, experts, &h2, &routing, reduce)?;
             mesh.deallocate(&h2)?;
             mesh.deallocate(&routing)?;
             moe
@@ -222,6 +263,16 @@ pub struct DeviceModel {
 impl DeviceModel {
     /// Uploads every weight of `weights`.
     pub fn upload(mesh: &mut Mesh, weights: &ModelWeights) -> Result<Self, DeviceError> {
+        Self::upload_with(mesh, weights, ExpertsPlacement::Both)
+    }
+
+    /// Uploads every weight of `weights`, each layer holding the experts placements `experts`
+    /// asks for.
+    pub fn upload_with(
+        mesh: &mut Mesh,
+        weights: &ModelWeights,
+        experts: ExpertsPlacement,
+    ) -> Result<Self, DeviceError> {
         let c = &weights.config;
         let (v, h) = (c.vocab_size, c.hidden_size);
         let tp = mesh.desc().cols as usize;
@@ -241,9 +292,9 @@ impl DeviceModel {
             .layers
             .iter()
             .enumerate()
-            .map(|(i, lw)| DeviceLayer::upload(mesh, c, lw, i))
+            .map(|(i, lw)| DeviceLayer::upload_with(mesh, c, lw, i, experts))
             .collect::<Result<Vec<_>, _>>()?;
-        let norm = norm_weight(mesh, &weights.norm.data, "model.norm.weight")?;
+        let norm = norm_weight(mesh, &weights.norm, "model.norm.weight")?;
         let lm_head = host4(h, v, transpose(&weights.lm_head.data, v, h))?;
         let lm_head = put(mesh, &lm_head, &Distribution::Shard { axis: 1, dim: 3 }, "lm_head.weight", Role::Weight)?;
         Ok(DeviceModel { embed, layers, norm, lm_head, rope: Rope::new(c), eps: c.rms_norm_eps as f32, vocab: v })

@@ -68,28 +68,28 @@ impl ThroughputExperts {
         Ok(ThroughputExperts {
             w1_w3: put(
                 mesh,
-                &HostTensor::new(vec![1, e, h, 2 * i], w1_w3)?,
+                &HostTensor::values_or_shape(vec![1, e, h, 2 * i], w1_w3)?,
                 &experts_dim,
                 &format!("{prefix}.w1_w3"),
                 Role::Weight,
             )?,
             w1_w3_bias: put(
                 mesh,
-                &HostTensor::new(vec![1, e, 1, 2 * i], w1_w3_bias)?,
+                &HostTensor::values_or_shape(vec![1, e, 1, 2 * i], w1_w3_bias)?,
                 &experts_dim,
                 &format!("{prefix}.w1_w3_bias"),
                 Role::Weight,
             )?,
             w2: put(
                 mesh,
-                &HostTensor::new(vec![1, e, i, h], w.down_proj.data.clone())?,
+                &HostTensor::values_or_shape(vec![1, e, i, h], w.down_proj.data.clone())?,
                 &experts_dim,
                 &format!("{prefix}.w2"),
                 Role::Weight,
             )?,
             w2_bias: put(
                 mesh,
-                &HostTensor::new(vec![1, e, 1, h], w.down_bias.data.clone())?,
+                &HostTensor::values_or_shape(vec![1, e, 1, h], w.down_bias.data.clone())?,
                 &experts_dim,
                 &format!("{prefix}.w2_bias"),
                 Role::Weight,

@@ -11,7 +11,7 @@ use super::router::{router, DeviceRouter};
 use super::throughput::{throughput_experts, ThroughputExperts, ThroughputInputs};
 use crate::sim::ccl::{self, CclArgs, CclManager};
 use crate::sim::ops::{self, Out};
-use crate::sim::{DType, HostTensor, Mesh, PageLayout, Tensor, TensorSpec};
+use crate::sim::{DType, Mesh, PageLayout, Tensor, TensorSpec};
 use ttsan_events::Role;
 
 /// Whether prefill on an R x C mesh runs the throughput experts: several rows, and experts
@@ -49,7 +49,7 @@ pub fn throughput_mlp(
         pad => {
             // Stands in for ttnn.pad (the simulator has no pad op): a concat with zero rows.
             let shape = [1, 1, pad, hidden];
-            let zeros = vec![HostTensor::zeros(&shape); mesh.num_devices()];
+            let zeros = mesh.zeros_per_device(&shape);
             let spec = TensorSpec::new(&shape, DType::Bf16);
             let zeros = mesh.from_host_per_device(zeros, &spec, &ex.name("pad_rows"), Role::Activation)?;
             let padded = ops::concat(mesh, &[h, &zeros], 2, &Out::dram().named(&ex.name("padded")))?;

@@ -4,13 +4,18 @@ use super::plan::TpPlan;
 use crate::sim::{DType, Distribution, HostTensor, Mesh, SimResult, Tensor, TensorSpec};
 use ttsan_events::Role;
 
-/// A `[1, 1, rows, cols]` host tensor from row-major values.
+/// A `[1, 1, rows, cols]` host tensor from row-major values (shape-only when there are none:
+/// a shape-only weight's transforms yield no values).
 pub(super) fn host4(rows: usize, cols: usize, data: Vec<f32>) -> SimResult<HostTensor> {
-    HostTensor::new(vec![1, 1, rows, cols], data)
+    HostTensor::values_or_shape(vec![1, 1, rows, cols], data)
 }
 
-/// The transpose of an `nn.Linear` weight `[out, in]` as `[in, out]` values (what `x @ W` needs).
+/// The transpose of an `nn.Linear` weight `[out, in]` as `[in, out]` values (what `x @ W` needs);
+/// no values for a shape-only weight.
 pub(super) fn transpose(w: &[f32], out_dim: usize, in_dim: usize) -> Vec<f32> {
+    if w.is_empty() {
+        return Vec::new();
+    }
     let mut t = vec![0.0; w.len()];
     for o in 0..out_dim {
         for i in 0..in_dim {
@@ -34,7 +39,8 @@ pub(super) fn put(
 }
 
 /// Uploads a row-parallel layer's bias: `bias` on the chips of TP rank 0 and zeros on the
-/// others, so the TP all-reduce that follows adds it exactly once.
+/// others, so the TP all-reduce that follows adds it exactly once. A shape-only bias (no
+/// values) uploads shapes.
 pub(super) fn rank0_bias(
     mesh: &mut Mesh,
     plan: &TpPlan,
@@ -45,7 +51,7 @@ pub(super) fn rank0_bias(
     let pieces = (0..plan.devices())
         .map(|dev| {
             let data = if plan.rank(dev) == 0 { bias.to_vec() } else { vec![0.0; bias.len()] };
-            HostTensor::new(shape.to_vec(), data)
+            HostTensor::values_or_shape(shape.to_vec(), data)
         })
         .collect::<SimResult<Vec<_>>>()?;
     mesh.from_host_per_device(pieces, &TensorSpec::new(shape, DType::Bf16), name, Role::Weight)

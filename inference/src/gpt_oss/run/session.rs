@@ -137,7 +137,7 @@ impl<'w> Session<'w> {
         let (c, l) = (&self.weights.config, self.layer);
         let layer = DeviceLayer::upload(&mut self.mesh, c, &self.weights.layers[l], l)?;
         self.attn = Some(layer.attn.clone());
-        self.experts = Some(layer.experts.clone());
+        self.experts = layer.experts.clone();
         self.router = Some(layer.router.clone());
         self.throughput = layer.throughput.clone();
         let rope = Rope::new(c);

@@ -47,11 +47,7 @@ pub fn all_gather(mesh: &mut Mesh, x: &Tensor, dim: i64, args: &CclArgs) -> SimR
     let grid = op.compute_grid();
     let page = x.placement().page_size;
     op.circular_buffers(grid, &[("cb_in0", 2 * page), ("cb_out", 2 * page)])?;
-    if op.mesh().placement_only() {
-        op.finish()?;
-        return Ok(out);
-    }
-    run_gather(&mut op, x, &out, d, &groups)?;
+    op.compute(|op| run_gather(op, x, &out, d, &groups))?;
     op.finish()?;
     Ok(out)
 }
@@ -82,17 +78,18 @@ pub fn all_gather_async(
     let mut op = mesh.begin_op(name, args.text(&format!(", dim={dim}")), &[x], &persistent, &sems)?;
     let out = match extra.persistent_output {
         Some(p) => p.clone(),
-        None => op.alloc_output(&args.out.spec(&shape, x), &args.out.name_for(name), Role::Activation)?,
+        None => {
+            let role = args.out.role.unwrap_or(Role::Activation);
+            op.alloc_output(&args.out.spec(&shape, x), &args.out.name_for(name), role)?
+        }
     };
     let grid = op.compute_grid();
     let page = x.placement().page_size;
     op.circular_buffers(grid, &[("cb_in0", 2 * page), ("cb_out", 2 * page)])?;
-    if op.mesh().placement_only() {
-        op.finish()?;
-        return Ok(out);
-    }
-    run_gather(&mut op, x, &out, d, &groups)?;
-    signal_all(&mut op, &extra.semaphores, extra.barrier.as_ref(), args.num_links)?;
+    op.compute(|op| {
+        run_gather(op, x, &out, d, &groups)?;
+        signal_all(op, &extra.semaphores, extra.barrier.as_ref(), args.num_links)
+    })?;
     op.finish()?;
     Ok(out)
 }

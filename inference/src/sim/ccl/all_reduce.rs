@@ -21,16 +21,15 @@ pub fn all_reduce(mesh: &mut Mesh, x: &Tensor, args: &CclArgs) -> SimResult<Tens
     let out = op.alloc_output(&args.out.spec(x.shape(), x), &args.out.name_for(name), Role::Activation)?;
     let page = x.placement().page_size;
     op.circular_buffers(cores, &[("cb_in0", 2 * page), ("cb_out", 2 * page)])?;
-    if op.mesh().placement_only() {
-        op.finish()?;
-        return Ok(out);
-    }
-    let inputs = op.read(x)?;
-    let sums: Vec<_> = (0..inputs.len()).map(|d| groups.sum(d, &inputs)).collect();
-    op.write(&inter, sums.clone())?;
-    op.write(&out, sums)?;
-    let links = args.num_links;
-    op.run(|chip| signal(chip, &sem, &cores, links))?;
+    op.compute(|op| {
+        let inputs = op.read(x)?;
+        let sums: Vec<_> = (0..inputs.len()).map(|d| groups.sum(d, &inputs)).collect();
+        op.write(&inter, sums.clone())?;
+        op.write(&out, sums)?;
+        let links = args.num_links;
+        op.run(|chip| signal(chip, &sem, &cores, links))?;
+        Ok(())
+    })?;
     op.finish()?;
     Ok(out)
 }

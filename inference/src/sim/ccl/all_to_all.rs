@@ -70,42 +70,41 @@ pub fn all_to_all_dispatch(
         cores,
         &[("cb_tokens", 2 * x.placement().page_size), ("cb_indices", 2 * indices.placement().page_size)],
     )?;
-    if op.mesh().placement_only() {
-        op.finish()?;
-        return Ok((out, meta));
-    }
-    let xs = op.read(x)?;
-    let idxs = op.read(indices)?;
-    let maps = op.read(mapping)?;
-    let (_, by_dev) = experts_by_device(&maps[0], devices, name)?;
-    let mut plans = Vec::with_capacity(devices);
-    for (d, mine) in by_dev.iter().enumerate() {
-        let mut rows = HostTensor::zeros(&[1, b * g, s, h]);
-        let mut pages = Vec::new();
-        let mut metadata = Vec::with_capacity(b * g * s * k);
-        for (p, &src) in groups.members(d).iter().enumerate() {
-            for bb in 0..b {
-                for ss in 0..s {
-                    let tok = bb * s + ss;
-                    let ids = &idxs[src].data[tok * k..(tok + 1) * k];
-                    metadata.extend_from_slice(ids);
-                    if ids.iter().any(|&e| mine.contains(&(e as usize))) {
-                        let row = (p * b + bb) * s + ss;
-                        rows.data[row * h..(row + 1) * h].copy_from_slice(&xs[src].data[tok * h..(tok + 1) * h]);
-                        pages.push(row as u64);
+    op.compute(|op| {
+        let xs = op.read(x)?;
+        let idxs = op.read(indices)?;
+        let maps = op.read(mapping)?;
+        let (_, by_dev) = experts_by_device(&maps[0], devices, name)?;
+        let mut plans = Vec::with_capacity(devices);
+        for (d, mine) in by_dev.iter().enumerate() {
+            let mut rows = HostTensor::zeros(&[1, b * g, s, h]);
+            let mut pages = Vec::new();
+            let mut metadata = Vec::with_capacity(b * g * s * k);
+            for (p, &src) in groups.members(d).iter().enumerate() {
+                for bb in 0..b {
+                    for ss in 0..s {
+                        let tok = bb * s + ss;
+                        let ids = &idxs[src].data[tok * k..(tok + 1) * k];
+                        metadata.extend_from_slice(ids);
+                        if ids.iter().any(|&e| mine.contains(&(e as usize))) {
+                            let row = (p * b + bb) * s + ss;
+                            rows.data[row * h..(row + 1) * h].copy_from_slice(&xs[src].data[tok * h..(tok + 1) * h]);
+                            pages.push(row as u64);
+                        }
                     }
                 }
             }
+            plans.push((rows, pages, HostTensor::new(vec![1, b * g, s, k], metadata)?));
         }
-        plans.push((rows, pages, HostTensor::new(vec![1, b * g, s, k], metadata)?));
-    }
-    let links = args.num_links;
-    op.run_with(plans, |chip, (rows, pages, metadata)| {
-        let bytes = out.spec().format().encode(&rows);
-        chip.write_pages(&out, pages, &bytes)?;
-        chip.write(&meta, &metadata)?;
-        signal(chip, &init, &cores, links)?;
-        signal(chip, &done, &cores, links)
+        let links = args.num_links;
+        op.run_with(plans, |chip, (rows, pages, metadata)| {
+            let bytes = out.spec().format().encode(&rows);
+            chip.write_pages(&out, pages, &bytes)?;
+            chip.write(&meta, &metadata)?;
+            signal(chip, &init, &cores, links)?;
+            signal(chip, &done, &cores, links)
+        })?;
+        Ok(())
     })?;
     op.finish()?;
     Ok((out, meta))
@@ -144,44 +143,43 @@ pub fn all_to_all_combine(
     let sem = cached_semaphore(&mut op, &format!("sem/{key}"), &format!("{name}.semaphore"))?;
     let out = op.alloc_output(&args.out.spec(&[k, b, s, h], x), &args.out.name_for(name), Role::Activation)?;
     op.circular_buffers(cores, &[("cb_tokens", 2 * x.placement().page_size)])?;
-    if op.mesh().placement_only() {
-        op.finish()?;
-        return Ok(out);
-    }
-    let xs = op.read(x)?;
-    let metas = op.read(metadata)?;
-    let maps = op.read(mapping)?;
-    let (_, by_dev) = experts_by_device(&maps[0], devices, name)?;
-    let mut results = Vec::with_capacity(devices);
-    for (d, meta) in metas.iter().enumerate() {
-        let p = groups.of[d].1;
-        let mut o = HostTensor::zeros(&[k, b, s, h]);
-        for bb in 0..b {
-            for ss in 0..s {
-                let row = (p * b + bb) * s + ss;
-                for kk in 0..k {
-                    let e = meta.data[row * k + kk] as usize;
-                    let holder = groups.members(d).iter().find(|&&m| by_dev[m].contains(&e));
-                    let Some(&m) = holder else { continue };
-                    let Some(local) = by_dev[m].iter().position(|&x| x == e) else { continue };
-                    if local >= el {
-                        return Err(SimError::invalid(
-                            name,
-                            format!("device {m} holds more experts than its input's {el}"),
-                        ));
+    op.compute(|op| {
+        let xs = op.read(x)?;
+        let metas = op.read(metadata)?;
+        let maps = op.read(mapping)?;
+        let (_, by_dev) = experts_by_device(&maps[0], devices, name)?;
+        let mut results = Vec::with_capacity(devices);
+        for (d, meta) in metas.iter().enumerate() {
+            let p = groups.of[d].1;
+            let mut o = HostTensor::zeros(&[k, b, s, h]);
+            for bb in 0..b {
+                for ss in 0..s {
+                    let row = (p * b + bb) * s + ss;
+                    for kk in 0..k {
+                        let e = meta.data[row * k + kk] as usize;
+                        let holder = groups.members(d).iter().find(|&&m| by_dev[m].contains(&e));
+                        let Some(&m) = holder else { continue };
+                        let Some(local) = by_dev[m].iter().position(|&x| x == e) else { continue };
+                        if local >= el {
+                            return Err(SimError::invalid(
+                                name,
+                                format!("device {m} holds more experts than its input's {el}"),
+                            ));
+                        }
+                        // Each local expert's block is B*G token rows of S positions each.
+                        let src = (local * bg * s + row) * h;
+                        let dst = ((kk * b + bb) * s + ss) * h;
+                        o.data[dst..dst + h].copy_from_slice(&xs[m].data[src..src + h]);
                     }
-                    // Each local expert's block is B*G token rows of S positions each.
-                    let src = (local * bg * s + row) * h;
-                    let dst = ((kk * b + bb) * s + ss) * h;
-                    o.data[dst..dst + h].copy_from_slice(&xs[m].data[src..src + h]);
                 }
             }
+            results.push(o);
         }
-        results.push(o);
-    }
-    op.write(&out, results)?;
-    let links = args.num_links;
-    op.run(|chip| signal(chip, &sem, &cores, links))?;
+        op.write(&out, results)?;
+        let links = args.num_links;
+        op.run(|chip| signal(chip, &sem, &cores, links))?;
+        Ok(())
+    })?;
     op.finish()?;
     Ok(out)
 }

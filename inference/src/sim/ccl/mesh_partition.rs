@@ -32,14 +32,13 @@ pub fn mesh_partition(
     let refs: Vec<(&str, u64)> = cbs.iter().map(|(n, s)| (n.as_str(), *s)).collect();
     let grid = op.compute_grid();
     op.circular_buffers(grid, &refs)?;
-    if op.mesh().placement_only() {
-        op.finish()?;
-        return Ok(output);
-    }
-    op.run(|chip| {
-        let p = groups.of[chip.device() as usize].1;
-        let whole = chip.read(x);
-        chip.write(&output, &whole.slice_dim(d, p * part, (p + 1) * part)?)
+    op.compute(|op| {
+        op.run(|chip| {
+            let p = groups.of[chip.device() as usize].1;
+            let whole = chip.read(x);
+            chip.write(&output, &whole.slice_dim(d, p * part, (p + 1) * part)?)
+        })?;
+        Ok(())
     })?;
     op.finish()?;
     Ok(output)

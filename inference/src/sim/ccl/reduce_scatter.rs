@@ -77,13 +77,12 @@ pub fn reduce_scatter(mesh: &mut Mesh, x: &Tensor, dim: i64, args: &CclArgs) -> 
     let out = op.alloc_output(&args.out.spec(&shape, x), &args.out.name_for(name), Role::Activation)?;
     let page = x.placement().page_size;
     op.circular_buffers(cores, &[("cb_in0", 2 * page), ("cb_out", 2 * page)])?;
-    if op.mesh().placement_only() {
-        op.finish()?;
-        return Ok(out);
-    }
-    run_reduce_scatter(&mut op, x, &inter, &out, d, &groups, args.topology)?;
-    let links = args.num_links;
-    op.run(|chip| signal(chip, &sem, &cores, links))?;
+    op.compute(|op| {
+        run_reduce_scatter(op, x, &inter, &out, d, &groups, args.topology)?;
+        let links = args.num_links;
+        op.run(|chip| signal(chip, &sem, &cores, links))?;
+        Ok(())
+    })?;
     op.finish()?;
     Ok(out)
 }
@@ -140,12 +139,10 @@ pub fn reduce_scatter_minimal_async(
     let grid = op.compute_grid();
     let page = x.placement().page_size;
     op.circular_buffers(grid, &[("cb_in0", 2 * page), ("cb_inter", 2 * page), ("cb_out", 2 * page)])?;
-    if op.mesh().placement_only() {
-        op.finish()?;
-        return Ok(out);
-    }
-    run_reduce_scatter(&mut op, x, &inter, &out, d, &groups, args.topology)?;
-    signal_all(&mut op, &extra.semaphores, extra.barrier.as_ref(), args.num_links)?;
+    op.compute(|op| {
+        run_reduce_scatter(op, x, &inter, &out, d, &groups, args.topology)?;
+        signal_all(op, &extra.semaphores, extra.barrier.as_ref(), args.num_links)
+    })?;
     op.finish()?;
     Ok(out)
 }

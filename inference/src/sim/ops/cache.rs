@@ -105,11 +105,14 @@ fn cache_op(
     let refs: Vec<(&str, u64)> = cbs.iter().map(|(n, s)| (n.as_str(), *s)).collect();
     let grid = op.compute_grid();
     op.circular_buffers(grid, &refs)?;
-    op.run(|chip| {
-        let ins: Vec<HostTensor> = inputs.iter().map(|t| chip.read(t)).collect();
-        let rows = kernel(&ins)?;
-        let refs: Vec<(usize, usize, &[f32])> = rows.iter().map(|(o, r, v)| (*o, *r, v.as_slice())).collect();
-        write_rows(chip, cache, &refs)
+    op.compute(|op| {
+        op.run(|chip| {
+            let ins: Vec<HostTensor> = inputs.iter().map(|t| chip.read(t)).collect();
+            let rows = kernel(&ins)?;
+            let refs: Vec<(usize, usize, &[f32])> = rows.iter().map(|(o, r, v)| (*o, *r, v.as_slice())).collect();
+            write_rows(chip, cache, &refs)
+        })?;
+        Ok(())
     })?;
     op.finish()
 }

@@ -53,11 +53,14 @@ fn three_outputs(
     let refs: Vec<(&str, u64)> = cbs.iter().map(|(n, s)| (n.as_str(), *s)).collect();
     let grid = op.compute_grid();
     op.circular_buffers(grid, &refs)?;
-    op.run(|chip| {
-        let [hq, hk, hv] = kernel(&chip.read(x))?;
-        chip.write(&q, &hq)?;
-        chip.write(&k, &hk)?;
-        chip.write(&v, &hv)
+    op.compute(|op| {
+        op.run(|chip| {
+            let [hq, hk, hv] = kernel(&chip.read(x))?;
+            chip.write(&q, &hq)?;
+            chip.write(&k, &hk)?;
+            chip.write(&v, &hv)
+        })?;
+        Ok(())
     })?;
     op.finish()?;
     Ok((q, k, v))

@@ -80,21 +80,24 @@ pub fn moe_routing_remap(
     let refs: Vec<(&str, u64)> = cbs.iter().map(|(n, s)| (n.as_str(), *s)).collect();
     let grid = op.compute_grid();
     op.circular_buffers(grid, &refs)?;
-    op.run(|chip| {
-        let d = chip.device() as usize;
-        let rank = if cluster_axis == 0 { d / cols } else { d % cols };
-        let mut r: HostTensor = chip.read(routing);
-        for row in r.data.chunks_mut(e) {
-            if row.iter().filter(|&&v| v != 0.0).count() > non_zero_weight_size {
-                return Err(SimError::invalid(name, format!("more than {non_zero_weight_size} experts selected")));
-            }
-            for (i, v) in row.iter_mut().enumerate() {
-                if i / share != rank {
-                    *v = 0.0;
+    op.compute(|op| {
+        op.run(|chip| {
+            let d = chip.device() as usize;
+            let rank = if cluster_axis == 0 { d / cols } else { d % cols };
+            let mut r: HostTensor = chip.read(routing);
+            for row in r.data.chunks_mut(e) {
+                if row.iter().filter(|&&v| v != 0.0).count() > non_zero_weight_size {
+                    return Err(SimError::invalid(name, format!("more than {non_zero_weight_size} experts selected")));
+                }
+                for (i, v) in row.iter_mut().enumerate() {
+                    if i / share != rank {
+                        *v = 0.0;
+                    }
                 }
             }
-        }
-        chip.write(&output, &r)
+            chip.write(&output, &r)
+        })?;
+        Ok(())
     })?;
     op.finish()?;
     Ok(output)

@@ -144,7 +144,7 @@ pub fn place_default_cbs(op: &mut OpRun<'_>, inputs: &[&Tensor], out: &TensorSpe
 /// Runs a per-chip op: begin, allocate the output, place circular buffers, run `kernel` on
 /// every chip's inputs, write its result, end. New per-chip ops need only a kernel:
 /// `local_op(mesh, "ttnn.my_op", args, &[x], out.spec(shape, x), out, |ins| ...)`. On a
-/// placement-only mesh the op ends after placing.
+/// placement-only mesh the op ends after placing ([`OpRun::compute`]).
 pub fn local_op(
     mesh: &mut Mesh,
     name: &str,
@@ -157,20 +157,19 @@ pub fn local_op(
     let mut op = mesh.begin_op(name, args, inputs, &[], &[])?;
     let output = op.alloc_output(&out_spec, &out.name_for(name), out.role.unwrap_or(Role::Activation))?;
     place_default_cbs(&mut op, inputs, &out_spec)?;
-    if op.mesh().placement_only() {
-        op.finish()?;
-        return Ok(output);
-    }
-    op.run(|chip| {
-        let ins: Vec<HostTensor> = inputs.iter().map(|t| chip.read(t)).collect();
-        let result = kernel(&ins)?;
-        if result.shape != output.shape() {
-            return Err(SimError::invalid(
-                name,
-                format!("kernel produced {:?}, expected {:?}", result.shape, output.shape()),
-            ));
-        }
-        chip.write(&output, &result)
+    op.compute(|op| {
+        op.run(|chip| {
+            let ins: Vec<HostTensor> = inputs.iter().map(|t| chip.read(t)).collect();
+            let result = kernel(&ins)?;
+            if result.shape != output.shape() {
+                return Err(SimError::invalid(
+                    name,
+                    format!("kernel produced {:?}, expected {:?}", result.shape, output.shape()),
+                ));
+            }
+            chip.write(&output, &result)
+        })?;
+        Ok(())
     })?;
     op.finish()?;
     Ok(output)

@@ -49,10 +49,13 @@ pub fn topk(mesh: &mut Mesh, x: &Tensor, k: usize, out: &Out) -> SimResult<(Tens
     let refs: Vec<(&str, u64)> = cbs.iter().map(|(n, s)| (n.as_str(), *s)).collect();
     let grid = op.compute_grid();
     op.circular_buffers(grid, &refs)?;
-    op.run(|chip| {
-        let (v, i) = topk_host(&chip.read(x), k);
-        chip.write(&values, &v)?;
-        chip.write(&indices, &i)
+    op.compute(|op| {
+        op.run(|chip| {
+            let (v, i) = topk_host(&chip.read(x), k);
+            chip.write(&values, &v)?;
+            chip.write(&indices, &i)
+        })?;
+        Ok(())
     })?;
     op.finish()?;
     Ok((values, indices))
