@@ -5,7 +5,7 @@
 
 mod support;
 
-use ttsan_inference::gpt_oss::npy;
+use ttsan_inference::common::npy;
 
 #[test]
 fn twelve_input_ids_give_twelve_prefill_rows_then_the_decode_rows() {

@@ -13,7 +13,7 @@ mod support;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use ttsan_inference::gpt_oss::{npy, pcc::pcc};
+use ttsan_inference::common::{npy, pcc::pcc};
 
 /// What a case asks of HF and of ttsan.
 struct Case {

@@ -257,7 +257,7 @@ np.save(sys.argv[3], convert_moe_packed_tensors(blocks, scales))
             .output()
             .unwrap();
         assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
-        let (shape, data) = ttsan_inference::gpt_oss::npy::read_f32(&out).unwrap();
+        let (shape, data) = ttsan_inference::common::npy::read_f32(&out).unwrap();
         assert_eq!(shape, got.shape, "{name}");
         assert_eq!(data, got.data, "{name}");
     }

@@ -7,13 +7,13 @@ mod gpt_oss_support;
 
 use gpt_oss_support::{assert_clean, quick_config, recording, upload_x};
 use std::sync::Arc;
+use ttsan_inference::common::pcc::{max_abs_diff, pcc};
+use ttsan_inference::common::rng::SplitMix64;
 use ttsan_inference::gpt_oss::device::{
     decode_attention, decode_experts, decode_layer, prefill_attention_fill, DecodeAttention, DecodeModel,
     DecodePosition, DeviceExperts, DeviceKvCache, DeviceLayer, TpReduce,
 };
-use ttsan_inference::gpt_oss::pcc::{max_abs_diff, pcc};
 use ttsan_inference::gpt_oss::reference::{self, LayerCache, Reference, Routing};
-use ttsan_inference::gpt_oss::rng::SplitMix64;
 use ttsan_inference::gpt_oss::rope::Rope;
 use ttsan_inference::gpt_oss::{random_weights, ModelWeights};
 use ttsan_inference::sim::ccl::{CclManager, Topology};
@@ -41,7 +41,7 @@ fn model() -> ModelWeights {
 fn open(rows: u32, cols: u32) -> (Mesh, Arc<MemoryRecorder>, CclManager) {
     let config = MeshConfig::new(Arch::WormholeB0, rows, cols).detect(DetectMode::Both).command("gpt_oss_decode test");
     let (mut mesh, rec) = recording(config);
-    let ccl = CclManager::gpt_oss(&mut mesh, Topology::Ring, 1).unwrap();
+    let ccl = ttsan_inference::gpt_oss::ccl::manager(&mut mesh, Topology::Ring, 1).unwrap();
     (mesh, rec, ccl)
 }
 

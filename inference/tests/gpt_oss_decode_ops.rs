@@ -7,7 +7,7 @@ mod gpt_oss_support;
 
 use gpt_oss_support::{assert_clean, recording};
 use std::sync::Arc;
-use ttsan_inference::gpt_oss::rng::SplitMix64;
+use ttsan_inference::common::rng::SplitMix64;
 use ttsan_inference::sim::ops::{self, Out, QkvHeads, SdpaDecodeArgs};
 use ttsan_inference::sim::{DType, Distribution, HostTensor, Mesh, MeshConfig, Tensor, TensorSpec};
 use ttsan_shim::events::{Arch, Role};
@@ -266,14 +266,15 @@ fn scatter_and_routing_remap_split_the_experts_over_the_rows() {
 
 #[test]
 fn gpt_oss_ccl_cores_fit_the_compute_grid_of_each_mesh() {
-    use ttsan_inference::sim::ccl::{gpt_oss_ccl_cores, CclManager, Topology};
+    use ttsan_inference::gpt_oss::ccl::cores as gpt_oss_ccl_cores;
+    use ttsan_inference::sim::ccl::Topology;
     use ttsan_shim::events::{CoreCoord, CoreRange};
     let rect = |x: u16, y: u16| CoreRange::new(CoreCoord::new(0, 0), CoreCoord::new(x, y));
     // T3K chips (1x8) have an 8x7 compute grid, Galaxy chips (4x8) the whole 8x9 one.
     for (rows, cols, want) in [(1, 8, rect(7, 6)), (4, 8, rect(7, 7))] {
         let (mut mesh, rec) = recording(MeshConfig::new(Arch::WormholeB0, rows, cols));
         assert_eq!(gpt_oss_ccl_cores(&mesh), want, "{rows}x{cols}");
-        CclManager::gpt_oss(&mut mesh, Topology::Ring, 1).unwrap();
+        ttsan_inference::gpt_oss::ccl::manager(&mut mesh, Topology::Ring, 1).unwrap();
         assert_clean(mesh, &rec);
     }
 }

@@ -6,10 +6,10 @@ mod gpt_oss_support;
 
 use gpt_oss_support::{assert_clean, quick_config, recording, upload_x};
 use std::sync::Arc;
+use ttsan_inference::common::pcc::pcc;
+use ttsan_inference::common::rng::SplitMix64;
 use ttsan_inference::gpt_oss::device::{prefill_attention, router, DeviceAttention, DeviceRouter};
-use ttsan_inference::gpt_oss::pcc::pcc;
 use ttsan_inference::gpt_oss::reference::{self, LayerCache};
-use ttsan_inference::gpt_oss::rng::SplitMix64;
 use ttsan_inference::gpt_oss::rope::Rope;
 use ttsan_inference::gpt_oss::{random_weights, ModelWeights};
 use ttsan_inference::sim::ccl::{CclManager, Topology};
@@ -27,7 +27,7 @@ fn open(rows: u32, cols: u32) -> (Mesh, Arc<MemoryRecorder>) {
 
 /// tt-metal's CCL manager as the demo makes it.
 fn ccl_manager(mesh: &mut Mesh) -> CclManager {
-    CclManager::gpt_oss(mesh, Topology::Ring, 1).unwrap()
+    ttsan_inference::gpt_oss::ccl::manager(mesh, Topology::Ring, 1).unwrap()
 }
 
 #[test]

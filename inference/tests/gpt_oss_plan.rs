@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ttsan_inference::gpt_oss::config::GptOssConfig;
 use ttsan_inference::gpt_oss::random_weights;
 use ttsan_inference::gpt_oss::run::{model_passes, plan, PlanOptions, PlanOutcome};
-use ttsan_inference::sim::ccl::{CclManager, Topology};
+use ttsan_inference::sim::ccl::Topology;
 use ttsan_inference::sim::{DetectMode, Mesh, MeshConfig};
 use ttsan_sanitizer::{Analysis, AnalysisOptions, Analyzer, FindingKind};
 use ttsan_shim::events::{Arch, Event, Role, Space};
@@ -110,7 +110,7 @@ fn data_passes(config: &GptOssConfig, mesh: (u32, u32), seq_len: usize, steps: u
     let rec = Arc::new(MemoryRecorder::new());
     let mesh_config = MeshConfig::new(Arch::WormholeB0, mesh.0, mesh.1).detect(DetectMode::Writes);
     let mut m = Mesh::new(mesh_config, rec.clone()).unwrap();
-    let mut ccl = CclManager::gpt_oss(&mut m, Topology::Ring, 1).unwrap();
+    let mut ccl = ttsan_inference::gpt_oss::ccl::manager(&mut m, Topology::Ring, 1).unwrap();
     let weights = random_weights(config, 7);
     model_passes(&mut m, &mut ccl, &weights, seq_len, steps, &|_| {}).unwrap();
     m.finish().unwrap();

@@ -1,11 +1,11 @@
 //! The f32 reference against the independent naive HF formulation, module by module and end to
 //! end, plus checks that the random tiny model really exercises clamp, sinks and window.
 
+use ttsan_inference::common::pcc::{max_abs_diff, pcc};
+use ttsan_inference::common::rng::SplitMix64;
 use ttsan_inference::gpt_oss::config::GptOssConfig;
 use ttsan_inference::gpt_oss::naive;
-use ttsan_inference::gpt_oss::pcc::{max_abs_diff, pcc};
 use ttsan_inference::gpt_oss::reference::{self, LayerCache, Reference, Routing};
-use ttsan_inference::gpt_oss::rng::SplitMix64;
 use ttsan_inference::gpt_oss::rope::Rope;
 use ttsan_inference::gpt_oss::{random_weights, ModelWeights};
 

@@ -13,8 +13,8 @@ use clap::Args;
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use ttsan_inference::common::npy;
 use ttsan_inference::gpt_oss::config::GptOssConfig;
-use ttsan_inference::gpt_oss::npy;
 use ttsan_inference::gpt_oss::run::{
     parse_cases, parse_ids, parse_layers, parse_mesh, plan, run as run_model, Mode, ModelSource, Module, PlanOptions,
     Progress, RunError, RunOptions, RunOutcome,

@@ -1,0 +1,26 @@
+//! GPT-OSS (gpt-oss-20b / gpt-oss-120b and tiny variants): HF configs and checkpoints, an f32 CPU
+//! reference of the Hugging Face semantics, an independent naive formulation to check it, and
+//! the device path and runs on the simulated mesh; the comparison tools (PCC, `.npy`) it is
+//! measured with are [`crate::common`]'s.
+
+pub mod ccl;
+pub mod checkpoint;
+pub mod config;
+pub mod device;
+pub mod error;
+pub mod init;
+pub mod mxfp4;
+pub mod naive;
+pub mod reference;
+pub mod rope;
+pub mod run;
+pub mod tensor;
+pub mod weights;
+
+pub use crate::common::pcc::pcc;
+pub use checkpoint::{load_checkpoint, write_checkpoint, StoreDtype, WriteOptions};
+pub use config::{GptOssConfig, LayerType};
+pub use error::GptOssError;
+pub use init::random_weights;
+pub use reference::Reference;
+pub use weights::ModelWeights;
