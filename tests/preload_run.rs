@@ -558,6 +558,18 @@ fn a_program_that_dlopens_tt_metal_is_traced_too() {
     assert_eq!(freed(&events).len(), 2);
 }
 
+/// ttsan builds the shim but must not link it: the shim's load-time constructor and its
+/// interposers of tt-metal's allocator belong in preloaded processes only. The wrapper shares
+/// the protocol crate instead; the interposer's exported name is the shim's fingerprint.
+#[test]
+fn the_ttsan_binary_does_not_carry_the_shim() {
+    let binary = std::fs::read(BIN).unwrap();
+    let interposer = b"_ZN2tt8tt_metal10BufferImpl13allocate_implERNS0_6BufferE";
+    assert!(!binary.windows(interposer.len()).any(|w| w == interposer), "{BIN} links the preload shim");
+    let shim = std::fs::read(shim_library()).unwrap();
+    assert!(shim.windows(interposer.len()).any(|w| w == interposer), "the fingerprint is the shim's");
+}
+
 /// The shim next to the ttsan binary under test (where `ttsan run` finds it too).
 fn shim_library() -> PathBuf {
     let dir = Path::new(BIN).parent().unwrap();
