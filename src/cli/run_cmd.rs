@@ -6,9 +6,10 @@
 //! file written by every shim instance tells "tt-metal was never loaded" (nothing to check, the
 //! command's exit code stands) from "the shim never loaded" and "the shim failed" (never clean).
 
-use super::analyze::{analyze_trace, emit, ReportArgs, Settings};
+use super::analyze::{analyze_trace, emit};
 use super::exit::{Failure, Outcome, CLEAN, INTERNAL};
 use super::options::EnvOptions;
+use super::settings::{ReportArgs, Settings};
 use anyhow::{anyhow, Context as _};
 use clap::Args;
 use std::path::{Path, PathBuf};
