@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use support::{stderr, stdout, ttsan, write_trace};
 use ttsan_events::{Event, Role, Space};
-use ttsan_sanitizer::fixtures::{self, TraceBuilder, DRAM_BASE};
+use ttsan_test_support::fixtures::{self, TraceBuilder, DRAM_BASE};
 
 struct Run {
     out: Output,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use support::{stderr, ttsan, write_trace};
 use ttsan_events::{Event, Role, Space};
-use ttsan_sanitizer::fixtures::{self, TraceBuilder, DRAM_BASE};
+use ttsan_test_support::fixtures::{self, TraceBuilder, DRAM_BASE};
 
 fn export(dir: &Path, events: &[Event]) -> Value {
     let trace = dir.join("t.ttsan");

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::{stderr, test_path, ttsan, write_trace};
 use ttsan_events::Event;
-use ttsan_sanitizer::fixtures;
+use ttsan_test_support::fixtures;
 
 /// Whether `cmd args` runs; under CI its absence fails the test instead of skipping it.
 fn have(cmd: &str, args: &[&str]) -> bool {

@@ -11,7 +11,7 @@ mod cdp;
 mod chromium;
 
 use std::path::{Path, PathBuf};
-use ttsan_viz::synth::{scenario, write_trace, BigTrace, BigTraceOptions};
+use ttsan_test_support::synth::{scenario, write_trace, BigTrace, BigTraceOptions};
 
 fn ttsan_report(trace: &Path, html: &Path) {
     let out = support::ttsan().arg("report").arg(trace).arg("--html").arg(html).output().expect("ttsan runs");

@@ -7,7 +7,7 @@ use std::io::Read as _;
 use std::path::Path;
 use support::ttsan;
 use ttsan_sanitizer::{AnalysisOptions, Analyzer};
-use ttsan_viz::synth::{scenario, write_trace, HOSTILE_NAME};
+use ttsan_test_support::synth::{scenario, write_trace, HOSTILE_NAME};
 use ttsan_viz::MapData;
 
 fn build(events: &[ttsan_events::Event]) -> (MapData, ttsan_sanitizer::Analysis) {

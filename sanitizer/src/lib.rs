@@ -25,7 +25,6 @@ pub mod ci;
 pub mod detect;
 pub mod diff;
 pub mod finding;
-pub mod fixtures;
 pub mod model;
 pub mod ops;
 pub mod options;

@@ -127,7 +127,8 @@ pub fn incomplete(report: &Report) -> String {
 mod tests {
     use super::*;
     use crate::cli::exit::CLEAN;
-    use ttsan_sanitizer::{fixtures, Analyzer};
+    use ttsan_sanitizer::Analyzer;
+    use ttsan_test_support::fixtures;
 
     fn report(events: &[ttsan_sanitizer::events::Event]) -> Report {
         let mut a = Analyzer::new(Default::default());

@@ -299,7 +299,7 @@ fn planted(said: &dyn Fn(&str) -> Vec<String>, events: &[Event], stats: ReadStat
 mod tests {
     use super::*;
     use ttsan_events::{Role, Space};
-    use ttsan_sanitizer::fixtures::{TraceBuilder, DRAM_BASE};
+    use ttsan_test_support::fixtures::{TraceBuilder, DRAM_BASE};
 
     /// What the doctor's workload leaves on a 1x8 mesh with readable chips: the guard read on
     /// every chip at registration and after each op, and `landed` chip's first page changed by

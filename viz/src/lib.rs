@@ -31,7 +31,6 @@ pub mod html;
 mod load;
 pub mod map;
 pub mod plot;
-pub mod synth;
 
 pub use error::VizError;
 pub use html::{write_html, write_html_file};
