@@ -27,7 +27,7 @@ fn scenarios(dir: &Path) -> Vec<(String, PathBuf, Vec<String>)> {
     std::fs::write(&supp, "kind=use-after-free reason=\"known: <tt-metal#1> & co\"\nop=ttnn.nothing reason=unused\n")
         .unwrap();
     let mut hook = fixtures::clean();
-    hook.insert(1, Event::Mark { text: ttsan_sanitizer::ci::scan::TEST_PANIC_MARK.into() });
+    hook.insert(1, Event::Mark { text: ttsan_sanitizer::ci::TEST_PANIC_MARK.into() });
     let mut cases: Vec<(String, Vec<Event>, Vec<String>)> =
         fixtures::all().into_iter().map(|(name, events)| (name.to_string(), events, Vec::new())).collect();
     cases.push((

@@ -7,8 +7,8 @@ mod support;
 
 use proptest::prelude::*;
 use std::path::Path;
-use ttsan_sanitizer::ci::baseline::Baseline;
-use ttsan_sanitizer::ci::suppress::Suppressions;
+use ttsan_sanitizer::ci::Baseline;
+use ttsan_sanitizer::ci::Suppressions;
 use ttsan_sanitizer::Finding;
 use ttsan_test_support::fixtures;
 

@@ -10,7 +10,7 @@ use super::settings::{Format, ReportArgs, Settings};
 use anyhow::Context as _;
 use clap::Args;
 use std::path::{Path, PathBuf};
-use ttsan_sanitizer::analyzer::analyze_file;
+use ttsan_sanitizer::analyze_file;
 use ttsan_sanitizer::ci::{self, Check};
 use ttsan_sanitizer::report::{render_text, Report};
 

@@ -11,8 +11,8 @@ use super::settings::{CiSettings, Format, ReportArgs, Settings};
 use anyhow::Context as _;
 use clap::Args;
 use std::path::{Path, PathBuf};
-use ttsan_sanitizer::ci::checks::{check_run, facts_of_report};
 use ttsan_sanitizer::ci::{self, Check, Gate, RunFailure, RunFailureKind, TraceFacts, Verdict};
+use ttsan_sanitizer::ci::{check_run, facts_of_report};
 use ttsan_sanitizer::report::{render_text, Report, Status};
 
 /// Arguments of `ttsan ci`.

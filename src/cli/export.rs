@@ -8,8 +8,8 @@ use clap::{ArgGroup, Args};
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use ttsan_events::trace::TraceReader;
-use ttsan_sanitizer::ci::graph_capture::GraphCaptureExport;
-use ttsan_sanitizer::ci::perfetto::ChromeTrace;
+use ttsan_sanitizer::ci::ChromeTrace;
+use ttsan_sanitizer::ci::GraphCaptureExport;
 use ttsan_sanitizer::{AnalysisOptions, Analyzer};
 
 /// Arguments of `ttsan export`. At least one format is required; the group makes clap's error

@@ -1,5 +1,5 @@
 //! The protocol between the `ttsan run` wrapper and the preload shim `libttsan_preload.so`:
-//! the environment variables the wrapper sets ([`env`]), the status lines every shim instance
+//! the environment variables the wrapper sets ([`env`](mod@env)), the status lines every shim instance
 //! appends ([`StatusLine`]), the guard selection and digest sampling both sides parse
 //! ([`GuardSelection`], [`DigestSampling`]), and the wrapper's Ctrl-C handling
 //! ([`ignore_interrupts`]).

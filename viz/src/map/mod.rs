@@ -12,8 +12,8 @@ pub use usage::{CoreBytes, Peak, Sample, Usage};
 
 use std::collections::HashMap;
 use ttsan_events::{CaptureStart, CoreCoord, DeviceSel, Event, Role, Space, Unit};
-use ttsan_sanitizer::buffer::BufferInfo;
-use ttsan_sanitizer::model::{footprint, Footprint};
+use ttsan_sanitizer::BufferInfo;
+use ttsan_sanitizer::{footprint, Footprint};
 
 /// Top-level ops between usage samples when the trace has no ops at all (every this many
 /// allocations and frees a sample is taken instead).
