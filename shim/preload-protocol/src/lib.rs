@@ -2,7 +2,8 @@
 //! the environment variables the wrapper sets ([`env`](mod@env)), the status lines every shim instance
 //! appends ([`StatusLine`]), the guard selection and digest sampling both sides parse
 //! ([`GuardSelection`], [`DigestSampling`]), and the wrapper's Ctrl-C handling
-//! ([`ignore_interrupts`]).
+//! ([`ignore_interrupts`]). [`loader`] reads exported symbols off addresses, which the shim
+//! and `ttsan doctor`'s workload both do to find tt-metal's vtable slots.
 //!
 //! It is a crate of its own so that the wrapper can share these pieces without linking the
 //! shim: the shim's rlib carries an `.init_array` constructor and exported interposers, which
@@ -13,6 +14,7 @@ pub mod env;
 mod glob;
 pub mod guard;
 mod interrupts;
+pub mod loader;
 mod status;
 
 pub use env::{
