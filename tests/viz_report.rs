@@ -107,7 +107,7 @@ fn hostile_names_never_appear_as_markup() {
     assert!(summary.contains("\\u003cscript\\u003ealert(1)\\u003c/script\\u003e"), "{summary}");
     // The names are data inside the compressed block, intact.
     let block = embedded_block(&page);
-    let (meta, _) = ttsan_viz::encode::split(&block).unwrap();
+    let (meta, _) = ttsan_viz::split_data_block(&block).unwrap();
     let strings: Vec<&str> = meta["strings"].as_array().unwrap().iter().filter_map(|s| s.as_str()).collect();
     assert!(strings.contains(&HOSTILE_NAME));
     assert!(strings.iter().any(|s| s.starts_with("</script><img")));

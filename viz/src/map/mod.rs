@@ -8,7 +8,7 @@ mod usage;
 pub use columns::{flags, AllocColumns, Kind, OpColumns, ALL_CHIPS, ALL_UNITS, NO_LAYER, NO_OP, OPEN};
 pub use layer::parse_layer;
 pub use strings::StringTable;
-pub use usage::{CoreBytes, Peak, Sample, Usage};
+pub use usage::{CoreBytes, Usage};
 
 use std::collections::HashMap;
 use ttsan_events::{CaptureStart, CoreCoord, DeviceSel, Event, Role, Space, Unit};
