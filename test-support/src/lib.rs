@@ -7,5 +7,6 @@
 //! is no part of any library's public API.
 #![deny(missing_docs)]
 
+mod events;
 pub mod fixtures;
 pub mod synth;
