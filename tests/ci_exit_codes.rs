@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use support::{stderr, stdout, ttsan, write_trace};
 use ttsan_events::{Event, Role, Space};
-use ttsan_sanitizer::fixtures::{self, TraceBuilder, DRAM_BASE};
+use ttsan_test_support::fixtures::{self, TraceBuilder, DRAM_BASE};
 
 struct Run {
     out: Output,
@@ -183,7 +183,7 @@ fn baselined_findings_pass_and_new_ones_fail() {
 fn a_panic_inside_ttsan_exits_3_and_still_writes_the_artifacts() {
     let dir = support::tempdir();
     let mut events = fixtures::clean();
-    events.insert(1, Event::Mark { text: ttsan_sanitizer::ci::scan::TEST_PANIC_MARK.into() });
+    events.insert(1, Event::Mark { text: ttsan_sanitizer::ci::TEST_PANIC_MARK.into() });
     let t = trace(dir.path(), "hook", &events);
     let r = ci(dir.path(), &t, &[]);
     assert_eq!(r.code(), Some(3), "{}", r.explain());

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use support::{stderr, ttsan, write_trace};
 use ttsan_events::{Event, Role, Space};
-use ttsan_sanitizer::fixtures::{self, TraceBuilder, DRAM_BASE};
+use ttsan_test_support::fixtures::{self, TraceBuilder, DRAM_BASE};
 
 fn export(dir: &Path, events: &[Event]) -> Value {
     let trace = dir.join("t.ttsan");
@@ -151,7 +151,10 @@ fn export_needs_an_output_and_a_readable_trace() {
     let dir = support::tempdir();
     let trace = dir.path().join("t.ttsan");
     write_trace(&trace, &fixtures::clean());
-    assert_eq!(ttsan().arg("export").arg(&trace).output().unwrap().status.code(), Some(2));
+    let out = ttsan().arg("export").arg(&trace).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    // Without a format the error names every format, not only the first.
+    assert!(stderr(&out).contains("--perfetto") && stderr(&out).contains("--graph-capture"), "{}", stderr(&out));
     let garbage = dir.path().join("g.ttsan");
     std::fs::write(&garbage, b"NOTATRACE-------").unwrap();
     let out = ttsan().arg("export").arg(&garbage).arg("--perfetto").arg(dir.path().join("o.json")).output().unwrap();

@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::{stderr, test_path, ttsan, write_trace};
 use ttsan_events::Event;
-use ttsan_sanitizer::fixtures;
+use ttsan_test_support::fixtures;
 
 /// Whether `cmd args` runs; under CI its absence fails the test instead of skipping it.
 fn have(cmd: &str, args: &[&str]) -> bool {
     let ok = Command::new(cmd).args(args).output().is_ok_and(|o| o.status.success());
     if !ok {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "{cmd} is required in CI (scripts/test installs it)");
-        eprintln!("skipping: `{cmd} {}` does not run here", args.join(" "));
+        let why = format!("`{cmd} {}` does not run here (scripts/test installs it)", args.join(" "));
+        support::skip("ci_schemas", &why);
     }
     ok
 }
@@ -27,7 +27,7 @@ fn scenarios(dir: &Path) -> Vec<(String, PathBuf, Vec<String>)> {
     std::fs::write(&supp, "kind=use-after-free reason=\"known: <tt-metal#1> & co\"\nop=ttnn.nothing reason=unused\n")
         .unwrap();
     let mut hook = fixtures::clean();
-    hook.insert(1, Event::Mark { text: ttsan_sanitizer::ci::scan::TEST_PANIC_MARK.into() });
+    hook.insert(1, Event::Mark { text: ttsan_sanitizer::ci::TEST_PANIC_MARK.into() });
     let mut cases: Vec<(String, Vec<Event>, Vec<String>)> =
         fixtures::all().into_iter().map(|(name, events)| (name.to_string(), events, Vec::new())).collect();
     cases.push((

@@ -2,9 +2,7 @@
 //! every module in one run, every detection mode: not one finding, every run exits 0. The full
 //! matrix is `scripts/clean-matrix` (docs/reliability.md).
 
-use std::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_ttsan");
+mod support;
 
 #[test]
 fn no_fault_means_no_finding_across_meshes_modes_modules_and_detection() {
@@ -15,9 +13,8 @@ fn no_fault_means_no_finding_across_meshes_modes_modules_and_detection() {
         for mode in ["prefill", "decode"] {
             for detect in ["writes", "digests", "both"] {
                 let json = dir.path().join(format!("{mesh}-{mode}-{detect}.json"));
-                let out = Command::new(BIN)
+                let out = support::ttsan()
                     .current_dir(dir.path())
-                    .env_remove("TTSAN_OPTIONS")
                     .args(["run", "gpt-oss", "--mesh", mesh, "--mode", mode, "--modules", "all", "--detect", detect])
                     .arg("--json")
                     .arg(&json)

@@ -4,7 +4,7 @@ mod support;
 
 use support::{stderr, stdout, ttsan, write_trace};
 use ttsan_events::Event;
-use ttsan_sanitizer::fixtures;
+use ttsan_test_support::fixtures;
 
 fn one_line_error(out: &std::process::Output) -> String {
     let err = stderr(out);

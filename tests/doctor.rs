@@ -2,33 +2,18 @@
 //! lines as not possible in mock mode, exit 0. Skips loudly without the library (fails under
 //! CI=true).
 
-use std::io::Write;
-use std::process::Command;
-use tt_metal_sys::RuntimeRoot;
+mod support;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ttsan");
-
-fn root_or_skip(test: &str) -> Option<RuntimeRoot> {
-    let root = RuntimeRoot::locate(None);
-    if let Err(e) = root.check() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{test}: CI=true but the tt-metal library is unusable: {e}");
-        }
-        let _ = writeln!(std::io::stderr(), "SKIPPED: {test} because the tt-metal library is unusable: {e}");
-        return None;
-    }
-    Some(root)
-}
+use support::ttsan;
 
 #[test]
 fn doctor_in_mock_mode_prints_every_line() {
     let test = "doctor_in_mock_mode_prints_every_line";
-    let Some(root) = root_or_skip(test) else { return };
+    let Some(root) = support::tt_metal_root(test) else { return };
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
+    let out = ttsan()
         .current_dir(dir.path())
         .env("TT_METAL_CACHE", dir.path().join("cache"))
-        .env_remove("TTSAN_OPTIONS")
         .env_remove("LD_PRELOAD")
         .args(["doctor", "--mock", "--chips", "8", "--root"])
         .arg(root.path())
@@ -65,7 +50,7 @@ fn doctor_in_mock_mode_prints_every_line() {
 #[test]
 fn doctor_without_the_library_says_why_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN).args(["doctor", "--mock", "--root"]).arg(dir.path()).output().unwrap();
+    let out = ttsan().args(["doctor", "--mock", "--root"]).arg(dir.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("tt-metal library is unusable"));
 }

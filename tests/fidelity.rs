@@ -9,9 +9,11 @@
 //! Needs the real library (`scripts/fetch-ttnn`): without it the test skips loudly, except
 //! under `CI=true`, where it fails.
 
+mod support;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use support::{skip, ttsan};
 use ttsan_events::{Arch, Space};
 use ttsan_inference::alloc::replay::run_model;
 use ttsan_inference::alloc::script::{parse, Request, Response};
@@ -131,16 +133,6 @@ fn ttnn_root() -> PathBuf {
     std::env::var_os("TTSAN_TTNN_ROOT").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target/ttnn/root"))
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Skips loudly, or fails under CI where everything needed must be there.
-fn skip(why: &str) {
-    assert!(!in_ci(), "CI=true but the fidelity test cannot run: {why}");
-    eprintln!("SKIPPED: allocator fidelity test because {why}");
-}
-
 fn parse_response(line: &str) -> Option<Response> {
     let (id, rest) = line.trim().split_once(' ')?;
     Some(match rest {
@@ -195,7 +187,10 @@ fn mismatch_report(
 fn check(arch: Arch, chips: u32, seed: u64) {
     let root = ttnn_root();
     if !root.join("ttnn/build/lib/libtt_metal.so").is_file() {
-        skip(&format!("the real tt-metal library is absent under {} (run scripts/fetch-ttnn)", root.display()));
+        skip(
+            "allocator fidelity test",
+            &format!("the real tt-metal library is absent under {} (run scripts/fetch-ttnn)", root.display()),
+        );
         return;
     }
     let (script, sequences, count) = script_for(arch, chips, seed);
@@ -213,7 +208,7 @@ fn check(arch: Arch, chips: u32, seed: u64) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join(format!("fidelity-{arch}-{chips}.script"));
     std::fs::write(&path, &script).expect("write script");
-    let out = Command::new(env!("CARGO_BIN_EXE_ttsan"))
+    let out = ttsan()
         .args(["tt-metal", "replay"])
         .arg(&path)
         .args(["--arch", &arch.to_string(), "--chips", &chips.to_string()])

@@ -11,7 +11,7 @@ fn reports_match_golden_files() {
     let dir = support::tempdir();
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut mismatches = Vec::new();
-    for (name, events) in ttsan_sanitizer::fixtures::all() {
+    for (name, events) in ttsan_test_support::fixtures::all() {
         let trace = dir.path().join(format!("{name}.ttsan"));
         write_trace(&trace, &events);
         for (format, ext) in [("text", "txt"), ("json", "json")] {

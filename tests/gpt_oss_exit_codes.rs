@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::process::Output;
+use support::stderr;
 
 /// Experts then attention with the stale reduce-scatter writes: attention's PCC falls far below
 /// 0.95 (the README scenario, at a debug-friendly length).
@@ -24,10 +24,6 @@ const FAILING: [&str; 14] = [
     "--inject",
     "ccl-stale-scratch",
 ];
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 #[test]
 fn pcc_failure_without_findings_exits_4() {

@@ -1,28 +1,18 @@
 //! `ttsan import graph-capture`: real captures, hand-built edge cases, and (with the real
 //! library) a capture of a replay whose addresses and lifetimes must match what replay printed.
 
+mod support;
+
 use serde_json::json;
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use tt_metal_sys::RuntimeRoot;
+use support::{stderr, ttsan_in};
 use ttsan_events::trace::read_all;
 use ttsan_events::{Arch, CoreCoord, CoreRange, Event, Layout, Space};
 use ttsan_graph_capture::{import_str, import_value, ImportError, ImportOptions};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ttsan");
-
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
-}
-
-fn ttsan(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN).current_dir(dir).args(args).output().unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn opts() -> ImportOptions {
@@ -34,7 +24,7 @@ fn imports_the_real_normal_capture() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("example.ttsan");
     let src = data("graph_capture_normal_example.json");
-    let out = ttsan(dir.path(), &["import", "graph-capture", src.to_str().unwrap(), "-o", trace.to_str().unwrap()]);
+    let out = ttsan_in(dir.path(), &["import", "graph-capture", src.to_str().unwrap(), "-o", trace.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!stderr(&out).contains("warning"), "a clean capture imports without warnings: {}", stderr(&out));
 
@@ -64,7 +54,7 @@ fn default_output_is_the_input_with_a_ttsan_extension() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("cap.json");
     std::fs::copy(data("graph_capture_normal_example.json"), &src).unwrap();
-    let out = ttsan(dir.path(), &["import", "graph-capture", "cap.json"]);
+    let out = ttsan_in(dir.path(), &["import", "graph-capture", "cap.json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let (events, _) = read_all(dir.path().join("cap.ttsan")).unwrap();
     assert_eq!(events.iter().filter(|e| matches!(e, Event::BufferAlloc(_))).count(), 2);
@@ -215,7 +205,7 @@ fn no_dispatch_capture_is_flagged_on_stderr_and_in_the_trace() {
         {"counter": 4, "node_type": "buffer_deallocate", "params": {"address": 0, "buffer_type": 1, "size": 2097152}, "connections": [1]}
     ]});
     std::fs::write(dir.path().join("nd.json"), doc.to_string()).unwrap();
-    let out = ttsan(dir.path(), &["import", "graph-capture", "nd.json", "-o", "nd.ttsan"]);
+    let out = ttsan_in(dir.path(), &["import", "graph-capture", "nd.json", "-o", "nd.ttsan"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("NO_DISPATCH"), "{}", stderr(&out));
     let (events, _) = read_all(dir.path().join("nd.ttsan")).unwrap();
@@ -235,14 +225,14 @@ fn malformed_and_misshapen_input_exits_2_on_one_line() {
     ];
     for (name, text, expect) in cases {
         std::fs::write(dir.path().join(name), text).unwrap();
-        let out = ttsan(dir.path(), &["import", "graph-capture", name]);
+        let out = ttsan_in(dir.path(), &["import", "graph-capture", name]);
         assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
         let err = stderr(&out);
         assert!(err.contains(expect), "{name}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{name}: not one line: {err}");
         assert!(!dir.path().join(name).with_extension("ttsan").exists(), "{name}: trace written despite the error");
     }
-    let out = ttsan(dir.path(), &["import", "graph-capture", "missing.json"]);
+    let out = ttsan_in(dir.path(), &["import", "graph-capture", "missing.json"]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -261,13 +251,7 @@ fn library_errors_are_typed() {
 #[test]
 fn replay_capture_round_trips_through_import() {
     let test = "replay_capture_round_trips_through_import";
-    if let Err(e) = RuntimeRoot::locate(None).check() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{test}: CI=true but the tt-metal library is unusable: {e}");
-        }
-        let _ = writeln!(std::io::stderr(), "SKIPPED: {test} because the tt-metal library is unusable: {e}");
-        return;
-    }
+    let Some(_) = support::tt_metal_root(test) else { return };
     let script = "\
 a d1 dram 131072 2048
 a d2 dram 1048576 2048
@@ -285,7 +269,8 @@ f w2
     for chips in ["1", "8"] {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("s.txt"), script).unwrap();
-        let out = ttsan(dir.path(), &["tt-metal", "replay", "s.txt", "--chips", chips, "--graph-capture", "cap.json"]);
+        let out =
+            ttsan_in(dir.path(), &["tt-metal", "replay", "s.txt", "--chips", chips, "--graph-capture", "cap.json"]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         let printed: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
 
@@ -313,7 +298,7 @@ f w2
             }
         }
 
-        let out = ttsan(dir.path(), &["import", "graph-capture", "cap.json"]);
+        let out = ttsan_in(dir.path(), &["import", "graph-capture", "cap.json"]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         let (events, _) = read_all(dir.path().join("cap.ttsan")).unwrap();
         let mut got = Vec::new();

@@ -5,21 +5,14 @@
 //! Needs the wheel (scripts/fetch-ttnn) and Python's loguru (scripts/test installs both); skips
 //! loudly without them, and fails under CI=true.
 
+mod support;
+
 use std::collections::{HashMap, HashSet};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+use support::{skip, text, ttsan, ttsan_in, BIN};
 use ttsan_events::trace::read_all;
 use ttsan_events::Event;
-
-const BIN: &str = env!("CARGO_BIN_EXE_ttsan");
-
-fn skip(test: &str, why: &str) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: CI=true but {why}");
-    }
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {test} because {why}");
-}
 
 /// The wheel's importer and its sibling, copied into `dir`.
 fn importer(test: &str, dir: &Path) -> Option<PathBuf> {
@@ -44,14 +37,6 @@ fn importer(test: &str, dir: &Path) -> Option<PathBuf> {
         std::fs::copy(pkg.join(f), dir.join(f)).unwrap();
     }
     Some(dir.join("graph_report.py"))
-}
-
-fn ttsan(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN).current_dir(dir).env_remove("TTSAN_OPTIONS").args(args).output().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 /// One SQL answer per query, as JSON, from the database the importer wrote.
@@ -113,9 +98,9 @@ fn an_exported_trace_opens_in_the_wheels_own_importer_with_its_ops_buffers_and_f
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let Some(script) = importer(test, d) else { return };
-    let run = ttsan(d, &["run", "gpt-oss", "--inject", "semaphore-reuse", "--trace", "t.ttsan"]);
+    let run = ttsan_in(d, &["run", "gpt-oss", "--inject", "semaphore-reuse", "--trace", "t.ttsan"]);
     assert_eq!(run.status.code(), Some(1), "the planted fault is found: {}", text(&run));
-    let out = ttsan(d, &["export", "t.ttsan", "--graph-capture", "gc.json"]);
+    let out = ttsan_in(d, &["export", "t.ttsan", "--graph-capture", "gc.json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     let import = Command::new("python3").current_dir(d).arg(&script).args(["gc.json", "db"]).output().unwrap();
@@ -166,13 +151,9 @@ fn a_wrapped_mock_mode_run_opens_in_the_wheels_own_importer() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let Some(script) = importer(test, d) else { return };
-    let root = tt_metal_sys::RuntimeRoot::locate(None);
-    if let Err(e) = root.check() {
-        return skip(test, &format!("the tt-metal library is unusable: {e}"));
-    }
-    let run = Command::new(BIN)
+    let Some(root) = support::tt_metal_root(test) else { return };
+    let run = ttsan()
         .current_dir(d)
-        .env_remove("TTSAN_OPTIONS")
         .env("TT_METAL_SHM_TRACKING_DISABLED", "1")
         .env("OMPI_MCA_btl", "self")
         .env("TT_METAL_LOGGER_LEVEL", "error")
@@ -182,7 +163,7 @@ fn a_wrapped_mock_mode_run_opens_in_the_wheels_own_importer() {
         .output()
         .unwrap();
     assert!(d.join("w.ttsan").is_file(), "{}", text(&run));
-    let out = ttsan(d, &["export", "w.ttsan", "--graph-capture", "gc.json"]);
+    let out = ttsan_in(d, &["export", "w.ttsan", "--graph-capture", "gc.json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let import = Command::new("python3").current_dir(d).arg(&script).args(["gc.json", "db"]).output().unwrap();
     assert!(import.status.success(), "graph_report.py failed: {}", text(&import));

@@ -29,14 +29,6 @@ struct Case {
 
 const MIN_PCC: f64 = 0.99;
 
-fn skip(test: &str, why: &str) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: CI=true but {why} (run scripts/hf-env)");
-    }
-    // Straight to the stderr handle: the test harness captures eprintln! of passing tests.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {test} because {why} (run scripts/hf-env)");
-}
-
 /// The venv's python once scripts/hf-env finished (its marker file is there), or `None`.
 fn hf_python() -> Result<PathBuf, String> {
     let venv = std::env::var_os("TTSAN_HF_VENV")
@@ -66,7 +58,7 @@ fn run(case: &Case) -> Option<(f64, f64)> {
     let python = match hf_python() {
         Ok(p) => p,
         Err(why) => {
-            skip(case.name, &why);
+            support::skip(case.name, &format!("{why} (run scripts/hf-env)"));
             return None;
         }
     };

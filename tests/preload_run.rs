@@ -5,32 +5,20 @@
 //! wrote. Tests that need the library or g++ skip loudly when they are missing (run
 //! scripts/fetch-ttnn) and fail instead under CI=true.
 
+mod support;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
-use tt_metal_sys::RuntimeRoot;
+use support::{skip, stderr, ttsan, BIN};
 use ttsan_events::trace::{read_all, ReadStats};
 use ttsan_events::{Event, Space};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ttsan");
-
-fn skip(test: &str, why: &str) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: CI=true but {why}");
-    }
-    // Straight to the stderr handle: the test harness captures eprintln! of passing tests.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {test} because {why}");
-}
-
 /// The runtime root and the compiled test program, or `None` after a loud SKIPPED line.
 fn setup(test: &str) -> Option<(PathBuf, PathBuf)> {
-    let root = RuntimeRoot::locate(None);
-    if let Err(e) = root.check() {
-        skip(test, &format!("the tt-metal library is unusable: {e}"));
-        return None;
-    }
+    let root = support::tt_metal_root(test)?;
     match program(root.path()) {
         Ok(p) => Some((root.path().to_path_buf(), p)),
         Err(e) => {
@@ -73,14 +61,13 @@ fn program(root: &Path) -> Result<PathBuf, String> {
 
 /// `ttsan run [extra] -- prog mode chips` in a fresh directory with tt-metal's mock-mode env.
 fn run(root: &Path, prog: &Path, dir: &Path, extra: &[&str], mode: &[&str]) -> Output {
-    Command::new(BIN)
+    ttsan()
         .current_dir(dir)
         .env("TT_METAL_RUNTIME_ROOT", root.join("ttnn"))
         .env("TT_METAL_SHM_TRACKING_DISABLED", "1")
         .env("OMPI_MCA_btl", "self")
         .env("TT_METAL_CACHE", dir.join("cache"))
         .env("TT_METAL_LOGGER_LEVEL", "error")
-        .env_remove("TTSAN_OPTIONS")
         .env_remove("LD_PRELOAD")
         .arg("run")
         .args(extra)
@@ -171,10 +158,6 @@ fn assert_matches_printout(out: &Output, events: &[Event]) {
     for uid in &printed_frees {
         assert!(traced_frees.contains(uid), "free of uid {uid} missing from the trace");
     }
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The circular-buffer placements in a trace.
@@ -485,9 +468,7 @@ fn a_shim_that_cannot_record_is_never_clean() {
 fn a_command_without_tt_metal_keeps_its_exit_code() {
     // Needs only the shim, not tt-metal.
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        Command::new(BIN).current_dir(dir.path()).env_remove("TTSAN_OPTIONS").arg("run").arg("--").args(args).output()
-    };
+    let run = |args: &[&str]| ttsan().current_dir(dir.path()).arg("run").arg("--").args(args).output();
     let out = run(&["true"]).unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("the tt-metal library was never loaded"), "{}", stderr(&out));
@@ -498,12 +479,7 @@ fn a_command_without_tt_metal_keeps_its_exit_code() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     // The removed Python-hook flag is refused with the reason, and the command never runs.
     let marker = dir.path().join("ran");
-    let out = Command::new(BIN)
-        .current_dir(dir.path())
-        .args(["run", "--ttnn-ops", "--", "touch"])
-        .arg(&marker)
-        .output()
-        .unwrap();
+    let out = ttsan().current_dir(dir.path()).args(["run", "--ttnn-ops", "--", "touch"]).arg(&marker).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--ttnn-ops was removed"), "{}", stderr(&out));
     assert!(!marker.exists());
@@ -525,7 +501,7 @@ fn a_static_program_that_ignores_the_shim_is_never_clean() {
             return;
         }
     }
-    let out = Command::new(BIN).current_dir(dir.path()).arg("run").arg("--").arg(&exe).output().unwrap();
+    let out = ttsan().current_dir(dir.path()).arg("run").arg("--").arg(&exe).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("never loaded into"), "{}", stderr(&out));
 }
@@ -535,15 +511,11 @@ fn a_program_that_dlopens_tt_metal_is_traced_too() {
     // Python loads tt-metal with dlopen (RTLD_LOCAL), not at link time; `ttsan tt-metal replay`
     // does the same, so wrapping it checks that interposition reaches a dlopen'ed library.
     let test = "a_program_that_dlopens_tt_metal_is_traced_too";
-    let root = RuntimeRoot::locate(None);
-    if let Err(e) = root.check() {
-        return skip(test, &format!("the tt-metal library is unusable: {e}"));
-    }
+    let Some(_) = support::tt_metal_root(test) else { return };
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("script.txt"), "a d1 dram 131072 2048\na w l1 32768 2048\nf d1\nf w\n").unwrap();
-    let out = Command::new(BIN)
+    let out = ttsan()
         .current_dir(dir.path())
-        .env_remove("TTSAN_OPTIONS")
         .env_remove("LD_PRELOAD")
         .args(["run", "--trace", "t.ttsan", "--", BIN, "tt-metal", "replay", "script.txt", "--chips", "1"])
         .output()
@@ -556,6 +528,18 @@ fn a_program_that_dlopens_tt_metal_is_traced_too() {
     got.sort();
     assert_eq!(got, vec![(0x10_0040, Space::Dram), (0x16_d800, Space::L1)]);
     assert_eq!(freed(&events).len(), 2);
+}
+
+/// ttsan builds the shim but must not link it: the shim's load-time constructor and its
+/// interposers of tt-metal's allocator belong in preloaded processes only. The wrapper shares
+/// the protocol crate instead; the interposer's exported name is the shim's fingerprint.
+#[test]
+fn the_ttsan_binary_does_not_carry_the_shim() {
+    let binary = std::fs::read(BIN).unwrap();
+    let interposer = b"_ZN2tt8tt_metal10BufferImpl13allocate_implERNS0_6BufferE";
+    assert!(!binary.windows(interposer.len()).any(|w| w == interposer), "{BIN} links the preload shim");
+    let shim = std::fs::read(shim_library()).unwrap();
+    assert!(shim.windows(interposer.len()).any(|w| w == interposer), "the fingerprint is the shim's");
 }
 
 /// The shim next to the ttsan binary under test (where `ttsan run` finds it too).
@@ -642,7 +626,7 @@ fn ops_announced_to_the_graph_tracker_are_traced_with_nesting_cbs_and_threads() 
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("SLOTS start=8 end=9 end_any=10"), "{stdout}");
     assert!(stdout.contains("PROCESSORS 1 then 1"), "the shim's processor is in the list: {stdout}");
-    let version = RuntimeRoot::locate(None).version().unwrap();
+    let version = tt_metal_sys::RuntimeRoot::locate(None).version().unwrap();
     assert!(stdout.contains(&format!("==ttsan== tt-metal: ttnn {version}")), "{stdout}");
 
     let (events, stats) = trace(&dir.path().join("t.ttsan"));
@@ -840,7 +824,7 @@ fn an_unsupported_graph_processor_layout_is_not_checked_and_exits_3() {
         Ok(o) if o.status.success() => {}
         other => return skip(test, &format!("cc cannot build a shared library: {other:?}")),
     }
-    let out = Command::new(BIN)
+    let out = ttsan()
         .current_dir(dir.path())
         .env("TT_METAL_RUNTIME_ROOT", root.join("ttnn"))
         .env("TT_METAL_SHM_TRACKING_DISABLED", "1")
@@ -848,7 +832,6 @@ fn an_unsupported_graph_processor_layout_is_not_checked_and_exits_3() {
         .env("TT_METAL_CACHE", dir.path().join("cache"))
         .env("TT_METAL_LOGGER_LEVEL", "error")
         .env("LD_PRELOAD", &lib)
-        .env_remove("TTSAN_OPTIONS")
         .args(["run", "--trace", "t.ttsan", "--"])
         .arg(&prog)
         .args(["processor", "1"])
@@ -861,7 +844,7 @@ fn an_unsupported_graph_processor_layout_is_not_checked_and_exits_3() {
     // The trace says so too, so `ttsan analyze` of it is never clean either.
     let (events, _) = trace(&dir.path().join("t.ttsan"));
     assert!(events.iter().any(|e| matches!(e, Event::Runtime(r) if r.unsupported.is_some())));
-    let analyzed = Command::new(BIN).arg("analyze").arg(dir.path().join("t.ttsan")).output().unwrap();
+    let analyzed = ttsan().arg("analyze").arg(dir.path().join("t.ttsan")).output().unwrap();
     let text = String::from_utf8_lossy(&analyzed.stdout);
     assert_eq!(analyzed.status.code(), Some(2), "analysis incomplete: {text}");
     assert!(text.contains("not checked: unsupported tt-metal build") && !text.contains("clean"), "{text}");

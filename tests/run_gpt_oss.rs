@@ -1,16 +1,15 @@
 //! `ttsan run gpt-oss` end to end through the binary: the README scenario, the JSON
 //! `modules[]`, and one-line usage errors with exit 2.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::Command;
-
-fn ttsan() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_ttsan"))
-}
+use support::{ttsan, BIN};
 
 /// The release binary next to the test's target dir, when it is already built.
 fn release() -> Option<PathBuf> {
-    let debug = ttsan();
+    let debug = PathBuf::from(BIN);
     let release = debug.parent()?.parent()?.join("release").join("ttsan");
     release.exists().then_some(release)
 }
@@ -24,7 +23,7 @@ fn readme_scenario_reports_the_late_writes_and_writes_the_map() {
     // effect in debug builds.
     let (bin, seq) = match release() {
         Some(r) => (r, "2048"),
-        None => (ttsan(), "32"),
+        None => (PathBuf::from(BIN), "32"),
     };
     let out = Command::new(bin)
         .args(["run", "gpt-oss", "--mesh", "1x8", "--layers", "1", "--mode", "prefill", "--seq-len", seq])
@@ -59,7 +58,7 @@ fn readme_scenario_reports_the_late_writes_and_writes_the_map() {
 #[test]
 fn cases_and_skew_seeds_from_the_command_line() {
     let run = |extra: &[&str]| {
-        let out = Command::new(ttsan())
+        let out = ttsan()
             .args(["run", "gpt-oss", "--mesh", "1x8", "--layers", "1", "--modules", "experts,attention"])
             .args(extra)
             .output()
@@ -90,7 +89,7 @@ fn bad_input_exits_2_with_one_line() {
         vec!["--modules", "attention", "--canary", "bogus"],
         vec!["--modules", "attention", "--guard-role", "weight,nonsense"],
     ] {
-        let out = Command::new(ttsan()).args(["run", "gpt-oss", "--mode", "prefill"]).args(&args).output().unwrap();
+        let out = ttsan().args(["run", "gpt-oss", "--mode", "prefill"]).args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
@@ -103,7 +102,7 @@ fn bad_input_exits_2_with_one_line() {
 #[test]
 fn digest_selection_from_flags_and_ttsan_options() {
     let run = |env: &str, extra: &[&str]| {
-        let out = Command::new(ttsan())
+        let out = ttsan()
             .args(["run", "gpt-oss", "--mesh", "1x8", "--layers", "1", "--mode", "prefill", "--seq-len", "32"])
             .args(["--modules", "experts", "--inject", "sparse-matmul-oob", "--detect", "digests"])
             .args(extra)
@@ -130,7 +129,7 @@ fn default_run_prefills_then_decodes() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
     let logits = dir.path().join("logits.npy");
-    let out = Command::new(ttsan())
+    let out = ttsan()
         .args(["run", "gpt-oss", "--mesh", "1x8", "--decode-steps", "2", "--json"])
         .arg(&json)
         .arg("--logits-out")
@@ -153,11 +152,11 @@ fn default_run_prefills_then_decodes() {
 #[test]
 fn plan_120b_clean_on_4x8_out_of_memory_on_1x8() {
     let base = ["run", "gpt-oss", "--plan", "--config", "120b", "--seq-len", "4096", "--decode-steps", "2"];
-    let out = Command::new(ttsan()).args(base).args(["--mesh", "4x8"]).output().unwrap();
+    let out = ttsan().args(base).args(["--mesh", "4x8"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("clean"), "{stdout}");
-    let out = Command::new(ttsan()).args(base).args(["--mesh", "1x8"]).output().unwrap();
+    let out = ttsan().args(base).args(["--mesh", "1x8"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("plan: out of memory") && stderr.contains(".experts."), "{stderr}");

@@ -5,35 +5,18 @@
 //! absent (run scripts/fetch-ttnn), and fail instead under CI=true, where it must have been
 //! fetched.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use tt_metal_sys::RuntimeRoot;
+mod support;
+
+use support::ttsan;
+
+use std::path::Path;
+use std::process::Output;
 use ttsan_events::trace::read_all;
 use ttsan_events::{Arch, CaptureStart, Event, Space};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ttsan");
-
-/// The runtime root when the library is usable; otherwise `None` after a loud SKIPPED line
-/// (or a panic under CI=true).
-fn library(test: &str) -> Option<PathBuf> {
-    let root = RuntimeRoot::locate(None);
-    match root.check() {
-        Ok(()) => Some(root.path().to_path_buf()),
-        Err(e) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{test}: CI=true but the tt-metal library is unusable: {e}");
-            }
-            // Straight to the stderr handle: the test harness captures eprintln! of passing tests.
-            let _ = writeln!(std::io::stderr(), "SKIPPED: {test} because the tt-metal library is unusable: {e}");
-            None
-        }
-    }
-}
-
 fn replay(dir: &Path, script: &str, extra: &[&str]) -> Output {
     std::fs::write(dir.join("script.txt"), script).unwrap();
-    Command::new(BIN).current_dir(dir).args(["tt-metal", "replay", "script.txt"]).args(extra).output().unwrap()
+    ttsan().current_dir(dir).args(["tt-metal", "replay", "script.txt"]).args(extra).output().unwrap()
 }
 
 fn lines(out: &Output) -> Vec<String> {
@@ -73,7 +56,9 @@ f d3
 
 #[test]
 fn wormhole_one_chip_matches_the_measured_addresses_and_traces_them() {
-    let Some(_) = library("wormhole_one_chip_matches_the_measured_addresses_and_traces_them") else { return };
+    let Some(_) = support::tt_metal_root("wormhole_one_chip_matches_the_measured_addresses_and_traces_them") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let out = replay(dir.path(), WH_SCRIPT, &["--arch", "wormhole", "--chips", "1", "--trace", "run.ttsan"]);
     let got = lines(&out);
@@ -134,7 +119,7 @@ fn wormhole_one_chip_matches_the_measured_addresses_and_traces_them() {
 
 #[test]
 fn wormhole_t3k_eight_chips_shares_one_allocator() {
-    let Some(_) = library("wormhole_t3k_eight_chips_shares_one_allocator") else { return };
+    let Some(_) = support::tt_metal_root("wormhole_t3k_eight_chips_shares_one_allocator") else { return };
     let dir = tempfile::tempdir().unwrap();
     let script = "a d dram 1048576 2048\na w l1 65536 2048\nf d\nf w\n";
     let want = [format!("d {}", 0x10_0040), format!("w {}", 0x16_d800), "d FREED".into(), "w FREED".into()];
@@ -147,7 +132,7 @@ fn wormhole_t3k_eight_chips_shares_one_allocator() {
 
 #[test]
 fn blackhole_one_chip_matches_the_measured_addresses() {
-    let Some(_) = library("blackhole_one_chip_matches_the_measured_addresses") else { return };
+    let Some(_) = support::tt_metal_root("blackhole_one_chip_matches_the_measured_addresses") else { return };
     let dir = tempfile::tempdir().unwrap();
     let script = "a d dram 131072 2048\na w l1 32768 2048\nf d\na e dram 131072 2048\n";
     let want = [format!("d {}", 0x10_0080), format!("w {}", 0x17_f800), "d FREED".into(), format!("e {}", 0x10_0080)];
@@ -158,7 +143,7 @@ fn blackhole_one_chip_matches_the_measured_addresses() {
 
 #[test]
 fn galaxy_thirty_two_chips_opens_as_an_8x4_mesh() {
-    let Some(_) = library("galaxy_thirty_two_chips_opens_as_an_8x4_mesh") else { return };
+    let Some(_) = support::tt_metal_root("galaxy_thirty_two_chips_opens_as_an_8x4_mesh") else { return };
     let dir = tempfile::tempdir().unwrap();
     let script = "a d dram 1048576 2048\na w l1 65536 2048\n";
     let want = [format!("d {}", 0x10_0040), format!("w {}", 0x16_d800)];
@@ -172,7 +157,7 @@ fn galaxy_thirty_two_chips_opens_as_an_8x4_mesh() {
 
 #[test]
 fn l1_small_interleaved_is_refused_by_the_real_allocator() {
-    let Some(_) = library("l1_small_interleaved_is_refused_by_the_real_allocator") else { return };
+    let Some(_) = support::tt_metal_root("l1_small_interleaved_is_refused_by_the_real_allocator") else { return };
     let dir = tempfile::tempdir().unwrap();
     let out = replay(dir.path(), "a s l1_small 4096 2048\na d dram 4096 2048\n", &[]);
     assert_eq!(lines(&out), vec!["s OOM".to_string(), format!("d {}", 0x10_0040)]);
@@ -199,7 +184,7 @@ f d3
 
 #[test]
 fn model_answers_like_the_real_library() {
-    let Some(_) = library("model_answers_like_the_real_library") else { return };
+    let Some(_) = support::tt_metal_root("model_answers_like_the_real_library") else { return };
     let dir = tempfile::tempdir().unwrap();
     for args in [
         ["--arch", "wormhole", "--chips", "1"],
@@ -217,7 +202,7 @@ fn model_answers_like_the_real_library() {
 
 #[test]
 fn freeing_a_refused_allocation_exits_2() {
-    let Some(_) = library("freeing_a_refused_allocation_exits_2") else { return };
+    let Some(_) = support::tt_metal_root("freeing_a_refused_allocation_exits_2") else { return };
     let dir = tempfile::tempdir().unwrap();
     let out = replay(dir.path(), "a huge dram 100000000000 2048\nf huge\n", &[]);
     assert_eq!(out.status.code(), Some(2));

@@ -3,23 +3,18 @@
 //! for drawn pixels. The main test drives Chromium over the DevTools protocol (real time); the
 //! second uses `--dump-dom` (virtual time), so both ways of reading the verdict stay working.
 
+mod support;
+
 #[path = "browser/cdp.rs"]
 mod cdp;
 #[path = "browser/chromium.rs"]
 mod chromium;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use ttsan_viz::synth::{scenario, write_trace, BigTrace, BigTraceOptions};
+use ttsan_test_support::synth::{scenario, write_trace, BigTrace, BigTraceOptions};
 
 fn ttsan_report(trace: &Path, html: &Path) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ttsan"))
-        .arg("report")
-        .arg(trace)
-        .arg("--html")
-        .arg(html)
-        .output()
-        .expect("ttsan runs");
+    let out = support::ttsan().arg("report").arg(trace).arg("--html").arg(html).output().expect("ttsan runs");
     assert!(out.status.success(), "ttsan report failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -99,11 +94,10 @@ fn sink_corruption_scenario_map() {
     let Some(chromium) = chromium::require() else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     let html = dir.path().join("sink-map.html");
-    let out = Command::new(env!("CARGO_BIN_EXE_ttsan"))
+    let out = support::ttsan()
         .args(["run", "gpt-oss", "--mesh", "1x8", "--layers", "1", "--mode", "prefill", "--seq-len", "64"])
         .args(["--modules", "experts,attention", "--inject", "ccl-stale-scratch", "--html"])
         .arg(&html)
-        .env_remove("TTSAN_OPTIONS")
         .output()
         .expect("ttsan runs");
     let stdout = String::from_utf8_lossy(&out.stdout);

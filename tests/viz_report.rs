@@ -1,11 +1,13 @@
 //! `ttsan report` end to end, the page's escaping of hostile names, and the plots.
 
+mod support;
+
 use base64::Engine as _;
 use std::io::Read as _;
 use std::path::Path;
-use std::process::Command;
+use support::ttsan;
 use ttsan_sanitizer::{AnalysisOptions, Analyzer};
-use ttsan_viz::synth::{scenario, write_trace, HOSTILE_NAME};
+use ttsan_test_support::synth::{scenario, write_trace, HOSTILE_NAME};
 use ttsan_viz::MapData;
 
 fn build(events: &[ttsan_events::Event]) -> (MapData, ttsan_sanitizer::Analysis) {
@@ -16,10 +18,6 @@ fn build(events: &[ttsan_events::Event]) -> (MapData, ttsan_sanitizer::Analysis)
         analyzer.feed(e);
     }
     (map, analyzer.finish(None))
-}
-
-fn ttsan(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ttsan")).args(args).output().expect("ttsan runs")
 }
 
 /// The base64 text of the data element, inflated.
@@ -39,16 +37,19 @@ fn report_writes_html_png_and_svg() {
     let trace = dir.path().join("s.ttsan");
     write_trace(std::fs::File::create(&trace).unwrap(), scenario(false)).unwrap();
     let (html, png, svg) = (dir.path().join("m.html"), dir.path().join("p.png"), dir.path().join("p.svg"));
-    let out = ttsan(&[
-        "report".as_ref(),
-        trace.as_os_str(),
-        "--html".as_ref(),
-        html.as_os_str(),
-        "--png".as_ref(),
-        png.as_os_str(),
-        "--svg".as_ref(),
-        svg.as_os_str(),
-    ]);
+    let out = ttsan()
+        .args([
+            "report".as_ref(),
+            trace.as_os_str(),
+            "--html".as_ref(),
+            html.as_os_str(),
+            "--png".as_ref(),
+            png.as_os_str(),
+            "--svg".as_ref(),
+            svg.as_os_str(),
+        ])
+        .output()
+        .expect("ttsan runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("2 findings"));
     let page = std::fs::read_to_string(&html).unwrap();
@@ -68,16 +69,22 @@ fn report_without_outputs_or_trace_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("s.ttsan");
     write_trace(std::fs::File::create(&trace).unwrap(), scenario(false)).unwrap();
-    let out = ttsan(&["report".as_ref(), trace.as_os_str()]);
+    let out = ttsan().args(["report".as_ref(), trace.as_os_str()]).output().expect("ttsan runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--html"));
     let missing = dir.path().join("missing.ttsan");
     let html = dir.path().join("m.html");
-    let out = ttsan(&["report".as_ref(), missing.as_os_str(), "--html".as_ref(), html.as_os_str()]);
+    let out = ttsan()
+        .args(["report".as_ref(), missing.as_os_str(), "--html".as_ref(), html.as_os_str()])
+        .output()
+        .expect("ttsan runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(!html.exists());
     let nowhere = dir.path().join("no-such-dir").join("m.html");
-    let out = ttsan(&["report".as_ref(), trace.as_os_str(), "--html".as_ref(), nowhere.as_os_str()]);
+    let out = ttsan()
+        .args(["report".as_ref(), trace.as_os_str(), "--html".as_ref(), nowhere.as_os_str()])
+        .output()
+        .expect("ttsan runs");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with("ttsan: cannot write") && stderr.lines().count() == 1, "{stderr}");
@@ -100,7 +107,7 @@ fn hostile_names_never_appear_as_markup() {
     assert!(summary.contains("\\u003cscript\\u003ealert(1)\\u003c/script\\u003e"), "{summary}");
     // The names are data inside the compressed block, intact.
     let block = embedded_block(&page);
-    let (meta, _) = ttsan_viz::encode::split(&block).unwrap();
+    let (meta, _) = ttsan_viz::split_data_block(&block).unwrap();
     let strings: Vec<&str> = meta["strings"].as_array().unwrap().iter().filter_map(|s| s.as_str()).collect();
     assert!(strings.contains(&HOSTILE_NAME));
     assert!(strings.iter().any(|s| s.starts_with("</script><img")));

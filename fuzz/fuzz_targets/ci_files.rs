@@ -2,8 +2,8 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
-use ttsan_sanitizer::ci::baseline::Baseline;
-use ttsan_sanitizer::ci::suppress::Suppressions;
+use ttsan_sanitizer::ci::Baseline;
+use ttsan_sanitizer::ci::Suppressions;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {

@@ -2,7 +2,7 @@
 //! error, never a panic. The input is split on NUL into the variables' values.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use ttsan_preload::{DigestSampling, GuardSelection};
+use ttsan_preload_protocol::{DigestSampling, GuardSelection};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };

@@ -3,13 +3,13 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::io::Cursor;
 use ttsan_events::trace::{TraceReader, TraceWriter};
-use ttsan_sanitizer::fixtures::synthetic;
 use ttsan_sanitizer::{AnalysisOptions, Analyzer};
+use ttsan_test_support::synth;
 
 fn encoded(events: u64) -> (Vec<u8>, u64) {
     let mut w = TraceWriter::new(Vec::new()).expect("writer");
     let mut n = 0;
-    for e in synthetic::workload(events) {
+    for e in synth::workload(events) {
         w.write(&e).expect("encode");
         n += 1;
     }

@@ -173,21 +173,6 @@ impl OpTable {
         self.history.get(name).into_iter().flat_map(|h| h.iter().copied())
     }
 
-    /// Whether `op` declares `buffer` as output or scratch.
-    pub fn writes(&self, op: u64, buffer: u64) -> bool {
-        self.get(op).is_some_and(|o| o.writes(buffer))
-    }
-
-    /// Number of ops seen.
-    pub fn len(&self) -> usize {
-        self.ops.len()
-    }
-
-    /// Whether no op was seen.
-    pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
-    }
-
     /// The innermost op still running, if any.
     pub fn current(&self) -> Option<u64> {
         self.open.last().copied()

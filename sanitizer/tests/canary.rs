@@ -1,9 +1,12 @@
 //! Canary digests (watched free memory): how the analyzer judges a change, and what it leaves alone.
 
+mod support;
+
+use support::findings_of;
 use ttsan_events::{CanaryDigest, Event, Role, Space, Unit};
 use ttsan_sanitizer::finding::Relation;
-use ttsan_sanitizer::fixtures::{findings_of, TraceBuilder, DRAM_BASE};
 use ttsan_sanitizer::{Finding, FindingKind};
+use ttsan_test_support::fixtures::{TraceBuilder, DRAM_BASE};
 
 fn findings(events: Vec<Event>) -> Vec<Finding> {
     findings_of(&events)

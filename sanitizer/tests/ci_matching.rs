@@ -3,15 +3,18 @@
 //! that differs in one of them; a baseline knows exactly its findings, whatever their
 //! addresses and chips, before and after a round trip through its file.
 
+mod support;
+
 use proptest::prelude::*;
 use std::path::Path;
-use ttsan_sanitizer::ci::baseline::Baseline;
-use ttsan_sanitizer::ci::suppress::Suppressions;
-use ttsan_sanitizer::{fixtures, Finding};
+use ttsan_sanitizer::ci::Baseline;
+use ttsan_sanitizer::ci::Suppressions;
+use ttsan_sanitizer::Finding;
+use ttsan_test_support::fixtures;
 
 /// One finding of each kind the fixtures produce.
 fn kinds() -> Vec<Finding> {
-    fixtures::all().into_iter().flat_map(|(_, events)| fixtures::findings_of(&events).into_iter().take(1)).collect()
+    fixtures::all().into_iter().flat_map(|(_, events)| support::findings_of(&events).into_iter().take(1)).collect()
 }
 
 /// Op and buffer names as tt-metal spells them (no glob metacharacters).

@@ -2,8 +2,8 @@
 
 use ttsan_events::Event;
 use ttsan_sanitizer::finding::Relation;
-use ttsan_sanitizer::fixtures;
 use ttsan_sanitizer::{Analysis, AnalysisOptions, Analyzer, FindingKind};
+use ttsan_test_support::fixtures;
 
 fn analyze(events: &[Event], options: AnalysisOptions) -> Analysis {
     let mut a = Analyzer::new(options);

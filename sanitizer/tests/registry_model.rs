@@ -7,8 +7,8 @@ use ttsan_events::{
     Arch, BufferAlloc, BufferFree, CaptureStart, CoreCoord, Event, Geometry, Layout, MeshDesc, Role, ShardSpec, Space,
     Unit, Write,
 };
-use ttsan_sanitizer::buffer::BufferInfo;
-use ttsan_sanitizer::registry::Registry;
+use ttsan_sanitizer::BufferInfo;
+use ttsan_sanitizer::Registry;
 use ttsan_sanitizer::{AnalysisOptions, Analyzer, FindingKind};
 
 const QUARANTINE: usize = 3;

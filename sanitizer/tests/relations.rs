@@ -1,9 +1,12 @@
 //! Each attribution relation and its sentence.
 
+mod support;
+
+use support::findings_of;
 use ttsan_events::{CoreCoord, Event, Role, Space};
 use ttsan_sanitizer::finding::Relation;
-use ttsan_sanitizer::fixtures::{findings_of, TraceBuilder, DRAM_BASE};
 use ttsan_sanitizer::{Finding, FindingKind};
+use ttsan_test_support::fixtures::{TraceBuilder, DRAM_BASE};
 
 fn findings(events: Vec<Event>) -> Vec<Finding> {
     findings_of(&events)

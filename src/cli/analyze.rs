@@ -1,125 +1,18 @@
-//! `ttsan analyze`: read a trace, run the detectors, print the report.
+//! `ttsan analyze`: read a trace, run the detectors, print the report; and the analysis and
+//! reporting every command that analyses a trace shares ([`analyze_trace`], [`emit`]).
+//!
+//! CI mode is decided once, in [`ReportArgs::settings`](super::settings::ReportArgs::settings);
+//! this module hands a CI run to [`super::ci`] and never the other way round.
 
-use super::ci::CiSettings;
-use super::exit::{Failure, Outcome, CLEAN, FINDINGS, USAGE};
+use super::exit::{plain_verdict, verdict_code, Failure, Outcome};
 use super::options::EnvOptions;
-use anyhow::{anyhow, Context as _};
-use clap::{Args, ValueEnum};
+use super::settings::{Format, ReportArgs, Settings};
+use anyhow::Context as _;
+use clap::Args;
 use std::path::{Path, PathBuf};
-use ttsan_sanitizer::analyzer::analyze_file;
-use ttsan_sanitizer::report::{render_text, Report, Status, TextOptions};
-use ttsan_sanitizer::AnalysisOptions;
-
-/// How the report is printed on stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// ASan-style text.
-    Text,
-    /// The JSON report (docs/report-format.md).
-    Json,
-}
-
-/// Options shared by every command that analyses a trace.
-#[derive(Debug, Args, Clone, Default)]
-pub struct ReportArgs {
-    /// Report format on stdout [TTSAN_OPTIONS: format] [default: text].
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
-    /// Also write the JSON report to FILE [TTSAN_OPTIONS: json].
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Exit code when there are findings [TTSAN_OPTIONS: error_exitcode] [default: 1].
-    #[arg(long, value_name = "N")]
-    pub error_exitcode: Option<i32>,
-    /// Recent frees remembered to name use-after-free victims [TTSAN_OPTIONS: quarantine] [default: 4096].
-    #[arg(long, value_name = "N")]
-    pub quarantine: Option<usize>,
-    /// Report buffers still alive at the end [TTSAN_OPTIONS: leaks].
-    #[arg(long)]
-    pub leaks: bool,
-    /// Findings printed in full at most [TTSAN_OPTIONS: print_limit] [default: 50].
-    #[arg(long, value_name = "N")]
-    pub print_limit: Option<usize>,
-    /// CI mode: a short summary instead of the full report; fail on untrustworthy runs [TTSAN_OPTIONS: ci].
-    #[arg(long)]
-    pub ci: bool,
-    /// Write JUnit XML to FILE (enables CI mode) [TTSAN_OPTIONS: junit].
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
-    /// Write SARIF 2.1.0 to FILE (enables CI mode) [TTSAN_OPTIONS: sarif].
-    #[arg(long, value_name = "FILE")]
-    pub sarif: Option<PathBuf>,
-    /// Accepted findings, each with a reason (docs/ci.md; enables CI mode) [TTSAN_OPTIONS: suppressions].
-    #[arg(long, value_name = "FILE")]
-    pub suppressions: Option<PathBuf>,
-    /// Fail only on findings not in this baseline (enables CI mode) [TTSAN_OPTIONS: baseline].
-    #[arg(long, value_name = "FILE")]
-    pub baseline: Option<PathBuf>,
-    /// Write this run's findings as a baseline (enables CI mode) [TTSAN_OPTIONS: write_baseline].
-    #[arg(long, value_name = "FILE")]
-    pub write_baseline: Option<PathBuf>,
-    /// Torn or corrupt trace records tolerated in CI mode [TTSAN_OPTIONS: max_damaged_records] [default: 0].
-    #[arg(long, value_name = "N")]
-    pub max_damaged_records: Option<u64>,
-}
-
-/// The effective settings after merging flags over `TTSAN_OPTIONS` over defaults.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Stdout format.
-    pub format: Format,
-    /// JSON report path.
-    pub json: Option<PathBuf>,
-    /// Exit code for findings.
-    pub error_exitcode: i32,
-    /// Analysis options.
-    pub analysis: AnalysisOptions,
-    /// Text options.
-    pub text: TextOptions,
-    /// CI mode options (inactive unless asked for).
-    pub ci: CiSettings,
-}
-
-impl ReportArgs {
-    /// Merges flags over `TTSAN_OPTIONS`.
-    pub fn settings(&self) -> Result<Settings, Failure> {
-        let env = EnvOptions::from_env().map_err(Failure::usage)?;
-        let format = match (self.format, env.string("format").as_deref()) {
-            (Some(f), _) => f,
-            (None, Some("json")) => Format::Json,
-            (None, Some("text") | None) => Format::Text,
-            (None, Some(other)) => {
-                return Err(Failure::usage(anyhow!("TTSAN_OPTIONS format={other}: expected text or json")))
-            }
-        };
-        let u = |key: &str| env.u64(key).map_err(Failure::usage);
-        let defaults = AnalysisOptions::default();
-        let error_exitcode = match self.error_exitcode {
-            Some(c) => c,
-            None => u("error_exitcode")?.map(|c| c as i32).unwrap_or(FINDINGS),
-        };
-        Ok(Settings {
-            format,
-            json: self.json.clone().or_else(|| env.string("json").map(PathBuf::from)),
-            error_exitcode,
-            analysis: AnalysisOptions {
-                quarantine: match self.quarantine {
-                    Some(q) => q,
-                    None => u("quarantine")?.map(|q| q as usize).unwrap_or(defaults.quarantine),
-                },
-                leaks: self.leaks || env.bool("leaks").map_err(Failure::usage)?.unwrap_or(false),
-                ..defaults
-            },
-            text: TextOptions {
-                print_limit: match self.print_limit {
-                    Some(p) => p,
-                    None => u("print_limit")?.map(|p| p as usize).unwrap_or(TextOptions::default().print_limit),
-                },
-            },
-            ci: CiSettings::from_args(self, &env)?,
-        })
-    }
-}
+use ttsan_sanitizer::analyze_file;
+use ttsan_sanitizer::ci::{self, Check};
+use ttsan_sanitizer::report::{render_text, Report};
 
 /// Arguments of `ttsan analyze`.
 #[derive(Debug, Args)]
@@ -143,11 +36,14 @@ pub fn run(args: &AnalyzeArgs) -> Outcome {
     if let Some(path) = &html {
         write_map(&args.trace, path, &settings)?;
     }
-    if settings.ci.active() {
-        return super::ci::gate_trace(&args.trace, &settings);
+    match &settings.ci {
+        // The gate reads the trace itself: it sees every reader fact and survives a panic.
+        Some(ci) => super::ci::gate_trace(&args.trace, &settings, ci),
+        None => {
+            let report = analyze_trace(&args.trace, &settings)?;
+            emit(&report, &settings)
+        }
     }
-    let report = analyze_trace(&args.trace, &settings)?;
-    emit(&report, &settings)
 }
 
 /// Writes the HTML allocation map of `trace` (a separate streaming pass over the file).
@@ -163,22 +59,50 @@ fn write_map(trace: &Path, path: &Path, settings: &Settings) -> Result<(), Failu
 }
 
 /// Analyses a trace file into a report; an unreadable trace is a usage error (exit 2).
+///
+/// In CI mode, [`emit`] will only see the report, so the checks that need the reader (damaged
+/// records, shim failure marks) are folded into the report's errors here, which makes its status
+/// `error` and the gate fail.
 pub fn analyze_trace(trace: &Path, settings: &Settings) -> Result<Report, Failure> {
-    if settings.ci.active() {
-        return super::ci::analyze_trace(trace, settings);
+    match &settings.ci {
+        None => {
+            let analysis = analyze_file(trace, settings.analysis.clone())
+                .with_context(|| trace.display().to_string())
+                .map_err(Failure::usage)?;
+            Ok(Report::new(analysis))
+        }
+        Some(ci) => {
+            let (analysis, facts) = ci::scan_file(trace, settings.analysis.clone()).map_err(Failure::usage)?;
+            let mut report = Report::new(analysis);
+            super::ci::fold_reader_checks(&mut report, &facts, ci);
+            Ok(report)
+        }
     }
-    let analysis = analyze_file(trace, settings.analysis.clone())
-        .with_context(|| trace.display().to_string())
-        .map_err(Failure::usage)?;
-    Ok(Report::new(analysis))
 }
 
 /// Prints the report, writes the JSON file, and chooses the exit code (in CI mode, through
 /// the CI gate and its artifacts).
 pub fn emit(report: &Report, settings: &Settings) -> Outcome {
-    if settings.ci.active() {
-        return super::ci::gate_report(report, settings);
+    emit_with(report, settings, Vec::new, || plain(report, settings))
+}
+
+/// [`emit`] for a command with its own plain report (`plain`) and its own checks of the
+/// workload's results (`checks`, asked for only in CI mode: each a JUnit test case, a failed one
+/// exiting 4 when nothing worse happened).
+pub fn emit_with(
+    report: &Report,
+    settings: &Settings,
+    checks: impl FnOnce() -> Vec<Check>,
+    plain: impl FnOnce() -> Outcome,
+) -> Outcome {
+    match &settings.ci {
+        Some(ci) => super::ci::gate_report(report, checks(), settings, ci),
+        None => plain(),
     }
+}
+
+/// A plain report: the JSON file, the warnings, the report on stdout, and its exit code.
+fn plain(report: &Report, settings: &Settings) -> Outcome {
     if let Some(path) = &settings.json {
         std::fs::write(path, report.to_json())
             .with_context(|| format!("writing JSON report {}", path.display()))
@@ -191,11 +115,73 @@ pub fn emit(report: &Report, settings: &Settings) -> Outcome {
         Format::Text => print!("{}", render_text(report, settings.text)),
         Format::Json => println!("{}", report.to_json()),
     }
-    match report.status {
-        Status::Clean => Ok(CLEAN),
-        Status::Findings => Ok(settings.error_exitcode),
-        Status::Error => {
-            Err(Failure { code: USAGE, error: anyhow!("analysis incomplete: {}", report.errors.join("; ")) })
-        }
+    verdict_code(plain_verdict(report.status), settings.error_exitcode, |_| incomplete(report))
+}
+
+/// Why a report's analysis is incomplete, as the failure says it.
+pub fn incomplete(report: &Report) -> String {
+    format!("analysis incomplete: {}", report.errors.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::exit::CLEAN;
+    use ttsan_sanitizer::Analyzer;
+    use ttsan_test_support::fixtures;
+
+    fn report(events: &[ttsan_sanitizer::events::Event]) -> Report {
+        let mut a = Analyzer::new(Default::default());
+        events.iter().for_each(|e| a.feed(e));
+        Report::new(a.finish(None))
+    }
+
+    /// `ttsan run` analyses in memory and calls `emit`; CI options must gate that path too.
+    #[test]
+    fn emit_gates_in_memory_reports_in_ci_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let junit = dir.path().join("r.xml");
+        let args = ReportArgs { junit: Some(junit.clone()), ..ReportArgs::default() };
+        let settings = args.settings().unwrap();
+        assert!(settings.ci.is_some());
+        assert_eq!(emit(&report(&fixtures::clean()), &settings).unwrap(), CLEAN);
+        assert!(std::fs::read_to_string(&junit).unwrap().contains(r#"failures="0" errors="0""#));
+        let code = emit(&report(&fixtures::oob_write()), &settings).unwrap();
+        assert_eq!(code, super::super::exit::FINDINGS);
+        let no_start = report(&fixtures::clean()[1..]);
+        let failure = emit(&no_start, &settings).unwrap_err();
+        assert_eq!(failure.code, super::super::exit::USAGE);
+        assert!(failure.to_string().contains("no capture_start"), "{failure}");
+    }
+
+    /// The `ttsan run -- CMD` path: analyze_trace then emit, with the reader's checks kept.
+    #[test]
+    fn analyze_then_emit_keeps_the_reader_checks_in_ci_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, events: &[ttsan_sanitizer::events::Event]| {
+            let path = dir.path().join(name);
+            let file = std::fs::File::create(&path).unwrap();
+            let mut w = ttsan_sanitizer::events::trace::TraceWriter::new(std::io::BufWriter::new(file)).unwrap();
+            events.iter().for_each(|e| w.write(e).unwrap());
+            w.into_inner().unwrap();
+            path
+        };
+        let settings = ReportArgs { ci: true, ..ReportArgs::default() }.settings().unwrap();
+        let run = |path: &Path| {
+            let report = analyze_trace(path, &settings)?;
+            emit(&report, &settings)
+        };
+        assert_eq!(run(&write("clean.ttsan", &fixtures::clean())).unwrap(), CLEAN);
+        let mut events = fixtures::clean();
+        let text = "ttsan-preload: tt-metal symbols missing, buffers cannot be read: Buffer::address".to_string();
+        events.insert(1, ttsan_sanitizer::events::Event::Mark { text });
+        let failure = run(&write("shim.ttsan", &events)).unwrap_err();
+        assert_eq!(failure.code, super::super::exit::USAGE);
+        assert!(failure.to_string().contains("failed to load: ttsan-preload: tt-metal symbols missing"), "{failure}");
+        let torn = write("torn.ttsan", &fixtures::clean());
+        let bytes = std::fs::read(&torn).unwrap();
+        std::fs::write(&torn, &bytes[..bytes.len() - 3]).unwrap();
+        let failure = run(&torn).unwrap_err();
+        assert!(failure.to_string().contains("damaged record"), "{failure}");
     }
 }

@@ -14,7 +14,7 @@ use std::process::Command;
 use ttsan_events::trace::read_all;
 use ttsan_events::trace::ReadStats;
 use ttsan_events::Event;
-use ttsan_preload::StatusLine;
+use ttsan_preload_protocol::StatusLine;
 use ttsan_sanitizer::{AnalysisOptions, Analyzer, FindingKind};
 
 /// Options of `ttsan doctor`.
@@ -69,8 +69,8 @@ pub fn run(args: &DoctorArgs) -> Outcome {
         .args(["tt-metal", "doctor-workload", "--chips", &args.chips.to_string(), "--root"])
         .arg(root.path())
         .env("LD_PRELOAD", preload_value(&lib, std::env::var("LD_PRELOAD").ok().as_deref())?)
-        .env(ttsan_preload::ENV_TRACE, &trace)
-        .env(ttsan_preload::ENV_STATUS, &status)
+        .env(ttsan_preload_protocol::ENV_TRACE, &trace)
+        .env(ttsan_preload_protocol::ENV_STATUS, &status)
         .env_remove("TTSAN_OPTIONS");
     if hardware {
         cmd.arg("--hardware");
@@ -299,7 +299,7 @@ fn planted(said: &dyn Fn(&str) -> Vec<String>, events: &[Event], stats: ReadStat
 mod tests {
     use super::*;
     use ttsan_events::{Role, Space};
-    use ttsan_sanitizer::fixtures::{TraceBuilder, DRAM_BASE};
+    use ttsan_test_support::fixtures::{TraceBuilder, DRAM_BASE};
 
     /// What the doctor's workload leaves on a 1x8 mesh with readable chips: the guard read on
     /// every chip at registration and after each op, and `landed` chip's first page changed by

@@ -4,7 +4,8 @@
 //!
 //! Ops are announced exactly as ttnn's header template `GraphTracker::track_function_start`
 //! does: through every processor in the calling thread's list, by the vtable slots of ttnn's own
-//! `GraphProcessor` (exported overrides, named by `dladdr` on exact matches only). Circular
+//! `GraphProcessor` (exported overrides, named by `dladdr` on exact matches only, as the shim
+//! names them: `ttsan_preload_protocol::loader`). Circular
 //! buffers go through the library's `GraphTracker::track_allocate_cb` fan-out, as a program's
 //! placement does.
 
@@ -14,6 +15,7 @@ use clap::Args;
 use std::ffi::{c_void, CStr, CString};
 use std::path::PathBuf;
 use tt_metal_sys::{Arch, BufferKind, MockMesh, OpenOptions, RuntimeRoot};
+use ttsan_preload_protocol::loader::exact_symbol;
 
 /// Options of the hidden workload subcommand.
 #[derive(Debug, Args)]
@@ -69,32 +71,11 @@ fn handle(path: &std::path::Path) -> Result<*mut c_void, Failure> {
     Ok(h)
 }
 
-/// What `dladdr1` says about `addr`, with the dynamic symbol table entry that matched.
-fn dladdr1(addr: usize) -> Option<(libc::Dl_info, *const libc::Elf64_Sym)> {
-    let mut info = libc::Dl_info {
-        dli_fname: std::ptr::null(),
-        dli_fbase: std::ptr::null_mut(),
-        dli_sname: std::ptr::null(),
-        dli_saddr: std::ptr::null_mut(),
-    };
-    let mut sym: *mut c_void = std::ptr::null_mut();
-    // SAFETY: dladdr1 writes `info` and, with RTLD_DL_SYMENT (1), a pointer into the object's
-    // dynamic symbol table.
-    let ok = unsafe { libc::dladdr1(addr as *const c_void, &mut info, &mut sym, 1) };
-    (ok != 0).then_some((info, sym as *const libc::Elf64_Sym))
-}
-
-fn dladdr(addr: usize) -> Option<libc::Dl_info> {
-    dladdr1(addr).map(|(info, _)| info)
-}
-
 /// The slots of the vtable whose symbol starts at `vt`: its size less the two header words.
 fn slot_count(vt: *const usize) -> Result<usize, Failure> {
-    let (_, sym) = dladdr1(vt as usize)
-        .filter(|(info, sym)| std::ptr::eq(info.dli_saddr as *const usize, vt) && !sym.is_null())
+    let size = exact_symbol(vt as usize)
+        .and_then(|s| s.size)
         .ok_or_else(|| Failure::internal(anyhow!("ttnn's GraphProcessor vtable has no symbol size")))?;
-    // SAFETY: dladdr1 returned a valid entry of the dynamic symbol table.
-    let size = unsafe { (*sym).st_size } as usize;
     Ok((size / std::mem::size_of::<usize>()).saturating_sub(2))
 }
 
@@ -105,12 +86,7 @@ fn slots(ttnn: *mut c_void) -> Result<(usize, usize, usize), Failure> {
     for i in 0..slot_count(vt)? {
         // SAFETY: `i` is below the slot count the vtable symbol's size gives.
         let entry = unsafe { *vt.add(2 + i) };
-        let Some(info) = dladdr(entry) else { continue };
-        if info.dli_sname.is_null() || info.dli_saddr as usize != entry {
-            continue;
-        }
-        // SAFETY: dladdr's name is NUL-terminated.
-        let name = unsafe { CStr::from_ptr(info.dli_sname) }.to_string_lossy();
+        let Some(name) = exact_symbol(entry).and_then(|s| s.name) else { continue };
         if name.contains("GraphProcessor20track_function_start") {
             start = Some(i);
         } else if name.ends_with("GraphProcessor18track_function_endEv") {

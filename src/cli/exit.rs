@@ -1,6 +1,9 @@
 //! Exit codes and the error type that carries them to `main`.
 
+use anyhow::anyhow;
 use std::fmt;
+use ttsan_sanitizer::ci::Verdict;
+use ttsan_sanitizer::report::Status;
 
 /// Nothing found.
 pub const CLEAN: i32 = 0;
@@ -46,3 +49,27 @@ impl fmt::Display for Failure {
 /// What a command returns: the exit code on success paths (0 clean, 1 findings, or the wrapped
 /// command's own code), or a [`Failure`].
 pub type Outcome = Result<i32, Failure>;
+
+/// The exit code of a verdict: the one place analysis results become exit codes, for plain
+/// reports (through [`plain_verdict`]), the CI gate and `ttsan run gpt-oss`. `findings` is the
+/// code for findings (`--error-exitcode`); `why` words the failure of a run that cannot be
+/// trusted ([`Verdict::Failed`], exit 2) or of ttsan itself ([`Verdict::Internal`], exit 3).
+pub fn verdict_code(verdict: Verdict, findings: i32, why: impl FnOnce(Verdict) -> String) -> Outcome {
+    match verdict {
+        Verdict::Pass => Ok(CLEAN),
+        Verdict::Findings => Ok(findings),
+        Verdict::Checks => Ok(ACCURACY),
+        Verdict::Failed => Err(Failure::usage(anyhow!(why(verdict)))),
+        Verdict::Internal => Err(Failure::internal(anyhow!(why(verdict)))),
+    }
+}
+
+/// What a plain (non-CI) report's status amounts to: an incomplete analysis is a run that cannot
+/// be trusted, as in CI mode.
+pub fn plain_verdict(status: Status) -> Verdict {
+    match status {
+        Status::Clean => Verdict::Pass,
+        Status::Findings => Verdict::Findings,
+        Status::Error => Verdict::Failed,
+    }
+}

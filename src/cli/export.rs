@@ -4,21 +4,23 @@
 
 use super::exit::{Failure, Outcome, CLEAN};
 use anyhow::Context as _;
-use clap::Args;
+use clap::{ArgGroup, Args};
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use ttsan_events::trace::TraceReader;
-use ttsan_sanitizer::ci::graph_capture::GraphCaptureExport;
-use ttsan_sanitizer::ci::perfetto::ChromeTrace;
+use ttsan_sanitizer::ci::ChromeTrace;
+use ttsan_sanitizer::ci::GraphCaptureExport;
 use ttsan_sanitizer::{AnalysisOptions, Analyzer};
 
-/// Arguments of `ttsan export`.
+/// Arguments of `ttsan export`. At least one format is required; the group makes clap's error
+/// name every format rather than only the first.
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("format").required(true).multiple(true).args(["perfetto", "graph_capture"])))]
 pub struct ExportArgs {
     /// The trace file.
     pub trace: PathBuf,
     /// Write Chrome trace-event JSON (ops per chip, memory counters, findings) to FILE.
-    #[arg(long, value_name = "FILE.json", required_unless_present = "graph_capture")]
+    #[arg(long, value_name = "FILE.json")]
     pub perfetto: Option<PathBuf>,
     /// Write ttnn's graph-capture report (ops, buffers and circular buffers with their real
     /// addresses, findings as errors) to FILE, for `graph_report.py FILE OUT_DIR` and

@@ -15,5 +15,6 @@ pub mod report;
 pub mod run;
 pub mod run_cmd;
 pub mod run_gpt_oss;
+pub mod settings;
 pub mod trace;
 pub mod tt_metal;

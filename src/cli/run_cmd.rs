@@ -6,16 +6,17 @@
 //! file written by every shim instance tells "tt-metal was never loaded" (nothing to check, the
 //! command's exit code stands) from "the shim never loaded" and "the shim failed" (never clean).
 
-use super::analyze::{analyze_trace, emit, ReportArgs, Settings};
+use super::analyze::{analyze_trace, emit};
 use super::exit::{Failure, Outcome, CLEAN, INTERNAL};
 use super::options::EnvOptions;
+use super::settings::{ReportArgs, Settings};
 use anyhow::{anyhow, Context as _};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use ttsan_events::trace::read_all;
 use ttsan_events::Event;
-use ttsan_preload::{DigestSampling, GuardSelection, StatusLine};
+use ttsan_preload_protocol::{DigestSampling, GuardSelection, StatusLine};
 
 /// Name of the shim library.
 const PRELOAD_LIB: &str = "libttsan_preload.so";
@@ -127,18 +128,18 @@ pub fn run(args: &WrapArgs) -> Outcome {
     let mut cmd = Command::new(program);
     cmd.args(rest)
         .env("LD_PRELOAD", preload_value(&lib, std::env::var("LD_PRELOAD").ok().as_deref())?)
-        .env(ttsan_preload::ENV_TRACE, &trace)
-        .env(ttsan_preload::ENV_STATUS, &status_file);
+        .env(ttsan_preload_protocol::ENV_TRACE, &trace)
+        .env(ttsan_preload_protocol::ENV_STATUS, &status_file);
     for (k, v) in guards.to_env().into_iter().chain(args.sampling()?.to_env()) {
         cmd.env(k, v);
     }
     if let Some(d) = args.stack_depth {
-        cmd.env(ttsan_preload::ENV_STACK_DEPTH, d.to_string());
+        cmd.env(ttsan_preload_protocol::ENV_STACK_DEPTH, d.to_string());
     }
     let mut child = cmd.spawn().with_context(|| format!("cannot run `{program}`")).map_err(Failure::usage)?;
     let status = {
         // Ctrl-C reaches the whole process group: the command stops, ttsan stays to report.
-        let _quiet = ttsan_preload::ignore_interrupts();
+        let _quiet = ttsan_preload_protocol::ignore_interrupts();
         child.wait().with_context(|| format!("waiting for `{program}`")).map_err(Failure::internal)?
     };
     let code = exit_code(status);

@@ -5,9 +5,10 @@
 //! but a module missed its PCC threshold), prints the module PCCs, adds them to the JSON report
 //! as `modules[]` (and to JUnit as test cases), and writes the HTML allocation map on request.
 
-use super::analyze::{analyze_trace, emit, Format, ReportArgs, Settings};
-use super::exit::{Failure, Outcome, ACCURACY, CLEAN, USAGE};
+use super::analyze::{analyze_trace, emit, emit_with, incomplete};
+use super::exit::{plain_verdict, verdict_code, Failure, Outcome, ACCURACY};
 use super::options::EnvOptions;
+use super::settings::{Format, ReportArgs, Settings};
 use anyhow::{anyhow, Context as _};
 use clap::Args;
 use std::io::IsTerminal as _;
@@ -20,7 +21,7 @@ use ttsan_inference::gpt_oss::run::{
     Progress, RunError, RunOptions, RunOutcome,
 };
 use ttsan_inference::sim::{Canaries, DetectMode};
-use ttsan_sanitizer::ci::Check;
+use ttsan_sanitizer::ci::{Check, Verdict};
 use ttsan_sanitizer::report::{render_text, Report, Status};
 use ttsan_sanitizer::FindingKind;
 use ttsan_shim::events::{Arch, Role};
@@ -260,7 +261,7 @@ fn record<T>(
     bar.finish();
     recorder.finish().with_context(|| format!("writing trace {}", trace.path.display())).map_err(Failure::internal)?;
     let outcome = outcome.map_err(|e| {
-        let code = if e.is_usage() { USAGE } else { super::exit::INTERNAL };
+        let code = if e.is_usage() { super::exit::USAGE } else { super::exit::INTERNAL };
         Failure { code, error: anyhow!("{e}") }
     })?;
     Ok((trace, outcome))
@@ -295,7 +296,8 @@ pub fn run(args: &GptOssArgs) -> Outcome {
         // saying "clean" would claim a check that never happened.
         print_modules(&outcome, &mut std::io::stdout());
         eprintln!("ttsan: --detect none: the sanitizer was off; nothing was recorded or checked");
-        return Ok(accuracy_code(&outcome, CLEAN));
+        let verdict = if pcc_failed(&outcome) { Verdict::Checks } else { Verdict::Pass };
+        return verdict_code(verdict, settings.error_exitcode, |_| unreachable!("no failure without a report"));
     }
     if let Some(e) = &outcome.program_error {
         // tt-metal throws here; the trace up to the throw says who and what.
@@ -305,11 +307,11 @@ pub fn run(args: &GptOssArgs) -> Outcome {
     if let Some(html) = &args.html {
         write_html(&trace.path, html, &settings)?;
     }
-    if settings.ci.active() {
+    let checks = || {
         print_modules(&outcome, &mut std::io::stderr());
-        return super::ci::gate_report_with_checks(&report, module_checks(&outcome), &settings);
-    }
-    finish(&report, &outcome, &settings)
+        module_checks(&outcome)
+    };
+    emit_with(&report, &settings, checks, || finish(&report, &outcome, &settings))
 }
 
 /// `--plan`: the full-size model's allocations and ops, analysed as `ttsan analyze` would; an
@@ -386,16 +388,16 @@ fn module_checks(outcome: &RunOutcome) -> Vec<Check> {
         .collect()
 }
 
-/// `clean` unless a module missed its PCC threshold, then [`ACCURACY`]: a run whose numbers are
-/// wrong must not pass a CI job just because its memory accesses were clean.
-fn accuracy_code(outcome: &RunOutcome, clean: i32) -> i32 {
+/// Whether a module missed its PCC threshold (said on stderr): a run whose numbers are wrong
+/// must not pass a CI job just because its memory accesses were clean ([`ACCURACY`]).
+fn pcc_failed(outcome: &RunOutcome) -> bool {
     let failed: Vec<String> =
         outcome.modules.iter().filter(|m| !m.passed()).map(|m| format!("{} {}", m.module, m.mode)).collect();
     if failed.is_empty() {
-        return clean;
+        return false;
     }
     eprintln!("ttsan: PCC below threshold: {} (exit {ACCURACY})", failed.join(", "));
-    ACCURACY
+    true
 }
 
 fn print_modules(outcome: &RunOutcome, out: &mut dyn std::io::Write) {
@@ -473,13 +475,11 @@ fn finish(report: &Report, outcome: &RunOutcome, settings: &Settings) -> Outcome
             println!("{}", report_json(report, outcome)?);
         }
     }
-    match report.status {
-        Status::Clean => Ok(accuracy_code(outcome, CLEAN)),
+    let verdict = match report.status {
+        Status::Clean if pcc_failed(outcome) => Verdict::Checks,
         // Findings win: they usually explain the wrong numbers, and their code is the one CI
         // jobs already gate on.
-        Status::Findings => Ok(settings.error_exitcode),
-        Status::Error => {
-            Err(Failure { code: USAGE, error: anyhow!("analysis incomplete: {}", report.errors.join("; ")) })
-        }
-    }
+        status => plain_verdict(status),
+    };
+    verdict_code(verdict, settings.error_exitcode, |_| incomplete(report))
 }

@@ -17,11 +17,7 @@ const RUN_LIMIT: Duration = Duration::from_secs(240);
 pub fn require() -> Option<PathBuf> {
     let found = ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|name| which(name));
     if found.is_none() {
-        assert!(
-            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
-            "chromium is not installed and CI=true: install it (apt-get install -y chromium)"
-        );
-        eprintln!("SKIPPED: chromium not installed (apt-get install -y chromium)");
+        crate::support::skip("the browser test", "chromium is not installed (apt-get install -y chromium)");
     }
     found
 }

@@ -10,7 +10,7 @@
 //! corruption and a use-after-free instead (`--hostile-scenario`: with markup in its names).
 
 use std::io::BufWriter;
-use ttsan_viz::synth::{scenario, write_trace, BigTrace, BigTraceOptions};
+use ttsan_test_support::synth::{scenario, write_trace, BigTrace, BigTraceOptions};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

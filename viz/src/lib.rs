@@ -25,14 +25,16 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod encode;
+mod encode;
 mod error;
-pub mod html;
+mod html;
 mod load;
-pub mod map;
+mod map;
 pub mod plot;
-pub mod synth;
 
+// The page's data block, its HTML and the map's columns are internals of `write_html`; what
+// other crates need is re-exported here.
+pub use encode::split as split_data_block;
 pub use error::VizError;
 pub use html::{write_html, write_html_file};
 pub use load::map_trace_file;

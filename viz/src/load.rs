@@ -8,7 +8,7 @@ use ttsan_sanitizer::{Analysis, AnalysisOptions, Analyzer};
 /// Reads the trace at `path` once, streaming, and returns its map and its analysis.
 ///
 /// This is what `ttsan report` does; a command that also wants the page (`ttsan analyze --html`)
-/// can call it instead of `ttsan_sanitizer::analyzer::analyze_file` and get the same analysis.
+/// can call it instead of `ttsan_sanitizer::analyze_file` and get the same analysis.
 pub fn map_trace_file(path: &Path, options: AnalysisOptions) -> Result<(MapData, Analysis), VizError> {
     let mut reader = TraceReader::open(path)?;
     let mut map = MapData::new();

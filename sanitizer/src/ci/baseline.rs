@@ -101,7 +101,7 @@ impl Baseline {
 mod tests {
     use super::super::test_support::findings;
     use super::*;
-    use crate::fixtures;
+    use ttsan_test_support::fixtures;
 
     #[test]
     fn round_trips_and_ignores_addresses() {

@@ -229,9 +229,10 @@ impl Gate {
 mod tests {
     use super::*;
     use crate::ci::scan::TraceFacts;
-    use crate::{fixtures, Analyzer};
+    use crate::Analyzer;
     use std::path::Path;
     use ttsan_events::Event;
+    use ttsan_test_support::fixtures;
 
     fn gate(events: &[Event], policy: &Policy) -> Gate {
         let mut a = Analyzer::new(Default::default());

@@ -3,36 +3,40 @@
 //!
 //! The pieces:
 //!
-//! - [`scan`]: reads a trace file into an [`Analysis`](crate::Analysis) plus the facts about
+//! - `scan`: reads a trace file into an [`Analysis`](crate::Analysis) plus the facts about
 //!   the run itself ([`TraceFacts`]: damaged records, a capture that started, shim errors).
-//! - [`checks`]: the run-level checks that must fail a job even when no finding was made
+//! - `checks`: the run-level checks that must fail a job even when no finding was made
 //!   (unreadable or torn trace, no allocations recorded, a shim that did not load).
-//! - [`suppress`] and [`baseline`]: findings that must not fail the job, each with a reason.
-//! - [`gate`]: combines all of the above into a [`Gate`] and its [`Verdict`].
+//! - `suppress` and `baseline`: findings that must not fail the job, each with a reason.
+//! - `gate`: combines all of the above into a [`Gate`] and its [`Verdict`].
 //! - [`summary`], [`junit`], [`sarif`], [`json`]: the outputs.
-//! - [`graph_capture`]: ttnn's graph-capture report, for ttnn-visualizer.
-//! - [`perfetto`]: a Chrome trace-event export of a trace (ops, memory counters, findings).
+//! - `graph_capture`: ttnn's graph-capture report, for ttnn-visualizer.
+//! - `perfetto`: a Chrome trace-event export of a trace (ops, memory counters, findings).
 
-pub mod baseline;
-pub mod checks;
-pub mod error;
-pub mod gate;
-pub mod graph_capture;
+mod baseline;
+mod checks;
+mod error;
+mod gate;
+mod graph_capture;
 pub mod json;
 pub mod junit;
-pub mod perfetto;
+mod perfetto;
 pub mod sarif;
-pub mod scan;
+mod scan;
 pub mod summary;
-pub mod suppress;
+mod suppress;
 #[cfg(test)]
 mod test_support;
 mod text;
 mod xml;
 
 pub use baseline::Baseline;
-pub use checks::{RunFailure, RunFailureKind};
+pub use checks::{check_run, facts_of_report, RunFailure, RunFailureKind};
 pub use error::CiError;
 pub use gate::{Check, FindingState, Gate, Policy, Verdict};
+pub use graph_capture::GraphCaptureExport;
+pub use perfetto::ChromeTrace;
+#[cfg(feature = "test-hooks")]
+pub use scan::TEST_PANIC_MARK;
 pub use scan::{scan_file, TraceFacts};
 pub use suppress::Suppressions;

@@ -121,7 +121,8 @@ mod tests {
     use crate::ci::{Policy, TraceFacts};
     use crate::finding::FindingKind;
     use crate::report::Report;
-    use crate::{fixtures, Analyzer};
+    use crate::Analyzer;
+    use ttsan_test_support::fixtures;
 
     #[test]
     fn never_longer_than_the_limit() {

@@ -227,7 +227,7 @@ fn pairs(text: &str) -> Result<Vec<(String, String)>, String> {
 mod tests {
     use super::super::test_support::findings;
     use super::*;
-    use crate::fixtures;
+    use ttsan_test_support::fixtures;
 
     fn parse(text: &str) -> Result<Suppressions, CiError> {
         Suppressions::parse(text, Path::new("s.supp"))

@@ -162,14 +162,4 @@ impl FindingSet {
         v.sort_by_key(|f| f.kind.severity());
         v
     }
-
-    /// Number of distinct findings.
-    pub fn len(&self) -> usize {
-        self.findings.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.findings.is_empty()
-    }
 }

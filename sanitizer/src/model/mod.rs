@@ -8,7 +8,7 @@ pub mod footprint;
 pub mod pages;
 
 pub use footprint::{footprint, Footprint};
-pub use pages::{num_pages, page_location, page_stride};
+pub use pages::page_location;
 
 /// Rounds `value` up to a multiple of `align` (an `align` of 0 leaves it unchanged).
 pub fn align_up(value: u64, align: u64) -> u64 {

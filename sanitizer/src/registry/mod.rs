@@ -4,7 +4,6 @@ mod ids;
 mod quarantine;
 mod space_map;
 
-pub use ids::Ids;
 pub use quarantine::Quarantine;
 pub use space_map::{Hit, Hits, SpaceMap};
 

@@ -98,11 +98,6 @@ impl SpaceMap {
             }
         }
     }
-
-    /// Whether nothing is recorded.
-    pub fn is_empty(&self) -> bool {
-        self.all.is_empty() && self.units.is_empty()
-    }
 }
 
 fn collect(map: &RangeMap<u64, Ids>, range: Range<u64>, out: &mut Hits) {

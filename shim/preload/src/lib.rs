@@ -20,9 +20,9 @@
 //! A forked child stops recording (its parent's trace stays consistent); an exec'd child that
 //! uses tt-metal writes its own `$TTSAN_TRACE.<pid>`.
 //!
-//! The crate is also an rlib so that the `ttsan` binary can depend on it (which makes every
-//! `cargo build` produce the shim) and share the wrapper-side pieces: the environment protocol,
-//! status lines, guard selection and [`ignore_interrupts`].
+//! What the wrapper (`ttsan run`) and the shim agree on, the environment variables, status lines,
+//! guard selection and sampling, is the `ttsan-preload-protocol` crate; the wrapper links that,
+//! never this crate.
 //!
 //! Nothing here may unwind into the traced program: every exported function catches panics, and
 //! tt-metal's own exceptions (an out-of-memory from the allocator) pass through untouched.
@@ -32,10 +32,7 @@ pub mod cabi;
 mod config;
 mod digest;
 mod geometry;
-mod glob;
-mod guard;
 mod interpose;
-mod interrupts;
 mod lifecycle;
 mod names;
 mod processor;
@@ -48,12 +45,3 @@ mod symbols;
 mod tt;
 mod vtable;
 mod writer;
-
-pub use config::{
-    ENV_COMMAND, ENV_GUARD_EVERY, ENV_GUARD_MIN_SIZE, ENV_GUARD_OPS, ENV_GUARD_PRELOADED, ENV_GUARD_STACK,
-    ENV_GUARD_TYPES, ENV_STACK_DEPTH, ENV_STATUS, ENV_TRACE,
-};
-pub use glob::glob_match;
-pub use guard::{DigestSampling, GuardSelection, SelectError};
-pub use interrupts::{ignore_interrupts, InterruptsIgnored};
-pub use status::{StatusLine, STATUS_ERROR, STATUS_LOADED, STATUS_TT_METAL, STATUS_UNSUPPORTED};

@@ -108,7 +108,7 @@ struct State {
     next_op: u64,
     /// Top-level ops ended so far (for `TTSAN_GUARD_EVERY`).
     top_ends: u64,
-    /// Whether the first compute op has begun ([`crate::guard::COMPUTE_OP`]).
+    /// Whether the first compute op has begun ([`ttsan_preload_protocol::COMPUTE_OP`]).
     preload_over: bool,
     /// The mesh trace being captured: its ops are recorded, not run, and reads are not allowed.
     capturing: Option<u32>,
@@ -526,7 +526,7 @@ pub(crate) fn on_host_write(buffer: *const c_void) {
 }
 
 /// Who announced an op: it decides whether the op ends the preload phase
-/// ([`crate::guard::COMPUTE_OP`]).
+/// ([`ttsan_preload_protocol::COMPUTE_OP`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OpSource {
     /// `ttsan_op_begin`: the program marks its own ops.

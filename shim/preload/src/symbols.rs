@@ -2,7 +2,8 @@
 //!
 //! `dladdr` only knows the dynamic symbol table and answers a hidden function's address with
 //! the nearest exported symbol before it, a wrong name given without complaint. A name is
-//! therefore accepted from `dladdr` only on an exact address match; every other address is
+//! therefore accepted from `dladdr` only on an exact address match
+//! (`ttsan_preload_protocol::loader`, shared with `ttsan doctor`); every other address is
 //! looked up in the full symbol table (`.symtab`) of the file the loader mapped it from. The
 //! wheel's libraries are not stripped, so hidden functions (the default bodies of
 //! `IGraphProcessor`'s virtual methods) are named there.
@@ -10,37 +11,12 @@
 use object::{Object, ObjectSymbol, SymbolKind};
 use std::collections::HashMap;
 use std::ffi::{c_void, CStr};
-
-/// `RTLD_DL_SYMENT`: `dladdr1` also returns the matching dynamic symbol table entry.
-const RTLD_DL_SYMENT: libc::c_int = 1;
+use ttsan_preload_protocol::loader::{dladdr1, exact_symbol};
 
 /// An exported data object: where it is and how many bytes the symbol says it spans.
 pub(crate) fn exported_object(name: &CStr) -> Option<(usize, usize)> {
     let addr = crate::tt::global(name)? as usize;
-    let (info, sym) = dladdr1(addr)?;
-    if info.dli_saddr as usize != addr {
-        return None;
-    }
-    Some((addr, sym?.st_size as usize))
-}
-
-fn dladdr1(addr: usize) -> Option<(libc::Dl_info, Option<libc::Elf64_Sym>)> {
-    let mut info = libc::Dl_info {
-        dli_fname: std::ptr::null(),
-        dli_fbase: std::ptr::null_mut(),
-        dli_sname: std::ptr::null(),
-        dli_saddr: std::ptr::null_mut(),
-    };
-    let mut sym: *mut c_void = std::ptr::null_mut();
-    // SAFETY: dladdr1 writes `info` and, with RTLD_DL_SYMENT, a pointer into the object's
-    // dynamic symbol table (valid while the object stays loaded, which tt-metal does).
-    let ok = unsafe { libc::dladdr1(addr as *const c_void, &mut info, &mut sym, RTLD_DL_SYMENT) };
-    if ok == 0 {
-        return None;
-    }
-    // SAFETY: as above; null when the address matched no symbol.
-    let sym = (!sym.is_null()).then(|| unsafe { *(sym as *const libc::Elf64_Sym) });
-    Some((info, sym))
+    Some((addr, exact_symbol(addr)?.size?))
 }
 
 /// The mangled names of the functions at each of `addrs` (several when the linker folded
@@ -50,17 +26,15 @@ pub(crate) fn names_at(addrs: &[usize]) -> HashMap<usize, Vec<String>> {
     // Per library file: the addresses still unnamed, relative to its load base.
     let mut by_file: HashMap<String, (usize, Vec<usize>)> = HashMap::new();
     for &addr in addrs {
-        let Some((info, _)) = dladdr1(addr) else { continue };
-        if !info.dli_sname.is_null() && info.dli_saddr as usize == addr {
-            // SAFETY: dladdr's name is NUL-terminated and lives as long as the object.
-            let name = unsafe { CStr::from_ptr(info.dli_sname) }.to_string_lossy().into_owned();
+        if let Some(name) = exact_symbol(addr).and_then(|s| s.name) {
             out.entry(addr).or_default().push(name);
             continue;
         }
+        let Some((info, _)) = dladdr1(addr) else { continue };
         if info.dli_fname.is_null() {
             continue;
         }
-        // SAFETY: as above.
+        // SAFETY: dladdr's file name is NUL-terminated and lives as long as the object.
         let file = unsafe { CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned();
         let base = info.dli_fbase as usize;
         by_file.entry(file).or_insert_with(|| (base, Vec::new())).1.push(addr);

@@ -6,8 +6,8 @@ use crate::map::{MapData, StringTable};
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 use ttsan_events::{CaptureStart, Geometry, Role, Space};
-use ttsan_sanitizer::analyzer::Summary;
 use ttsan_sanitizer::Analysis;
+use ttsan_sanitizer::Summary;
 
 /// Everything the page needs besides the columns.
 #[derive(Debug, Serialize)]

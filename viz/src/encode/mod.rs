@@ -14,9 +14,8 @@ mod columns;
 mod findings;
 mod meta;
 
-pub use columns::{ColumnBlock, ColumnMeta, Element};
-pub use findings::FindingView;
-pub use meta::{Meta, PeakView};
+pub use columns::ColumnBlock;
+pub use meta::Meta;
 
 use crate::map::{flags, MapData, OPEN};
 use crate::VizError;

@@ -164,7 +164,7 @@ fn columns_of_a_small_trace() {
 
 #[test]
 fn findings_point_at_rows_and_ops() {
-    let mut events = crate::synth::scenario(false);
+    let mut events = ttsan_test_support::synth::scenario(false);
     let mut map = MapData::new();
     let mut analyzer = Analyzer::new(AnalysisOptions::default());
     for e in events.drain(..) {

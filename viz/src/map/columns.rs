@@ -28,6 +28,8 @@ pub enum Kind {
 /// Bit layout of the `flags` column.
 pub mod flags {
     /// Role index ([`ttsan_events::Role::ALL`] order), bits 0..3.
+    // Only the page (and the tests) read the role back; Rust writes it unshifted.
+    #[allow(dead_code)]
     pub const ROLE_MASK: u32 = 0x7;
     /// Space index ([`ttsan_events::Space::ALL`] order), bits 3..5.
     pub const SPACE_SHIFT: u32 = 3;

@@ -8,12 +8,12 @@ mod usage;
 pub use columns::{flags, AllocColumns, Kind, OpColumns, ALL_CHIPS, ALL_UNITS, NO_LAYER, NO_OP, OPEN};
 pub use layer::parse_layer;
 pub use strings::StringTable;
-pub use usage::{CoreBytes, Peak, Sample, Usage};
+pub use usage::{CoreBytes, Usage};
 
 use std::collections::HashMap;
 use ttsan_events::{CaptureStart, CoreCoord, DeviceSel, Event, Role, Space, Unit};
-use ttsan_sanitizer::buffer::BufferInfo;
-use ttsan_sanitizer::model::{footprint, Footprint};
+use ttsan_sanitizer::BufferInfo;
+use ttsan_sanitizer::{footprint, Footprint};
 
 /// Top-level ops between usage samples when the trace has no ops at all (every this many
 /// allocations and frees a sample is taken instead).

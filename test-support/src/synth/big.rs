@@ -1,10 +1,11 @@
 //! A generator of large traces with the shape of a long inference run.
 
 use super::rng::Rng;
+use crate::events::{free, interleaved, op_begin};
 use std::collections::VecDeque;
 use ttsan_events::{
-    Arch, BufferAlloc, BufferFree, CaptureStart, CbAlloc, CoreCoord, CoreRange, Event, Geometry, Layout, MeshDesc,
-    OpBegin, Role, ShardSpec, Space, Unit, Write,
+    Arch, BufferAlloc, CaptureStart, CbAlloc, CoreCoord, CoreRange, Event, Geometry, Layout, MeshDesc, Role, ShardSpec,
+    Space, Unit, Write,
 };
 
 /// What to generate.
@@ -122,7 +123,7 @@ impl BigTrace {
             let id = self.id();
             let address = self.dram_cursor;
             self.dram_cursor += per_bank;
-            self.queue.push_back(interleaved(id, Space::Dram, address, per_bank * banks, name, role, None, None));
+            self.queue.push_back(buffer(id, Space::Dram, address, per_bank * banks, name, role, None, None));
         }
     }
 
@@ -131,16 +132,7 @@ impl BigTrace {
         self.op += 1;
         let name = OP_NAMES[(op % OP_NAMES.len() as u64) as usize];
         let layer = (op / 6) % self.opts.layers.max(1);
-        self.queue.push_back(Event::OpBegin(OpBegin {
-            index: op,
-            name: name.into(),
-            devices: Vec::new(),
-            args: String::new(),
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-            scratch: Vec::new(),
-            parent: None,
-        }));
+        self.queue.push_back(Event::OpBegin(op_begin(op, name)));
         let banks = u64::from(self.geometry.dram_banks);
         let grid = self.geometry.worker_grid;
         let remaining = self.opts.allocations.saturating_sub(self.allocated);
@@ -162,7 +154,7 @@ impl BigTrace {
                 let per_bank = 2048 * self.rng.range(1, 64);
                 let bounds = self.dram_ring;
                 let address = ring(self.dram_cursor_ring(), per_bank, bounds);
-                interleaved(id, Space::Dram, address, per_bank * banks, tensor, Role::Activation, Some(op), stack)
+                buffer(id, Space::Dram, address, per_bank * banks, tensor, Role::Activation, Some(op), stack)
             } else if pick < 85 {
                 let pages = self.rng.range(1, 8) as u32;
                 let per_core = u64::from(pages) * 2048;
@@ -211,7 +203,7 @@ impl BigTrace {
             self.plant(op);
         }
         for id in std::mem::take(&mut self.live_prev) {
-            self.queue.push_back(Event::BufferFree(BufferFree { id, op: Some(op), stack: None, stack_id: None }));
+            self.queue.push_back(free(id, Some(op)));
         }
         self.live_prev = std::mem::take(&mut self.live_now);
         self.queue.push_back(Event::CbDeallocAll { device: None });
@@ -226,23 +218,23 @@ impl BigTrace {
             let id = self.id();
             let address = self.dram_ring.0 - (8 << 20);
             self.queue.push_back(Event::BufferAlloc(BufferAlloc {
-                id,
                 device: Some(3),
-                space: Space::Dram,
-                address,
-                size: 16 * 2048 * banks,
-                page_size: 2048,
-                layout: Layout::Interleaved,
-                name: format!("ccl.all_gather.scratch{op}"),
-                role: Role::CclScratch,
-                op: Some(op),
                 stack: Some(STACKS[2].to_string()),
-                stack_id: None,
+                ..interleaved(
+                    id,
+                    Space::Dram,
+                    address,
+                    16 * 2048 * banks,
+                    2048,
+                    format!("ccl.all_gather.scratch{op}"),
+                    Role::CclScratch,
+                    Some(op),
+                )
             }));
             self.victim_scratch = Some((id, address));
         } else if op == middle + 1 {
             if let Some((id, _)) = self.victim_scratch {
-                self.queue.push_back(Event::BufferFree(BufferFree { id, op: Some(op), stack: None, stack_id: None }));
+                self.queue.push_back(free(id, Some(op)));
             }
         } else if op == middle + 2 {
             if let Some((_, address)) = self.victim_scratch.take() {
@@ -277,8 +269,9 @@ fn ring(cursor: &mut u64, len: u64, (lo, hi): (u64, u64)) -> u64 {
     at
 }
 
+/// An interleaved DRAM or L1 buffer of 2 KiB pages, with the allocating code's stack.
 #[allow(clippy::too_many_arguments)]
-fn interleaved(
+fn buffer(
     id: u64,
     space: Space,
     address: u64,
@@ -288,20 +281,7 @@ fn interleaved(
     op: Option<u64>,
     stack: Option<String>,
 ) -> Event {
-    Event::BufferAlloc(BufferAlloc {
-        id,
-        device: None,
-        space,
-        address,
-        size,
-        page_size: 2048,
-        layout: Layout::Interleaved,
-        name,
-        role,
-        op,
-        stack,
-        stack_id: None,
-    })
+    Event::BufferAlloc(BufferAlloc { stack, ..interleaved(id, space, address, size, 2048, name, role, op) })
 }
 
 impl Iterator for BigTrace {
@@ -322,7 +302,7 @@ impl Iterator for BigTrace {
                 self.next_op();
             } else {
                 for id in std::mem::take(&mut self.live_prev) {
-                    self.queue.push_back(Event::BufferFree(BufferFree { id, op: None, stack: None, stack_id: None }));
+                    self.queue.push_back(free(id, None));
                 }
                 self.queue.push_back(Event::CaptureEnd { dropped: 0 });
                 self.done = true;

@@ -46,7 +46,7 @@ pub struct GuardSelection {
 }
 
 /// Parses `1048576`, `64K`, `1M`, `2G` (binary multiples).
-pub(crate) fn parse_size(text: &str) -> Result<u64, SelectError> {
+fn parse_size(text: &str) -> Result<u64, SelectError> {
     let t = text.trim();
     let (num, mult) = match t.char_indices().last() {
         Some((i, 'k' | 'K')) => (&t[..i], 1u64 << 10),

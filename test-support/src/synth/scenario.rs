@@ -1,8 +1,9 @@
 //! A small hand-built trace with a use-after-free and a guard corruption at known places.
 
+use crate::events::{free, interleaved, op_begin};
 use ttsan_events::{
-    Arch, BufferAlloc, BufferFree, CaptureStart, CbAlloc, CoreCoord, CoreRange, DeviceSel, Digest, Event, Geometry,
-    GuardDigest, Layout, MeshDesc, OpBegin, Role, ShardSpec, Space, Unit, Write,
+    Arch, BufferAlloc, CaptureStart, CbAlloc, CoreCoord, CoreRange, DeviceSel, Digest, Event, Geometry, GuardDigest,
+    Layout, MeshDesc, Role, ShardSpec, Space, Unit, Write,
 };
 
 /// A buffer name that is also markup: the page must show it as text.
@@ -189,37 +190,11 @@ fn alloc(
     op: Option<u64>,
 ) -> Event {
     let page_size = if space.is_dram() { DRAM_PAGE } else { 2048 };
-    Event::BufferAlloc(BufferAlloc {
-        id,
-        device,
-        space,
-        address,
-        size,
-        page_size,
-        layout: Layout::Interleaved,
-        name: name.into(),
-        role,
-        op,
-        stack: None,
-        stack_id: None,
-    })
-}
-
-fn free(id: u64, op: Option<u64>) -> Event {
-    Event::BufferFree(BufferFree { id, op, stack: None, stack_id: None })
+    Event::BufferAlloc(BufferAlloc { device, ..interleaved(id, space, address, size, page_size, name, role, op) })
 }
 
 fn begin(index: u64, name: &str) -> Event {
-    Event::OpBegin(OpBegin {
-        index,
-        name: name.into(),
-        devices: Vec::new(),
-        args: String::new(),
-        inputs: Vec::new(),
-        outputs: Vec::new(),
-        scratch: Vec::new(),
-        parent: None,
-    })
+    Event::OpBegin(op_begin(index, name))
 }
 
 fn digest(buffer: u64, device: u32, after_op: Option<u64>, pages: Vec<Digest>) -> Event {
