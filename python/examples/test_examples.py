@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import os
+import sys
+
 import pytest
 
 import ttsan
@@ -50,6 +53,12 @@ def test_guarding_an_unknown_buffer_is_an_error(mesh: Mesh) -> None:
             ttsan.guard(12345, "nothing", buffer_type="DRAM")
     else:
         assert ttsan.guard(12345, "nothing", buffer_type="DRAM") is False
+
+
+def test_extension_modules_load_global_under_ttsan() -> None:
+    # `import ttsan` under the shim makes later extension imports (`import ttnn`) RTLD_GLOBAL,
+    # so that the shim reaches the real tt-metal functions (docs/python.md).
+    assert bool(sys.getdlopenflags() & os.RTLD_GLOBAL) == ttsan.active()
 
 
 def test_planted_cb_clash(mesh: Mesh) -> None:
