@@ -13,8 +13,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 import pytest
 
@@ -29,7 +29,7 @@ def _unavailable(why: str) -> None:
     pytest.skip(why)
 
 
-def _runtime_root() -> Optional[Path]:
+def _runtime_root() -> Path | None:
     env = os.environ.get("TTSAN_TTNN_ROOT")
     root = Path(env) if env else HERE.parent.parent / "target" / "ttnn" / "root"
     return root if (root / "ttnn" / "build" / "lib" / "libtt_metal.so").is_file() else None
@@ -39,8 +39,18 @@ def _compile(root: Path, out_dir: Path) -> Path:
     lib = root / "ttnn" / "build" / "lib"
     out = out_dir / "libmock_mesh.so"
     cmd = [
-        "g++", "-std=c++20", "-O1", "-shared", "-fPIC", "-o", str(out), str(HERE / "mock_mesh.cpp"),
-        f"-L{lib}", "-ltt_metal", f"-Wl,-rpath,{lib}", f"-Wl,-rpath,{root / 'ttnn.libs'}",
+        "g++",
+        "-std=c++20",
+        "-O1",
+        "-shared",
+        "-fPIC",
+        "-o",
+        str(out),
+        str(HERE / "mock_mesh.cpp"),
+        f"-L{lib}",
+        "-ltt_metal",
+        f"-Wl,-rpath,{lib}",
+        f"-Wl,-rpath,{root / 'ttnn.libs'}",
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -51,7 +61,7 @@ def _compile(root: Path, out_dir: Path) -> Path:
 class Buffer:
     """A mesh buffer of the mock device."""
 
-    def __init__(self, mesh: "Mesh", handle: int) -> None:
+    def __init__(self, mesh: Mesh, handle: int) -> None:
         self._mesh = mesh
         self.handle = handle
 

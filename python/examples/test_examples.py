@@ -8,13 +8,11 @@ with ``-k 'not planted'``.
 
 from __future__ import annotations
 
-from typing import Any
-
 import os
 import sys
+from typing import Any
 
 import pytest
-
 import ttsan
 
 # tt::tt_metal::BufferType

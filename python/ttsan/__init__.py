@@ -14,12 +14,13 @@ import contextlib
 import ctypes
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any
 
 from . import _abi
 
-__all__ = ["GuardError", "active", "binary", "guard", "op", "op_writes", "preload_library", "__version__"]
+__all__ = ["GuardError", "__version__", "active", "binary", "guard", "op", "op_writes", "preload_library"]
 
 __version__ = "0.1.0"
 
@@ -98,10 +99,13 @@ def _pointer(value: Any) -> int:
         return value
     if isinstance(value, ctypes.c_void_p):
         return value.value or 0
-    raise TypeError(f"ttsan.guard: expected a ttnn tensor, a Buffer* (int or ctypes.c_void_p) or an address; got {type(value).__name__}")
+    kind = type(value).__name__
+    raise TypeError(
+        f"ttsan.guard: expected a ttnn tensor, a Buffer* (int or ctypes.c_void_p) or an address; got {kind}"
+    )
 
 
-def guard(tensor_or_buffer: Any, name: str, *, buffer_type: Union[int, str, None] = None) -> bool:
+def guard(tensor_or_buffer: Any, name: str, *, buffer_type: int | str | None = None) -> bool:
     """Guards a device buffer under ``name``: ttsan digests it at the start and end of every
     top-level op and reports a ``guard-corruption`` when an op that does not write it changed it.
 
@@ -139,4 +143,4 @@ def op_writes(buffer: Any) -> bool:
     change across the op. Returns False without the shim or when no op is open."""
     if _abi.op_writes is None:
         return False
-    return _abi.op_writes(_pointer(buffer)) == 0
+    return bool(_abi.op_writes(_pointer(buffer)) == 0)

@@ -9,18 +9,19 @@ Python API does nothing.
 from __future__ import annotations
 
 import ctypes
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 _PROCESS = ctypes.CDLL(None)
 
 
-def _lookup(name: str, restype: Any, argtypes: list[Any]) -> Optional[Callable[..., Any]]:
-    fn = getattr(_PROCESS, name, None)
+def _lookup(name: str, restype: Any, argtypes: list[Any]) -> Callable[..., Any] | None:
+    fn: Any = getattr(_PROCESS, name, None)
     if fn is None:
         return None
     fn.restype = restype
     fn.argtypes = argtypes
-    return fn
+    found: Callable[..., Any] = fn
+    return found
 
 
 op_begin = _lookup("ttsan_op_begin", None, [ctypes.c_char_p])

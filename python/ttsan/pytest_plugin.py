@@ -38,9 +38,10 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import pytest
 
@@ -60,7 +61,9 @@ ENV_STATUS = "TTSAN_PRELOAD_STATUS"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ttsan", "ttsan, the device-memory sanitizer for tt-metal")
-    group.addoption("--ttsan", action="store_true", help="run the session under ttsan (re-runs pytest under `ttsan run`)")
+    group.addoption(
+        "--ttsan", action="store_true", help="run the session under ttsan (re-runs pytest under `ttsan run`)"
+    )
     group.addoption(
         "--ttsan-guard",
         action="append",
@@ -70,7 +73,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--ttsan-json", metavar="FILE", help="write ttsan's JSON report, each finding with its tests")
     group.addoption("--ttsan-html", metavar="FILE", help="write ttsan's allocation map (one HTML file)")
-    group.addoption("--ttsan-junit", metavar="FILE", help="write JUnit XML: one test case per test, failed when ttsan found something in it")
+    group.addoption(
+        "--ttsan-junit",
+        metavar="FILE",
+        help="write JUnit XML: one test case per test, failed when ttsan found something in it",
+    )
     group.addoption("--ttsan-trace", metavar="FILE", help="keep the trace at FILE (default: a temporary file)")
     group.addoption(
         "--ttsan-report-only",
@@ -80,7 +87,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config: pytest.Config) -> Optional[int]:
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if not config.getoption("ttsan"):
         return None
     if _abi.present():
@@ -97,7 +104,7 @@ def pytest_cmdline_main(config: pytest.Config) -> Optional[int]:
 # --- findings -------------------------------------------------------------------------------
 
 
-def _op_of(finding: dict[str, Any]) -> Optional[int]:
+def _op_of(finding: dict[str, Any]) -> int | None:
     """The op index a finding happened in: its culprit's, or for a finding without a culprit (a
     leak) the op that allocated its victim (``"#N name"``)."""
     culprit = finding.get("culprit")
@@ -136,7 +143,8 @@ def describe(finding: dict[str, Any]) -> str:
         lines.append(f"  culprit: op #{culprit.get('op_index')} {culprit.get('op')} (call {culprit.get('call')})")
     victim = finding.get("victim")
     if victim:
-        lines.append(f"  victim:  '{victim.get('name')}' (id {victim.get('id')}, {victim.get('space')}, {victim.get('size')} bytes)")
+        name, space, size = victim.get("name"), victim.get("space"), victim.get("size")
+        lines.append(f"  victim:  '{name}' (id {victim.get('id')}, {space}, {size} bytes)")
     if finding.get("mechanism"):
         lines.append(f"  mechanism: {finding['mechanism']}")
     if int(finding.get("count", 1)) > 1:
@@ -147,13 +155,17 @@ def describe(finding: dict[str, Any]) -> str:
 def _analyze(exe: Path, trace: Path) -> dict[str, Any]:
     """``ttsan analyze TRACE --format json`` of the trace so far, in a process without the shim."""
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "TTSAN_TRACE", ENV_STATUS)}
-    out = subprocess.run([str(exe), "analyze", str(trace), "--format", "json"], env=env, capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [str(exe), "analyze", str(trace), "--format", "json"], env=env, capture_output=True, text=True, check=False
+    )
     try:
         report = json.loads(out.stdout)
     except json.JSONDecodeError as e:
-        raise RuntimeError(f"`ttsan analyze {trace}` exited {out.returncode} without a report: {out.stderr.strip() or e}") from e
+        raise RuntimeError(
+            f"`ttsan analyze {trace}` exited {out.returncode} without a report: {out.stderr.strip() or e}"
+        ) from e
     if not isinstance(report, dict):
-        raise RuntimeError(f"`ttsan analyze {trace}` printed no report object")
+        raise TypeError(f"`ttsan analyze {trace}` printed no report object")
     return report
 
 
@@ -178,7 +190,7 @@ class Recorder:
         override = os.environ.get(ENV_BIN) or os.environ.get(ENV_TTSAN)
         self.exe = Path(override) if override else binary()
         self.can_check = _abi.next_op is not None and _abi.flush is not None
-        self.test: Optional[_Test] = None
+        self.test: _Test | None = None
         # Repeats merge into one finding (same kind, op name, victim, related buffer): what each
         # key's count was, so that a test that adds occurrences of a known finding is caught too.
         self.counts: dict[str, int] = {}
@@ -191,7 +203,7 @@ class Recorder:
     def _next_op(self) -> int:
         return int(_abi.next_op()) if _abi.next_op is not None else -1
 
-    def _trace(self) -> Optional[Path]:
+    def _trace(self) -> Path | None:
         """This process's trace, as the shim announced it in the status file; None before the
         first buffer (nothing recorded yet)."""
         status = os.environ.get(ENV_STATUS)
@@ -208,12 +220,14 @@ class Recorder:
     def _new_findings(self, test: _Test, end: int) -> list[dict[str, Any]]:
         """Findings in the trace so far that this test caused: new ones whose op is in its range,
         and known ones seen more often than before."""
-        if not self.can_check or _abi.flush() != 0:
+        if not self.can_check or _abi.flush is None or _abi.flush() != 0:
             return []
         trace = self._trace()
         if trace is None:
             return []
         report = _analyze(self.exe, trace)
+        if report.get("status") == "error":
+            raise RuntimeError("; ".join(str(e) for e in report.get("errors", [])) or "the analysis reported an error")
         found = []
         for f in report.get("findings", []):
             key, count = _key(f), int(f.get("count", 1))
@@ -227,7 +241,7 @@ class Recorder:
         return found
 
     @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: Optional[pytest.Item]) -> Iterator[None]:
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
         first = self._next_op()
         self.test = _Test(item.nodeid, first, first)
         yield
@@ -244,7 +258,7 @@ class Recorder:
         )
 
     @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
         outcome = yield
         report: pytest.TestReport = outcome.get_result()
         test = self.test
@@ -254,7 +268,7 @@ class Recorder:
         if not self.report_only and test.first >= 0:
             try:
                 findings = self._new_findings(test, end)
-            except (OSError, RuntimeError) as e:
+            except (OSError, RuntimeError, TypeError) as e:
                 # Never a silent pass: a check that could not run fails the phase.
                 report.outcome = "failed"
                 report.longrepr = f"ttsan: the per-test check could not run: {e}"
@@ -263,7 +277,9 @@ class Recorder:
                 text = "\n\n".join(describe(f) for f in findings)
                 if report.passed or report.skipped:
                     report.outcome = "failed"
-                    report.longrepr = f"ttsan found {len(findings)} problem(s) during this test ({report.when}):\n{text}"
+                    report.longrepr = (
+                        f"ttsan found {len(findings)} problem(s) during this test ({report.when}):\n{text}"
+                    )
                 else:
                     report.sections.append(("ttsan", text))
                 test.flagged.extend(_key(f) for f in findings)
@@ -287,19 +303,20 @@ class _TestRecord:
     flagged: list[str]
 
 
-def _read_state(path: Path) -> tuple[list[_TestRecord], Optional[int]]:
+def _read_state(path: Path) -> tuple[list[_TestRecord], int | None]:
     tests: list[_TestRecord] = []
     exitstatus = None
     if not path.exists():
         return tests, exitstatus
     with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
+        for raw in f:
+            if not raw.strip():
                 continue
-            r = json.loads(line)
+            r = json.loads(raw)
             if r.get("event") == "test":
-                tests.append(_TestRecord(r["nodeid"], int(r["first"]), int(r["last"]), dict(r["outcomes"]), list(r["flagged"])))
+                tests.append(
+                    _TestRecord(r["nodeid"], int(r["first"]), int(r["last"]), dict(r["outcomes"]), list(r["flagged"]))
+                )
             elif r.get("event") == "session":
                 exitstatus = int(r["exitstatus"])
     return tests, exitstatus
@@ -325,7 +342,7 @@ class Supervisor:
         self.cwd = Path(config.invocation_params.dir)
         self.report_only = bool(config.getoption("ttsan_report_only"))
 
-    def _path(self, option: str) -> Optional[Path]:
+    def _path(self, option: str) -> Path | None:
         value = self.config.getoption(option)
         return (self.cwd / value).resolve() if value else None
 
@@ -333,7 +350,9 @@ class Supervisor:
         override = os.environ.get(ENV_TTSAN)
         exe = Path(override) if override else binary()
         if not exe.is_file():
-            raise pytest.UsageError(f"--ttsan: the ttsan executable {exe} is missing (reinstall the ttsan package, or set {ENV_TTSAN})")
+            raise pytest.UsageError(
+                f"--ttsan: the ttsan executable {exe} is missing (reinstall the ttsan package, or set {ENV_TTSAN})"
+            )
         return exe
 
     def run(self) -> int:
@@ -366,7 +385,7 @@ class Supervisor:
         return self._summarise(rc, child_exit, report, tests)
 
     @staticmethod
-    def _wait(child: "subprocess.Popen[bytes]") -> int:
+    def _wait(child: subprocess.Popen[bytes]) -> int:
         # Ctrl-C reaches the whole process group: pytest stops, `ttsan run` reports what was
         # recorded, and so must this process, so it waits on.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -376,14 +395,16 @@ class Supervisor:
             signal.signal(signal.SIGINT, previous)
 
     @staticmethod
-    def _load(path: Path) -> Optional[dict[str, Any]]:
+    def _load(path: Path) -> dict[str, Any] | None:
         if not path.exists():
             return None
         with open(path, encoding="utf-8") as f:
             report = json.load(f)
         return report if isinstance(report, dict) else None
 
-    def _summarise(self, rc: int, child_exit: Optional[int], report: Optional[dict[str, Any]], tests: list[_TestRecord]) -> int:
+    def _summarise(
+        self, rc: int, child_exit: int | None, report: dict[str, Any] | None, tests: list[_TestRecord]
+    ) -> int:
         write = sys.stdout.write
         width = shutil.get_terminal_size((80, 20)).columns
         if report is None:
@@ -394,7 +415,9 @@ class Supervisor:
                 write("ttsan: tt-metal was never loaded by the session: no device memory to check\n")
                 return child_exit
             write(_rule("ttsan: not checked", width))
-            write(f"ttsan: `ttsan run` exited {rc} without a report (its message is above): the session was NOT checked\n")
+            write(
+                f"ttsan: `ttsan run` exited {rc} without a report (its message is above): the session was NOT checked\n"
+            )
             return rc if rc != 0 else 3
         findings = list(report.get("findings", []))
         owners = attribute(findings, tests)
@@ -411,9 +434,8 @@ class Supervisor:
         if not findings:
             write(_rule("ttsan: clean", width))
             summary = report.get("summary", {})
-            write(
-                f"ttsan: no findings in {len(tests)} test(s) ({summary.get('ops', 0)} ops, {summary.get('allocations', 0)} allocations)\n"
-            )
+            ops, allocations = summary.get("ops", 0), summary.get("allocations", 0)
+            write(f"ttsan: no findings in {len(tests)} test(s) ({ops} ops, {allocations} allocations)\n")
             return child_exit if child_exit is not None else rc
         by_test: dict[str, list[dict[str, Any]]] = {}
         outside = []
@@ -442,7 +464,9 @@ class Supervisor:
         # outside any test): the session still fails.
         return int(pytest.ExitCode.TESTS_FAILED)
 
-    def _outputs(self, report: dict[str, Any], findings: list[dict[str, Any]], owners: list[list[str]], tests: list[_TestRecord]) -> None:
+    def _outputs(
+        self, report: dict[str, Any], findings: list[dict[str, Any]], owners: list[list[str]], tests: list[_TestRecord]
+    ) -> None:
         json_path = self._path("ttsan_json")
         if json_path:
             report = dict(report, findings=findings)
@@ -466,7 +490,9 @@ def junit(findings: list[dict[str, Any]], owners: list[list[str]], tests: list[_
     attributed to it; findings outside any test as one more test case."""
     suite = ET.Element("testsuite", name="ttsan")
     failures = 0
-    cases: list[tuple[str, list[dict[str, Any]]]] = [(t.nodeid, [f for f, o in zip(findings, owners) if t.nodeid in o]) for t in tests]
+    cases: list[tuple[str, list[dict[str, Any]]]] = [
+        (t.nodeid, [f for f, o in zip(findings, owners) if t.nodeid in o]) for t in tests
+    ]
     outside = [f for f, o in zip(findings, owners) if not o]
     if outside:
         cases.append(("ttsan::outside-any-test", outside))
