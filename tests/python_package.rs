@@ -157,6 +157,17 @@ fn pip_install_then_pytest_ttsan_and_the_wheel_without_rust() {
     let v = must(&mut clean(&src.join("bin/ttsan"), &src_path, &home).arg("--version"), "ttsan --version");
     assert_eq!(stdout(&v).trim(), "ttsan 0.1.0");
 
+    // The plugin's own unit tests (attribution, JUnit, the API without the shim).
+    let o = run(
+        clean(&src.join("bin/pytest"), &src_path, &home)
+            .current_dir(&work)
+            .args(["-p", "no:cacheprovider", "-q"])
+            .arg(repo().join("python/tests")),
+        "pytest python/tests",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(stdout(&o).contains("7 passed"), "{}", text(&o));
+
     // Without --ttsan every example passes (the API does nothing without the shim).
     let o = pytest(&src, &src_path, &home, &root, &work.join("plain"), &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));

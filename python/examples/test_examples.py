@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 import pytest
+
 import ttsan
 
 # tt::tt_metal::BufferType
