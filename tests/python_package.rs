@@ -166,7 +166,7 @@ fn pip_install_then_pytest_ttsan_and_the_wheel_without_rust() {
         "pytest python/tests",
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(stdout(&o).contains("7 passed"), "{}", text(&o));
+    assert!(stdout(&o).contains("9 passed"), "{}", text(&o));
 
     // Without --ttsan every example passes (the API does nothing without the shim).
     let o = pytest(&src, &src_path, &home, &root, &work.join("plain"), &[]);

@@ -80,3 +80,43 @@ def test_buffer_types_by_number_enum_or_name() -> None:
     assert ttsan._buffer_type(BufferType()) == 3
     with pytest.raises(ValueError, match="SYSTEM_MEMORY"):
         ttsan._buffer_type("SYSTEM_MEMORY")
+
+
+class _Config:
+    """The two things the supervisor reads of pytest's config."""
+
+    def __init__(self, tmp: Any, report_only: bool) -> None:
+        self.invocation_params = type("P", (), {"dir": tmp, "args": ()})()
+        self.options = {"ttsan_report_only": report_only}
+
+    def getoption(self, name: str) -> Any:
+        return self.options.get(name)
+
+
+def summarise(
+    tmp: Any, report: dict[str, Any] | None, rc: int, child_exit: int | None, report_only: bool = False
+) -> int:
+    supervisor = plugin.Supervisor(_Config(tmp, report_only))  # type: ignore[arg-type]
+    tests = [record("t.py::a", 0, 2), record("t.py::b", 2, 4)]
+    return supervisor._summarise(rc, child_exit, report, tests)
+
+
+def test_a_finding_the_per_test_check_missed_still_fails_the_session(tmp_path: Any, capsys: Any) -> None:
+    report = {"status": "findings", "findings": [finding("cb-clash", 3), finding("double-free", None)]}
+    assert summarise(tmp_path, report, rc=1, child_exit=0) == 1
+    out = capsys.readouterr().out
+    assert "ttsan: 2 finding(s) in 1 test(s)" in out
+    assert "FOUND AFTER THE RUN t.py::b - ttsan: cb-clash by op3" in out
+    assert "OUTSIDE ANY TEST - ttsan: double-free by host" in out
+    assert summarise(tmp_path, report, rc=1, child_exit=0, report_only=True) == 0
+    assert "REPORTED t.py::b" in capsys.readouterr().out
+
+
+def test_a_run_ttsan_could_not_check_is_never_clean(tmp_path: Any, capsys: Any) -> None:
+    assert summarise(tmp_path, {"status": "error", "errors": ["damaged"], "findings": []}, rc=3, child_exit=0) == 3
+    assert "NOT checked" in capsys.readouterr().out
+    # No report: `ttsan run` failed (3), or tt-metal was never loaded (the session's own status).
+    assert summarise(tmp_path, None, rc=3, child_exit=0) == 3
+    assert summarise(tmp_path, None, rc=0, child_exit=0) == 0
+    assert "tt-metal was never loaded" in capsys.readouterr().out
+    assert summarise(tmp_path, {"status": "clean", "findings": [], "summary": {}}, rc=5, child_exit=5) == 5

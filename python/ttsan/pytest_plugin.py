@@ -176,7 +176,6 @@ def _analyze(exe: Path, trace: Path) -> dict[str, Any]:
 class _Test:
     nodeid: str
     first: int
-    phase_start: int
     flagged: list[str] = field(default_factory=list)
     outcomes: dict[str, str] = field(default_factory=dict)
 
@@ -243,7 +242,7 @@ class Recorder:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
         first = self._next_op()
-        self.test = _Test(item.nodeid, first, first)
+        self.test = _Test(item.nodeid, first)
         yield
         test, self.test = self.test, None
         self._write(
@@ -284,7 +283,6 @@ class Recorder:
                     report.sections.append(("ttsan", text))
                 test.flagged.extend(_key(f) for f in findings)
         test.outcomes[report.when] = report.outcome
-        test.phase_start = end
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
