@@ -28,7 +28,12 @@ fn repo() -> PathBuf {
 }
 
 fn text(o: &Output) -> String {
-    format!("status {:?}\n--- stdout\n{}\n--- stderr\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn stdout(o: &Output) -> String {
@@ -66,7 +71,11 @@ fn interpreter() -> Option<PathBuf> {
 fn pytest(venv: &Path, env_path: &OsString, home: &Path, root: &Path, cwd: &Path, args: &[&str]) -> Output {
     std::fs::create_dir_all(cwd).unwrap();
     let mut c = clean(&venv.join("bin/pytest"), env_path, home);
-    c.current_dir(cwd).env("TTSAN_TTNN_ROOT", root).args(["-p", "no:cacheprovider"]).args(args).arg(repo().join("python/examples"));
+    c.current_dir(cwd)
+        .env("TTSAN_TTNN_ROOT", root)
+        .args(["-p", "no:cacheprovider"])
+        .args(args)
+        .arg(repo().join("python/examples"));
     run(&mut c, &format!("pytest {}", args.join(" ")))
 }
 
@@ -111,8 +120,7 @@ fn check_session(venv: &Path, env_path: &OsString, home: &Path, root: &Path, dir
     match Command::new("xmllint").arg("--version").output() {
         Ok(_) => {
             let xsd = repo().join("tests/schemas/junit-10.xsd");
-            let v = must(Command::new("xmllint").arg("--noout").arg("--schema").arg(&xsd).arg(&junit), "xmllint");
-            drop(v);
+            must(Command::new("xmllint").arg("--noout").arg("--schema").arg(&xsd).arg(&junit), "xmllint");
         }
         Err(_) => skip("xmllint is missing: the JUnit output was not validated against tests/schemas/junit-10.xsd"),
     }
@@ -141,7 +149,8 @@ fn pip_install_then_pytest_ttsan_and_the_wheel_without_rust() {
     // 1. A fresh venv, pytest from the index (no network: skip), then `pip install <checkout>`.
     let src = work.join("venv-src");
     must(clean(&python, &full_path, &home).args(["-m", "venv"]).arg(&src), "python3 -m venv");
-    let src_path = std::env::join_paths(std::iter::once(src.join("bin")).chain(std::env::split_paths(&full_path))).unwrap();
+    let src_path =
+        std::env::join_paths(std::iter::once(src.join("bin")).chain(std::env::split_paths(&full_path))).unwrap();
     let o = run(clean(&src.join("bin/pip"), &src_path, &home).args(["install", "-q", "pytest"]), "pip install pytest");
     if !o.status.success() {
         return skip(&format!("pip cannot install pytest (no package index?): {}", text(&o)));
@@ -179,7 +188,11 @@ fn pip_install_then_pytest_ttsan_and_the_wheel_without_rust() {
     let o = pytest(&src, &src_path, &home, &root, &work.join("report-only"), &["--ttsan", "--ttsan-report-only"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(stdout(&o).contains("5 passed"), "{}", text(&o));
-    assert!(stdout(&o).contains(&format!("REPORTED {PLANTED} - ttsan: cb-clash by example::bad_program")), "{}", text(&o));
+    assert!(
+        stdout(&o).contains(&format!("REPORTED {PLANTED} - ttsan: cb-clash by example::bad_program")),
+        "{}",
+        text(&o)
+    );
 
     // Without the planted test the session is clean.
     let o = pytest(&src, &src_path, &home, &root, &work.join("clean"), &["--ttsan", "-k", "not planted"]);
@@ -190,7 +203,11 @@ fn pip_install_then_pytest_ttsan_and_the_wheel_without_rust() {
     // 2. The wheel: Python-independent, with the executable and the shim inside the package.
     let wheels = work.join("wheels");
     let mut wheel = clean(&src.join("bin/pip"), &src_path, &home);
-    wheel.args(["wheel", "--no-deps", "--no-cache-dir", "-w"]).arg(&wheels).arg(repo()).env("CARGO_TARGET_DIR", &target_dir);
+    wheel
+        .args(["wheel", "--no-deps", "--no-cache-dir", "-w"])
+        .arg(&wheels)
+        .arg(repo())
+        .env("CARGO_TARGET_DIR", &target_dir);
     for k in ["CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN"] {
         if let Some(v) = std::env::var_os(k) {
             wheel.env(k, v);
@@ -203,15 +220,23 @@ fn pip_install_then_pytest_ttsan_and_the_wheel_without_rust() {
     let name = whl.file_name().unwrap().to_string_lossy().into_owned();
     assert!(name.starts_with("ttsan-0.1.0-py3-none-linux_x86_64"), "{name}");
     let listing = must(
-        clean(&src.join("bin/python"), &src_path, &home).args([
-            "-c",
-            "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); print('\\n'.join(z.namelist())); \
+        clean(&src.join("bin/python"), &src_path, &home)
+            .args([
+                "-c",
+                "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); print('\\n'.join(z.namelist())); \
              print(next(z.read(n).decode() for n in z.namelist() if n.endswith('entry_points.txt')))",
-        ]).arg(whl),
+            ])
+            .arg(whl),
         "listing the wheel",
     );
     let listing = stdout(&listing);
-    for f in ["ttsan/_bin/ttsan", "ttsan/_bin/libttsan_preload.so", "ttsan/pytest_plugin.py", "pytest11", "ttsan = ttsan.__main__:main"] {
+    for f in [
+        "ttsan/_bin/ttsan",
+        "ttsan/_bin/libttsan_preload.so",
+        "ttsan/pytest_plugin.py",
+        "pytest11",
+        "ttsan = ttsan.__main__:main",
+    ] {
         assert!(listing.contains(f), "{f} missing from the wheel:\n{listing}");
     }
 
@@ -222,14 +247,18 @@ fn pip_install_then_pytest_ttsan_and_the_wheel_without_rust() {
     std::fs::create_dir_all(&bare_home).unwrap();
     let system: Vec<PathBuf> = ["/usr/local/bin", "/usr/bin", "/bin"].iter().map(PathBuf::from).collect();
     for tool in ["cargo", "rustc", "rustup"] {
-        assert!(!system.iter().any(|d| d.join(tool).exists()), "{tool} is in the system PATH: the no-Rust check would prove nothing");
+        assert!(
+            !system.iter().any(|d| d.join(tool).exists()),
+            "{tool} is in the system PATH: the no-Rust check would prove nothing"
+        );
     }
     let bare_path = std::env::join_paths(std::iter::once(bare.join("bin")).chain(system)).unwrap();
     must(clean(&python, &bare_path, &bare_home).args(["-m", "venv"]).arg(&bare), "python3 -m venv (no Rust)");
     let mut install = clean(&bare.join("bin/pip"), &bare_path, &bare_home);
     install.args(["install", "-q", "--no-cache-dir"]).arg(whl).arg("pytest");
     must(&mut install, "pip install <wheel> pytest (no Rust)");
-    let v = must(&mut clean(&bare.join("bin/ttsan"), &bare_path, &bare_home).arg("--version"), "ttsan --version (no Rust)");
+    let v =
+        must(&mut clean(&bare.join("bin/ttsan"), &bare_path, &bare_home).arg("--version"), "ttsan --version (no Rust)");
     assert_eq!(stdout(&v).trim(), "ttsan 0.1.0");
     check_session(&bare, &bare_path, &bare_home, &root, &work.join("wheel-session"));
 }
