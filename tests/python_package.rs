@@ -13,14 +13,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use tt_metal_sys::RuntimeRoot;
 
-const TEST: &str = "python_package";
+const PACKAGE_TEST: &str = "pip_install_then_pytest_ttsan_and_the_wheel_without_rust";
 
-fn skip(why: &str) {
+fn skip(test: &str, why: &str) {
     if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{TEST}: CI=true but {why}");
+        panic!("{test}: CI=true but {why}");
     }
     // Straight to the stderr handle: the test harness captures eprintln! of passing tests.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {TEST} because {why}");
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test} because {why}");
 }
 
 fn repo() -> PathBuf {
@@ -122,7 +122,10 @@ fn check_session(venv: &Path, env_path: &OsString, home: &Path, root: &Path, dir
             let xsd = repo().join("tests/schemas/junit-10.xsd");
             must(Command::new("xmllint").arg("--noout").arg("--schema").arg(&xsd).arg(&junit), "xmllint");
         }
-        Err(_) => skip("xmllint is missing: the JUnit output was not validated against tests/schemas/junit-10.xsd"),
+        Err(_) => skip(
+            PACKAGE_TEST,
+            "xmllint is missing: the JUnit output was not validated against tests/schemas/junit-10.xsd",
+        ),
     }
 }
 
@@ -130,12 +133,14 @@ fn check_session(venv: &Path, env_path: &OsString, home: &Path, root: &Path, dir
 fn pip_install_then_pytest_ttsan_and_the_wheel_without_rust() {
     let root = RuntimeRoot::locate(None);
     if let Err(e) = root.check() {
-        return skip(&format!("the tt-metal library is unusable: {e} (run scripts/fetch-ttnn)"));
+        return skip(PACKAGE_TEST, &format!("the tt-metal library is unusable: {e} (run scripts/fetch-ttnn)"));
     }
     let root = root.path().to_path_buf();
-    let Some(python) = interpreter() else { return skip("python3 with venv and ensurepip is not available") };
+    let Some(python) = interpreter() else {
+        return skip(PACKAGE_TEST, "python3 with venv and ensurepip is not available");
+    };
     if Command::new("g++").arg("--version").output().is_err() {
-        return skip("g++ is missing (the examples compile their mock-device helper)");
+        return skip(PACKAGE_TEST, "g++ is missing (the examples compile their mock-device helper)");
     }
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     // The build shares the target directory of this checkout, so a second run rebuilds nothing.
@@ -153,7 +158,7 @@ fn pip_install_then_pytest_ttsan_and_the_wheel_without_rust() {
         std::env::join_paths(std::iter::once(src.join("bin")).chain(std::env::split_paths(&full_path))).unwrap();
     let o = run(clean(&src.join("bin/pip"), &src_path, &home).args(["install", "-q", "pytest"]), "pip install pytest");
     if !o.status.success() {
-        return skip(&format!("pip cannot install pytest (no package index?): {}", text(&o)));
+        return skip(PACKAGE_TEST, &format!("pip cannot install pytest (no package index?): {}", text(&o)));
     }
     let mut install = clean(&src.join("bin/pip"), &src_path, &home);
     install.args(["install", "--no-cache-dir"]).arg(repo()).env("CARGO_TARGET_DIR", &target_dir);
@@ -163,7 +168,7 @@ fn pip_install_then_pytest_ttsan_and_the_wheel_without_rust() {
         }
     }
     must(&mut install, "pip install <checkout>");
-    let v = must(&mut clean(&src.join("bin/ttsan"), &src_path, &home).arg("--version"), "ttsan --version");
+    let v = must(clean(&src.join("bin/ttsan"), &src_path, &home).arg("--version"), "ttsan --version");
     assert_eq!(stdout(&v).trim(), "ttsan 0.1.0");
 
     // The plugin's own unit tests (attribution, JUnit, the API without the shim).
@@ -257,8 +262,115 @@ fn pip_install_then_pytest_ttsan_and_the_wheel_without_rust() {
     let mut install = clean(&bare.join("bin/pip"), &bare_path, &bare_home);
     install.args(["install", "-q", "--no-cache-dir"]).arg(whl).arg("pytest");
     must(&mut install, "pip install <wheel> pytest (no Rust)");
-    let v =
-        must(&mut clean(&bare.join("bin/ttsan"), &bare_path, &bare_home).arg("--version"), "ttsan --version (no Rust)");
+    let v = must(clean(&bare.join("bin/ttsan"), &bare_path, &bare_home).arg("--version"), "ttsan --version (no Rust)");
     assert_eq!(stdout(&v).trim(), "ttsan 0.1.0");
     check_session(&bare, &bare_path, &bare_home, &root, &work.join("wheel-session"));
+}
+
+/// What `ttsan run -- python3 SCRIPT` runs: the Python API and the C ABI's `ttsan_next_op` and
+/// `ttsan_flush` against the mock device, checking the trace while the program still runs.
+const ABI_SCRIPT: &str = r#"
+import ctypes, json, os, subprocess, sys
+import ttsan
+from ttsan import _abi
+
+helper_path, ttsan_bin = sys.argv[1], sys.argv[2]
+if not ttsan.active():
+    print("SHIM absent", _abi.next_op is None, _abi.flush is None, ttsan.guard(1, "x"))
+    sys.exit(0)
+helper = ctypes.CDLL(helper_path, mode=ctypes.RTLD_GLOBAL)
+helper.mm_alloc.restype = ctypes.c_void_p
+helper.mm_alloc.argtypes = [ctypes.c_uint64, ctypes.c_uint64, ctypes.c_int]
+helper.mm_address.restype = ctypes.c_uint64
+helper.mm_address.argtypes = [ctypes.c_void_p]
+helper.mm_free.argtypes = [ctypes.c_void_p]
+helper.mm_place_cb.argtypes = [ctypes.c_uint64, ctypes.c_uint64]
+assert helper.mm_open() == 0
+before = _abi.next_op()
+activation = helper.mm_alloc(256 << 10, 2048, 1)
+with ttsan.op("check::first"):
+    pass
+first = _abi.next_op() - 1
+with ttsan.op("check::bad_program"):
+    helper.mm_place_cb(helper.mm_address(activation), 4096)
+    helper.mm_release_cbs()
+end = _abi.next_op()
+assert _abi.flush() == 0
+trace = None
+with open(os.environ["TTSAN_PRELOAD_STATUS"]) as f:
+    for line in f:
+        tag, pid, rest = (line.rstrip("\n").split(" ", 2) + ["", ""])[:3]
+        if tag == "tt-metal" and pid == str(os.getpid()):
+            trace = rest
+env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+out = subprocess.run([ttsan_bin, "analyze", trace, "--format", "json"], env=env, capture_output=True, text=True)
+report = json.loads(out.stdout)
+print("RANGE", before, first, end)
+print("FINDINGS", json.dumps([[f["kind"], f["culprit"]["op_index"]] for f in report["findings"]]))
+helper.mm_free(activation)
+helper.mm_close()
+"#;
+
+#[test]
+fn ops_are_numbered_and_the_trace_is_flushed_while_the_program_runs() {
+    let test = "ops_are_numbered_and_the_trace_is_flushed_while_the_program_runs";
+    let root = RuntimeRoot::locate(None);
+    if let Err(e) = root.check() {
+        return skip(test, &format!("the tt-metal library is unusable: {e} (run scripts/fetch-ttnn)"));
+    }
+    let root = root.path().to_path_buf();
+    if Command::new("python3").arg("--version").output().is_err() {
+        return skip(test, "python3 is missing");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let helper = dir.path().join("libmock_mesh.so");
+    let lib = root.join("ttnn/build/lib");
+    let cc = Command::new("g++")
+        .args(["-std=c++20", "-O1", "-shared", "-fPIC", "-o"])
+        .arg(&helper)
+        .arg(repo().join("python/examples/mock_mesh.cpp"))
+        .arg(format!("-L{}", lib.display()))
+        .arg("-ltt_metal")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg(format!("-Wl,-rpath,{}", root.join("ttnn.libs").display()))
+        .output();
+    match cc {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!("g++ failed: {}", text(&o)),
+        Err(e) => return skip(test, &format!("g++ is missing: {e}")),
+    }
+    let script = dir.path().join("abi.py");
+    std::fs::write(&script, ABI_SCRIPT).unwrap();
+    let bin = env!("CARGO_BIN_EXE_ttsan");
+    let python = |wrapped: bool| {
+        let mut c = if wrapped { Command::new(bin) } else { Command::new("python3") };
+        if wrapped {
+            c.args(["run", "--", "python3"]);
+        }
+        c.current_dir(dir.path())
+            .arg(&script)
+            .arg(&helper)
+            .arg(bin)
+            .env("PYTHONPATH", repo().join("python"))
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("TT_METAL_RUNTIME_ROOT", root.join("ttnn"))
+            .env("TT_METAL_SHM_TRACKING_DISABLED", "1")
+            .env("OMPI_MCA_btl", "self")
+            .env("TT_METAL_CACHE", dir.path().join("cache"))
+            .env("TT_METAL_LOGGER_LEVEL", "error")
+            .env_remove("TTSAN_OPTIONS")
+            .env_remove("LD_PRELOAD");
+        run(&mut c, "python3 abi.py")
+    };
+    // Without the shim the API has nothing to call and says so.
+    let o = python(false);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(stdout(&o).contains("SHIM absent True True False"), "{}", text(&o));
+    // Under it: two ops, numbered 0 and 1 (the allocation between opens none); the clash placed
+    // in the second is in the trace, with that op, before the program ends.
+    let o = python(true);
+    assert_eq!(o.status.code(), Some(1), "the clash is also in ttsan run's final report: {}", text(&o));
+    let out = stdout(&o);
+    assert!(out.contains("RANGE 0 0 2"), "{}", text(&o));
+    assert!(out.contains(r#"FINDINGS [["cb-clash", 1]]"#), "{}", text(&o));
 }
