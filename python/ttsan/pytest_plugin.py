@@ -25,7 +25,7 @@ that child the shim is present and the plugin *records* instead:
   prints the ttsan summary with the tests, writes ``--ttsan-json`` / ``--ttsan-junit``, and
   exits non-zero if anything was found (unless ``--ttsan-report-only``). The final analysis is
   the authoritative one: a finding the per-test check could not see yet (a writer more than
-  the flush's 0.2 s behind) is still reported there, with its test, and still fails the run.
+  the flush's 2 s behind) is still reported there, with its test, and still fails the run.
 """
 
 from __future__ import annotations

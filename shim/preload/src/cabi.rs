@@ -123,14 +123,22 @@ pub extern "C" fn ttsan_next_op() -> i64 {
     inside(-1, || i64::try_from(state::next_op_index()).unwrap_or(i64::MAX))
 }
 
-/// Hands every record sent so far to the trace file and waits (at most about 0.2 s, the bound
-/// the signal handlers use) for the writer thread to write them. Returns 0, or -1 when the shim
-/// is not recording. Records of a process that has not allocated a buffer yet wait for the
-/// first one (the trace starts there) and are not written by this call.
+/// Hands every record sent so far to the trace file and waits for the writer thread to write
+/// them, at most about 2 s. Returns 0, or -1 when the shim is not recording. Records of a
+/// process that has not allocated a buffer yet wait for the first one (the trace starts there)
+/// and are not written by this call.
 #[no_mangle]
 pub extern "C" fn ttsan_flush() -> c_int {
     inside(-1, || {
-        crate::writer::flush_from_signal(false);
+        // The signal handlers' flush waits at most about 0.2 s and returns at once when the writer
+        // has caught up, so repeating it costs nothing then and gives a writer starved on a busy
+        // machine ten times as long.
+        for _ in 0..FLUSH_ROUNDS {
+            crate::writer::flush_from_signal(false);
+        }
         0
     })
 }
+
+/// Rounds of the signal handlers' bounded flush that [`ttsan_flush`] runs.
+const FLUSH_ROUNDS: usize = 10;
