@@ -71,13 +71,19 @@ def test_the_api_does_nothing_without_the_shim() -> None:
     assert ttsan.op_writes(0x1234) is False
 
 
-def test_buffer_types_by_number_enum_or_name() -> None:
+def test_buffer_types_by_number_enum_value_or_name() -> None:
     class BufferType:
         name = "L1_SMALL"
 
     assert ttsan._buffer_type(1) == 1
     assert ttsan._buffer_type("DRAM") == 0
+
+    class Bound:
+        value = 1
+        name = "L1"
+
     assert ttsan._buffer_type(BufferType()) == 3
+    assert ttsan._buffer_type(Bound()) == 1
     with pytest.raises(ValueError, match="SYSTEM_MEMORY"):
         ttsan._buffer_type("SYSTEM_MEMORY")
 

@@ -87,6 +87,11 @@ def _buffer_type(value: Any) -> int:
     """tt-metal's BufferType as an int, from an int, a ttnn ``BufferType`` enum or its name."""
     if isinstance(value, int):
         return value
+    # ttnn's BufferType binds tt-metal's enum; the 0.81.1 wheel's ttnn/decorators.py records a
+    # tensor's `memory_config().buffer_type.value` as its buffer type.
+    number = getattr(value, "value", None)
+    if isinstance(number, int):
+        return number
     name = getattr(value, "name", None) or str(value).rsplit(".", 1)[-1]
     if name not in _BUFFER_TYPES:
         raise ValueError(f"ttsan: cannot guard a buffer of type {value!r} (device types: {', '.join(_BUFFER_TYPES)})")
