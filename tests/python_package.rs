@@ -180,7 +180,7 @@ fn pip_install_then_pytest_ttsan_and_the_wheel_without_rust() {
         "pytest python/tests",
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(stdout(&o).contains("9 passed"), "{}", text(&o));
+    assert!(stdout(&o).contains("10 passed"), "{}", text(&o));
 
     // Without --ttsan every example passes (the API does nothing without the shim).
     let o = pytest(&src, &src_path, &home, &root, &work.join("plain"), &[]);
@@ -189,8 +189,18 @@ fn pip_install_then_pytest_ttsan_and_the_wheel_without_rust() {
 
     check_session(&src, &src_path, &home, &root, &work.join("src-session"));
 
-    // Report-only: the finding is in the summary, no test fails, the session passes.
-    let o = pytest(&src, &src_path, &home, &root, &work.join("report-only"), &["--ttsan", "--ttsan-report-only"]);
+    // Report-only: the finding is in the summary, no test fails, the session passes; the trace
+    // is kept where asked.
+    let kept = work.join("kept.ttsan");
+    let o = pytest(
+        &src,
+        &src_path,
+        &home,
+        &root,
+        &work.join("report-only"),
+        &["--ttsan", "--ttsan-report-only", "--ttsan-trace", kept.to_str().unwrap()],
+    );
+    assert!(std::fs::metadata(&kept).map(|m| m.len() > 0).unwrap_or(false), "no trace at {}", kept.display());
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(stdout(&o).contains("5 passed"), "{}", text(&o));
     assert!(
@@ -204,6 +214,26 @@ fn pip_install_then_pytest_ttsan_and_the_wheel_without_rust() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(stdout(&o).contains("4 passed, 1 deselected"), "{}", text(&o));
     assert!(stdout(&o).contains("ttsan: no findings in 4 test(s)"), "{}", text(&o));
+
+    // Wrapped by hand (`ttsan run -- pytest --ttsan`): no second run, tests still fail per finding
+    // and `ttsan run`'s report is the summary.
+    let by_hand = work.join("by-hand");
+    std::fs::create_dir_all(&by_hand).unwrap();
+    let o = run(
+        clean(&src.join("bin/ttsan"), &src_path, &home)
+            .current_dir(&by_hand)
+            .env("TTSAN_TTNN_ROOT", &root)
+            .args(["run", "--"])
+            .arg(src.join("bin/pytest"))
+            .args(["-p", "no:cacheprovider", "--ttsan", "-k", "planted"])
+            .arg(repo().join("python/examples")),
+        "ttsan run -- pytest --ttsan",
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(stdout(&o).contains("1 failed, 4 deselected"), "{}", text(&o));
+    assert!(stdout(&o).contains("ttsan found 1 problem(s) during this test (call)"), "{}", text(&o));
+    assert!(stdout(&o).contains("SUMMARY: ttsan: findings: 1 finding(s) (1 cb-clash)"), "{}", text(&o));
+    assert!(!stdout(&o).contains("finding(s) in 1 test(s)"), "no supervisor in a hand-wrapped run: {}", text(&o));
 
     // 2. The wheel: Python-independent, with the executable and the shim inside the package.
     let wheels = work.join("wheels");

@@ -126,3 +126,29 @@ def test_a_run_ttsan_could_not_check_is_never_clean(tmp_path: Any, capsys: Any) 
     assert summarise(tmp_path, None, rc=0, child_exit=0) == 0
     assert "tt-metal was never loaded" in capsys.readouterr().out
     assert summarise(tmp_path, {"status": "clean", "findings": [], "summary": {}}, rc=5, child_exit=5) == 5
+
+
+def test_the_session_runs_again_under_ttsan_run_with_the_options(tmp_path: Any) -> None:
+    config = _Config(tmp_path, report_only=False)
+    config.invocation_params.args = ("--ttsan", "-x", "tests")
+    config.options.update(
+        ttsan_trace="t.ttsan",
+        ttsan_html=None,
+        ttsan_guard=["*load*"],
+        ttsan_run_arg=["--guard-type=l1", "--leaks"],
+    )
+    cmd = plugin.Supervisor(config).command(tmp_path / "ttsan", tmp_path / "r.json")  # type: ignore[arg-type]
+    dash = cmd.index("--")
+    assert cmd[:dash] == [
+        str(tmp_path / "ttsan"),
+        "run",
+        "--json",
+        str(tmp_path / "r.json"),
+        "--trace",
+        str((tmp_path / "t.ttsan").resolve()),
+        "--guard-stack",
+        "*load*",
+        "--guard-type=l1",
+        "--leaks",
+    ]
+    assert cmd[dash + 2 :] == ["-m", "pytest", "--ttsan", "-x", "tests"]

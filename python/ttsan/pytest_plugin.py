@@ -80,6 +80,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--ttsan-trace", metavar="FILE", help="keep the trace at FILE (default: a temporary file)")
     group.addoption(
+        "--ttsan-run-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="pass ARG to `ttsan run` (repeatable; e.g. --ttsan-run-arg=--guard-type=l1)",
+    )
+    group.addoption(
         "--ttsan-report-only",
         action="store_true",
         help="report findings in the terminal summary without failing tests or the session",
@@ -361,9 +368,8 @@ class Supervisor:
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    def _run(self, exe: Path, work: Path) -> int:
-        report_path = work / "report.json"
-        state = work / "tests.jsonl"
+    def command(self, exe: Path, report_path: Path) -> list[str]:
+        """``ttsan run [options] -- python -m pytest ARGS``: this session again, under ttsan."""
         cmd = [str(exe), "run", "--json", str(report_path)]
         trace = self._path("ttsan_trace")
         if trace:
@@ -373,11 +379,16 @@ class Supervisor:
         html = self._path("ttsan_html")
         if html:
             cmd += ["--html", str(html)]
-        for glob in self.config.getoption("ttsan_guard"):
+        for glob in self.config.getoption("ttsan_guard") or []:
             cmd += ["--guard-stack", glob]
-        cmd += ["--", sys.executable, "-m", "pytest", *self.config.invocation_params.args]
+        cmd += list(self.config.getoption("ttsan_run_arg") or [])
+        return [*cmd, "--", sys.executable, "-m", "pytest", *self.config.invocation_params.args]
+
+    def _run(self, exe: Path, work: Path) -> int:
+        report_path = work / "report.json"
+        state = work / "tests.jsonl"
         env = dict(os.environ, **{ENV_STATE: str(state), ENV_BIN: str(exe)})
-        rc = self._wait(subprocess.Popen(cmd, cwd=self.cwd, env=env))
+        rc = self._wait(subprocess.Popen(self.command(exe, report_path), cwd=self.cwd, env=env))
         tests, child_exit = _read_state(state)
         report = self._load(report_path)
         return self._summarise(rc, child_exit, report, tests)
