@@ -2,8 +2,8 @@
 
 Every test passes under plain ``pytest``. Under ``pytest --ttsan``, ``test_planted_cb_clash``
 fails: it places a program's circular buffer over a live L1 buffer, which ttsan reports as a
-``cb-clash`` (the error tt-metal itself raises when it dispatches such a program). Deselect it
-with ``-k 'not planted'``.
+``cb-clash``, worded as tt-metal's own error for such a program (a format string of the 0.81.1
+wheel's libtt_metal.so; docs/python.md). Deselect it with ``-k 'not planted'``.
 """
 
 from __future__ import annotations
