@@ -11,11 +11,19 @@
 //! int  ttsan_guard(void* buffer, const char* name);      // buffer: tt::tt_metal::Buffer*
 //! int  ttsan_guard_address(int buffer_type, uint64_t address, const char* name);
 //! int  ttsan_op_writes(void* buffer);                      // the open op writes this buffer
+//! int64_t ttsan_next_op(void);                             // index of the next op, -1 if not recording
+//! int  ttsan_flush(void);                                  // records so far reach the trace file
 //! ```
 //!
 //! `ttsan_guard_address` is for bindings that only see addresses (a ttnn tensor's
 //! `buffer_address()`): `buffer_type` is tt-metal's `BufferType` (DRAM 0, L1 1, L1_SMALL 3,
 //! TRACE 4), and a mesh buffer has the same address on every chip.
+//!
+//! `ttsan_next_op` and `ttsan_flush` let a caller check its own work while it runs (the pytest
+//! plugin of the Python package does so after each test): the ops begun between two calls of
+//! `ttsan_next_op` are the indices `[first, second)` that findings name as `op_index`, and after
+//! `ttsan_flush` the trace file holds every record sent before it, so `ttsan analyze` of the
+//! file so far sees them.
 
 use crate::reentry::Entered;
 use crate::state;
@@ -107,3 +115,30 @@ pub unsafe extern "C" fn ttsan_op_writes(buffer: *mut c_void) -> c_int {
         -1
     }
 }
+
+/// The index the next op will get, or -1 when the shim is not recording. Ops begun between two
+/// calls are the indices in between, on every thread (ops are numbered per process).
+#[no_mangle]
+pub extern "C" fn ttsan_next_op() -> i64 {
+    inside(-1, || i64::try_from(state::next_op_index()).unwrap_or(i64::MAX))
+}
+
+/// Hands every record sent so far to the trace file and waits for the writer thread to write
+/// them, at most about 2 s. Returns 0, or -1 when the shim is not recording. Records of a
+/// process that has not allocated a buffer yet wait for the first one (the trace starts there)
+/// and are not written by this call.
+#[no_mangle]
+pub extern "C" fn ttsan_flush() -> c_int {
+    inside(-1, || {
+        // The signal handlers' flush waits at most about 0.2 s and returns at once when the writer
+        // has caught up, so repeating it costs nothing then and gives a writer starved on a busy
+        // machine ten times as long.
+        for _ in 0..FLUSH_ROUNDS {
+            crate::writer::flush_from_signal(false);
+        }
+        0
+    })
+}
+
+/// Rounds of the signal handlers' bounded flush that [`ttsan_flush`] runs.
+const FLUSH_ROUNDS: usize = 10;

@@ -747,6 +747,12 @@ pub(crate) fn op_writes(buffer: *const c_void) -> bool {
     true
 }
 
+/// `ttsan_next_op`: the index the next op will get (ops are numbered in one sequence for the
+/// whole process, across threads).
+pub(crate) fn next_op_index() -> u64 {
+    lock().next_op
+}
+
 /// Resolves a `MeshBuffer*` to its backing `Buffer*` for the host-write hook.
 pub(crate) fn backing_of(mesh_buffer: *const c_void) -> Option<*const c_void> {
     let f = tt::api().ok()?.mesh_backing_buffer?;
