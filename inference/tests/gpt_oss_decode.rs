@@ -230,12 +230,12 @@ fn whole_model_decode_matches_reference_logits_after_device_prefill() {
         let (mut mesh, rec, mut ccl) = open(rows, cols);
         let model = DecodeModel::upload(&mut mesh, &w).unwrap();
         let mut cache = DeviceKvCache::new(&mut mesh, c, MAX_SEQ, rows > 1).unwrap();
-        let logits = model.prefill(&mut mesh, &mut ccl, &mut cache, &tokens, TpReduce::AllReduce).unwrap();
+        let logits = model.prefill(&mut mesh, &mut ccl, &mut cache, &tokens, TpReduce::AllReduce, &mut |_| {}).unwrap();
         check(&format!("{rows}x{cols} prefill logits"), &golden_prefill, &logits);
         assert_eq!(cache.len(), PROMPT);
         let mut got = Vec::new();
         for (i, &t) in next.iter().enumerate() {
-            let logits = model.decode_step(&mut mesh, &mut ccl, &mut cache, t, PROMPT + i).unwrap();
+            let logits = model.decode_step(&mut mesh, &mut ccl, &mut cache, t, PROMPT + i, &mut |_| {}).unwrap();
             assert_eq!(logits.len(), v);
             let p = pcc(&golden_steps[i], &logits).unwrap();
             eprintln!("{rows}x{cols} decode step {i} logits: pcc {p:.6}");
@@ -261,8 +261,8 @@ fn decode_rejects_bad_positions_and_tokens() {
     let mut cache = DeviceKvCache::new(&mut mesh, c, MAX_SEQ, false).unwrap();
     // A position past the cache's length would leave a hole; a token past the vocabulary and
     // an unaligned paged cache are refused too, all without a panic.
-    assert!(model.decode_step(&mut mesh, &mut ccl, &mut cache, 1, 3).is_err());
-    assert!(model.decode_step(&mut mesh, &mut ccl, &mut cache, c.vocab_size as u32, 0).is_err());
+    assert!(model.decode_step(&mut mesh, &mut ccl, &mut cache, 1, 3, &mut |_| {}).is_err());
+    assert!(model.decode_step(&mut mesh, &mut ccl, &mut cache, c.vocab_size as u32, 0, &mut |_| {}).is_err());
     assert!(DeviceKvCache::new(&mut mesh, c, 100, true).is_err());
-    assert!(model.prefill(&mut mesh, &mut ccl, &mut cache, &[], TpReduce::AllReduce).is_err());
+    assert!(model.prefill(&mut mesh, &mut ccl, &mut cache, &[], TpReduce::AllReduce, &mut |_| {}).is_err());
 }

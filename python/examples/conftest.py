@@ -102,10 +102,9 @@ class Mesh:
 
 
 def _load(path: Path) -> ctypes.CDLL:
-    # RTLD_GLOBAL, so that libtt_metal.so, loaded as the helper's dependency, is in the global
-    # scope where the shim finds the real functions behind the ones it interposes (`dlsym(RTLD_NEXT)`
-    # does not search libraries dlopen'ed RTLD_LOCAL, ctypes' default; docs/python.md).
-    lib = ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+    # ctypes' default RTLD_LOCAL, as Python imports ttnn: libtt_metal.so, loaded as the helper's
+    # dependency, stays outside the global scope, and the shim finds it by its own handle.
+    lib = ctypes.CDLL(str(path))
     lib.mm_error.restype = ctypes.c_char_p
     lib.mm_alloc.restype = ctypes.c_void_p
     lib.mm_alloc.argtypes = [ctypes.c_uint64, ctypes.c_uint64, ctypes.c_int]

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,22 +27,6 @@ _BIN_DIR = Path(__file__).resolve().parent / "_bin"
 # tt::tt_metal::BufferType (tt_metal/api/tt-metalium/buffer_types.hpp): DRAM 0, L1 1,
 # SYSTEM_MEMORY 2, L1_SMALL 3, TRACE 4. SYSTEM_MEMORY is host memory, which ttsan does not track.
 _BUFFER_TYPES = {"DRAM": 0, "L1": 1, "L1_SMALL": 3, "TRACE": 4}
-
-
-def _reach_tt_metal() -> None:
-    """Under the shim, loads Python extension modules RTLD_GLOBAL from now on.
-
-    The shim calls the real tt-metal function behind each one it interposes through
-    ``dlsym(RTLD_NEXT, ...)``, which searches the global scope only. Python imports extension
-    modules RTLD_LOCAL by default, so ``import ttnn`` (``_ttnn.so`` and its dependency
-    ``libtt_metal.so``) would leave the real functions out of reach, and the shim aborts at the
-    first allocation. The pytest plugin imports this module before any conftest does.
-    """
-    if _abi.present() and hasattr(sys, "setdlopenflags"):
-        sys.setdlopenflags(sys.getdlopenflags() | os.RTLD_GLOBAL)
-
-
-_reach_tt_metal()
 
 
 class GuardError(RuntimeError):

@@ -221,9 +221,7 @@ fn digest(visit: impl FnOnce(&mut dyn FnMut(&[u8]))) -> Digest {
     visit(&mut |bytes: &[u8]| {
         hasher.update(bytes);
     });
-    let mut d = [0u8; 16];
-    d.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
-    d
+    ttsan_events::digest_of(&hasher.finalize())
 }
 
 /// DRAM and the trace region share the DRAM banks; L1 and L1_SMALL share a core's SRAM.

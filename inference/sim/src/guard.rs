@@ -18,12 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use ttsan_events::{Digest, Event, GuardDigest, Role, Space, Unit};
 
-/// The digest of one page: the first 16 bytes of its blake3 hash.
-pub fn page_digest(bytes: &[u8]) -> Digest {
-    let mut d = [0u8; 16];
-    d.copy_from_slice(&blake3::hash(bytes).as_bytes()[..16]);
-    d
-}
+pub use ttsan_events::page_digest;
 
 struct Guarded {
     placement: Arc<Placement>,

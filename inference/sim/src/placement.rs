@@ -1,7 +1,7 @@
 //! Where a buffer's pages live: page `i` -> (bank or core, bank-local address).
 
 use std::ops::Range;
-use ttsan_events::{Layout, ShardSpec, Space, Unit};
+use ttsan_events::{page_address, Layout, PageMap, ShardSpec, Space, Unit};
 
 /// The placement of one buffer, identical on every chip of the mesh.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,13 +41,12 @@ impl Placement {
         if page >= self.pages {
             return None;
         }
-        match self.shard_pages {
-            None => {
-                let n = self.units.len() as u64;
-                Some((*self.units.get((page % n) as usize)?, self.address + (page / n) * self.stride))
-            }
-            Some(pps) => Some((*self.units.get((page / pps) as usize)?, self.address + (page % pps) * self.stride)),
-        }
+        let map = match self.shard_pages {
+            None => PageMap::Interleaved { banks: self.units.len() as u64 },
+            Some(pages_per_shard) => PageMap::HeightSharded { pages_per_shard },
+        };
+        let (unit, address) = page_address(map, page, self.address, self.stride)?;
+        Some((*self.units.get(unit)?, address))
     }
 
     /// Bytes reserved per unit: what the sanitizer takes to be this buffer's extent on a unit.

@@ -12,6 +12,7 @@ mod device;
 mod event;
 mod facts;
 mod layout;
+mod pages;
 pub mod ranges;
 pub mod semantics;
 pub mod trace;
@@ -23,4 +24,5 @@ pub use event::{
 };
 pub use facts::{l1_bank_cores, UnknownMesh};
 pub use layout::{Layout, ShardScheme, ShardSpec};
+pub use pages::{digest_of, page_address, page_digest, PageMap};
 pub use semantics::{op_semantics, OpSemantics};

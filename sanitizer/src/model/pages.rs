@@ -2,7 +2,7 @@
 
 use super::align_up;
 use crate::buffer::{AllocKind, BufferInfo};
-use ttsan_events::{Geometry, Layout, Space, Unit};
+use ttsan_events::{page_address, Geometry, Layout, PageMap, Space, Unit};
 
 /// Bytes between consecutive pages of one bank: the page size rounded up to the space's alignment.
 pub fn page_stride(geometry: &Geometry, space: Space, page_size: u64) -> u64 {
@@ -34,13 +34,12 @@ pub fn page_location(buffer: &BufferInfo, geometry: &Geometry, page: u64) -> Opt
     match layout {
         Layout::Interleaved => {
             let banks = u64::from(geometry.banks(buffer.space).max(1));
-            let unit = geometry.bank_unit(buffer.space, u32::try_from(page % banks).ok()?)?;
-            Some((unit, buffer.address + (page / banks) * stride))
+            let (bank, address) = page_address(PageMap::Interleaved { banks }, page, buffer.address, stride)?;
+            Some((geometry.bank_unit(buffer.space, u32::try_from(bank).ok()?)?, address))
         }
         Layout::Sharded(spec) => {
-            let (shard, slot) = spec.locate(page)?;
-            let unit = *spec.units.get(shard)?;
-            Some((unit, buffer.address + slot * stride))
+            let (shard, address) = page_address(PageMap::Sharded(spec), page, buffer.address, stride)?;
+            Some((*spec.units.get(shard)?, address))
         }
     }
 }

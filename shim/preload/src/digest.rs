@@ -220,17 +220,10 @@ fn read_chip(api: &Api, buffer: &Guarded, row: u32, col: u32, mock: bool) -> Res
     Ok(bytes)
 }
 
-/// The first 16 bytes of blake3 over each `page_size` chunk.
+/// The page digest ([`ttsan_events::page_digest`]) of each `page_size` chunk.
 pub(crate) fn page_digests(bytes: &[u8], page_size: u64) -> Vec<Digest> {
     let chunk = (page_size.max(1) as usize).min(bytes.len().max(1));
-    bytes
-        .chunks(chunk)
-        .map(|page| {
-            let mut d = [0u8; 16];
-            d.copy_from_slice(&blake3::hash(page).as_bytes()[..16]);
-            d
-        })
-        .collect()
+    bytes.chunks(chunk).map(ttsan_events::page_digest).collect()
 }
 
 #[cfg(test)]

@@ -97,14 +97,28 @@ fn lookup(handle: *mut c_void, name: &CStr) -> Option<*mut c_void> {
     (!p.is_null()).then_some(p)
 }
 
-/// Looks up a symbol anywhere in the process.
-pub(crate) fn global(name: &CStr) -> Option<*mut c_void> {
-    lookup(libc::RTLD_DEFAULT, name)
+/// tt-metal's own handle, if the library is loaded (never loads it).
+///
+/// A library opened without `RTLD_GLOBAL` is outside the default and the next search scope:
+/// Python imports extension modules `RTLD_LOCAL`, and ctypes opens libraries that way, so a
+/// `libtt_metal.so` brought in by `import ttnn` or a ctypes helper is found only through its own
+/// handle. Its calls still reach the shim's interposers (the preloaded library comes first in
+/// every object's lookup scope); only the shim's lookups of the real functions need this.
+fn tt_metal() -> Option<*mut c_void> {
+    // SAFETY: the name is NUL-terminated; RTLD_NOLOAD returns an already-loaded library or null.
+    let h = unsafe { libc::dlopen(c"libtt_metal.so".as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
+    (!h.is_null()).then_some(h)
 }
 
-/// Looks up the definition after this library's (the real one behind an interposed symbol).
+/// Looks up a symbol anywhere in the process, tt-metal's handle last.
+pub(crate) fn global(name: &CStr) -> Option<*mut c_void> {
+    lookup(libc::RTLD_DEFAULT, name).or_else(|| tt_metal().and_then(|h| lookup(h, name)))
+}
+
+/// Looks up the definition after this library's (the real one behind an interposed symbol),
+/// in tt-metal's own handle when the library is not in the global scope.
 pub(crate) fn next(name: &CStr) -> Option<*mut c_void> {
-    lookup(libc::RTLD_NEXT, name)
+    lookup(libc::RTLD_NEXT, name).or_else(|| tt_metal().and_then(|h| lookup(h, name)))
 }
 
 /// Reinterprets a symbol address as the function pointer type `F`.

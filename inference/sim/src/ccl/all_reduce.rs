@@ -1,6 +1,6 @@
 //! `ttnn.all_reduce`: the synchronous all-reduce with internally created semaphores.
 
-use super::{cached_semaphore, signal, CclArgs, Groups};
+use super::{cached_semaphore, signal_own, CclArgs, Groups};
 use crate::error::SimResult;
 use crate::mesh::Mesh;
 use crate::tensor::Tensor;
@@ -26,9 +26,7 @@ pub fn all_reduce(mesh: &mut Mesh, x: &Tensor, args: &CclArgs) -> SimResult<Tens
         let sums: Vec<_> = (0..inputs.len()).map(|d| groups.sum(d, &inputs)).collect();
         op.write(&inter, sums.clone())?;
         op.write(&out, sums)?;
-        let links = args.num_links;
-        op.run(|chip| signal(chip, &sem, &cores, links))?;
-        Ok(())
+        signal_own(op, &sem, &cores, args.num_links)
     })?;
     op.finish()?;
     Ok(out)

@@ -1,7 +1,7 @@
 //! `ttnn.all_to_all_dispatch` / `ttnn.all_to_all_combine`: moving tokens to the chips that hold
 //! their experts and the expert outputs back.
 
-use super::{cached_semaphore, signal, CclArgs, Groups};
+use super::{cached_semaphore, signal, signal_own, CclArgs, Groups};
 use crate::dtype::{DType, PageLayout};
 use crate::error::{SimError, SimResult};
 use crate::host::HostTensor;
@@ -176,9 +176,7 @@ pub fn all_to_all_combine(
             results.push(o);
         }
         op.write(&out, results)?;
-        let links = args.num_links;
-        op.run(|chip| signal(chip, &sem, &cores, links))?;
-        Ok(())
+        signal_own(op, &sem, &cores, args.num_links)
     })?;
     op.finish()?;
     Ok(out)

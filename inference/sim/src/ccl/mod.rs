@@ -141,6 +141,13 @@ pub(crate) fn signal(chip: &mut Chip<'_>, sem: &Tensor, cores: &CoreRange, num_l
     Ok(())
 }
 
+/// The synchronous collectives' completion: every chip signals the op's own semaphore `sem` on
+/// `num_links` worker cores of `cores`.
+pub(crate) fn signal_own(op: &mut OpRun<'_>, sem: &Tensor, cores: &CoreRange, num_links: u32) -> SimResult<()> {
+    op.run(|chip| signal(chip, sem, cores, num_links))?;
+    Ok(())
+}
+
 /// The async collectives' step completion: every chip signals each of the op's global
 /// semaphores and then its barrier.
 pub(crate) fn signal_all(

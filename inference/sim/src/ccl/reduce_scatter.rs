@@ -1,6 +1,6 @@
 //! `ttnn.reduce_scatter` and `ttnn.experimental.reduce_scatter_minimal_async`.
 
-use super::{cached_semaphore, scale_dim, signal, signal_all, CclArgs, GlobalSemaphore, Groups, Topology};
+use super::{cached_semaphore, scale_dim, signal_all, signal_own, CclArgs, GlobalSemaphore, Groups, Topology};
 use crate::error::{SimError, SimResult};
 use crate::host::{norm_dim, HostTensor};
 use crate::mesh::Mesh;
@@ -79,9 +79,7 @@ pub fn reduce_scatter(mesh: &mut Mesh, x: &Tensor, dim: i64, args: &CclArgs) -> 
     op.circular_buffers(cores, &[("cb_in0", 2 * page), ("cb_out", 2 * page)])?;
     op.compute(|op| {
         run_reduce_scatter(op, x, &inter, &out, d, &groups, args.topology)?;
-        let links = args.num_links;
-        op.run(|chip| signal(chip, &sem, &cores, links))?;
-        Ok(())
+        signal_own(op, &sem, &cores, args.num_links)
     })?;
     op.finish()?;
     Ok(out)

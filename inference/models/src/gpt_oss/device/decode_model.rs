@@ -132,19 +132,8 @@ impl DecodeModel {
     /// padding's keys and values land in the cache past the prompt, but the cache's length
     /// stays `T`: decode at position `T` overwrites that row before reading it, and decode
     /// SDPA never reads past the current position, so the padding is never attended.
+    /// `on_layer` hears each layer's index as it starts.
     pub fn prefill(
-        &self,
-        mesh: &mut Mesh,
-        ccl_manager: &mut CclManager,
-        cache: &mut DeviceKvCache,
-        tokens: &[u32],
-        reduce: TpReduce,
-    ) -> Result<Vec<f32>, DeviceError> {
-        self.prefill_observed(mesh, ccl_manager, cache, tokens, reduce, &mut |_| {})
-    }
-
-    /// [`DecodeModel::prefill`], telling `on_layer` each layer's index as it starts.
-    pub fn prefill_observed(
         &self,
         mesh: &mut Mesh,
         ccl_manager: &mut CclManager,
@@ -163,38 +152,19 @@ impl DecodeModel {
             ))
             .into());
         }
-        self.model.check_tokens(tokens)?;
-        let mut x = self.model.embed_tokens(mesh, &padded)?;
-        let first = self.model.layers.first().ok_or_else(|| DeviceError::Placement("no layers".to_owned()))?;
-        let (cos, sin) = first.attn.rope_tables(mesh, &self.model.rope, 0, padded.len())?;
-        for (i, (layer, kv)) in self.model.layers.iter().zip(&cache.layers).enumerate() {
+        let table = cache.page_table.as_ref();
+        let logits = self.model.prefill_layers(mesh, tokens, |mesh, i, layer, x, cos, sin| {
             on_layer(i);
-            x = prefill_layer_fill(mesh, ccl_manager, layer, x, &cos, &sin, kv, cache.page_table.as_ref(), reduce)?;
-        }
-        mesh.deallocate(&cos)?;
-        mesh.deallocate(&sin)?;
+            prefill_layer_fill(mesh, ccl_manager, layer, x, cos, sin, &cache.layers[i], table, reduce)
+        })?;
         cache.len = t;
-        let mut logits = self.model.logits(mesh, x)?;
-        logits.truncate(t * self.model.vocab);
         Ok(logits)
     }
 
     /// One decode step: the logits (`[V]`) of `token` at position `pos`, which must be at most
     /// the cache's length (positions past it would leave a hole). Writes the token's keys and
-    /// values into `cache` at `pos`.
+    /// values into `cache` at `pos`. `on_layer` hears each layer's index as it starts.
     pub fn decode_step(
-        &self,
-        mesh: &mut Mesh,
-        ccl_manager: &mut CclManager,
-        cache: &mut DeviceKvCache,
-        token: u32,
-        pos: usize,
-    ) -> Result<Vec<f32>, DeviceError> {
-        self.decode_step_observed(mesh, ccl_manager, cache, token, pos, &mut |_| {})
-    }
-
-    /// [`DecodeModel::decode_step`], telling `on_layer` each layer's index as it starts.
-    pub fn decode_step_observed(
         &self,
         mesh: &mut Mesh,
         ccl_manager: &mut CclManager,

@@ -315,18 +315,32 @@ impl DeviceModel {
         if t == 0 {
             return Err(GptOssError::InvalidInput("device prefill of no tokens".to_owned()).into());
         }
+        self.prefill_layers(mesh, tokens, |mesh, _, layer, x, cos, sin| {
+            prefill_layer(mesh, ccl_manager, layer, x, cos, sin, reduce)
+        })
+    }
+
+    /// The prefill both models run: the prompt checked, padded to a tile and embedded, the rotary
+    /// tables of its positions uploaded, `layer_fn(mesh, index, layer, x, cos, sin)` for each
+    /// layer in turn on the residual stream, then the logits of the real rows.
+    pub(super) fn prefill_layers(
+        &self,
+        mesh: &mut Mesh,
+        tokens: &[u32],
+        mut layer_fn: impl FnMut(&mut Mesh, usize, &DeviceLayer, Tensor, &Tensor, &Tensor) -> Result<Tensor, DeviceError>,
+    ) -> Result<Vec<f32>, DeviceError> {
         self.check_tokens(tokens)?;
         let padded = padded_prompt(tokens);
         let mut x = self.embed_tokens(mesh, &padded)?;
         let first = self.layers.first().ok_or_else(|| DeviceError::Placement("no layers".to_owned()))?;
         let (cos, sin) = first.attn.rope_tables(mesh, &self.rope, 0, padded.len())?;
-        for layer in &self.layers {
-            x = prefill_layer(mesh, ccl_manager, layer, x, &cos, &sin, reduce)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer_fn(mesh, i, layer, x, &cos, &sin)?;
         }
         mesh.deallocate(&cos)?;
         mesh.deallocate(&sin)?;
         let mut logits = self.logits(mesh, x)?;
-        logits.truncate(t * self.vocab);
+        logits.truncate(tokens.len() * self.vocab);
         Ok(logits)
     }
 

@@ -258,7 +258,7 @@ impl Session<'_> {
         let (golden_prefill, mut golden_cache) = reference.prefill(&ids)?;
         let positions = (ids.len() + self.steps).div_ceil(KV_BLOCK) * KV_BLOCK;
         let mut cache = DeviceKvCache::new(&mut self.mesh, c, positions, false)?;
-        let mut logits = model.prefill(&mut self.mesh, &mut self.ccl, &mut cache, &ids, self.reduce)?;
+        let mut logits = model.prefill(&mut self.mesh, &mut self.ccl, &mut cache, &ids, self.reduce, &mut |_| {})?;
         let prefill_pcc = pcc(&golden_prefill, &logits)?;
         let v = c.vocab_size;
         let mut last = golden_prefill.len().checked_sub(v).map_or(Vec::new(), |s| golden_prefill[s..].to_vec());
@@ -267,7 +267,7 @@ impl Session<'_> {
             step(i + 1);
             let token = argmax(&last) as u32;
             let g = reference.decode(token, &mut golden_cache)?;
-            let d = model.decode_step(&mut self.mesh, &mut self.ccl, &mut cache, token, ids.len() + i)?;
+            let d = model.decode_step(&mut self.mesh, &mut self.ccl, &mut cache, token, ids.len() + i, &mut |_| {})?;
             got.extend_from_slice(&d);
             golden.extend_from_slice(&g);
             last = g;

@@ -193,7 +193,7 @@ pub fn model_passes(
         // The ids' values only matter to a data mesh; any in-vocabulary id serves.
         let tokens: Vec<u32> = (0..seq_len).map(|i| (i % c.vocab_size.max(1)) as u32).collect();
         let mut on_layer = |l: usize| progress(Progress { done: l, total, step: &format!("{name}, layer {l}") });
-        model.prefill_observed(mesh, ccl, &mut cache, &tokens, TpReduce::ReduceScatterAllGather, &mut on_layer)?;
+        model.prefill(mesh, ccl, &mut cache, &tokens, TpReduce::ReduceScatterAllGather, &mut on_layer)?;
         pass += 1;
     }
     for step in 0..decode_steps {
@@ -201,7 +201,7 @@ pub fn model_passes(
         mesh.mark(&format!("plan: {name}"));
         let done = pass * layers;
         let mut on_layer = |l: usize| progress(Progress { done: done + l, total, step: &format!("{name}, layer {l}") });
-        model.decode_step_observed(mesh, ccl, &mut cache, 1, seq_len + step, &mut on_layer)?;
+        model.decode_step(mesh, ccl, &mut cache, 1, seq_len + step, &mut on_layer)?;
         pass += 1;
     }
     Ok(())
