@@ -4,12 +4,13 @@
 //! so the trace order is the order tt-metal's allocator saw (a free is recorded before the real
 //! free releases the address; an allocation after the real allocation returns).
 
+use crate::reentry::{thread_id, Entered};
 use crate::stack::AddrMap;
 use crate::writer::{self, Alloc, Msg};
 use crate::{config, digest, geometry, stack, status, tt};
 use crossbeam_channel::Sender;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use ttsan_events::{CaptureStart, Declared, Event, OpBegin, Space};
 
@@ -58,22 +59,6 @@ struct OpenOp {
 enum OpLabel {
     Id(u32),
     Text(String),
-}
-
-thread_local! {
-    static TID: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
-}
-
-/// This thread's kernel id (cached: gettid is a system call).
-fn thread_id() -> i64 {
-    TID.try_with(|t| {
-        if t.get() == 0 {
-            // SAFETY: gettid has no preconditions.
-            t.set(i64::from(unsafe { libc::gettid() }));
-        }
-        t.get()
-    })
-    .unwrap_or(0)
 }
 
 /// Distinct notes per trace: each is one mark, and a run with many guards fails the same way
@@ -184,6 +169,8 @@ fn flush_staged(retries: u32) -> bool {
 }
 
 impl State {
+    /// Inlined, as [`writer::Producer::send`] is (see there).
+    #[inline(always)]
     fn send(&mut self, msg: Msg) {
         match (&self.tx, self.phase) {
             (Some(_), Phase::Started) => self.producer.send(msg),
@@ -292,6 +279,11 @@ impl State {
             // Inside a trace capture the ops are recorded, not run, and tt-metal refuses reads.
             return;
         }
+        // Every thread's latest mesh-buffer link, so that a buffer guarded now is read through
+        // its mesh buffer even when the thread that created it has not taken the lock since.
+        for slot in LinkSlot::all() {
+            self.apply_link(slot);
+        }
         let devices = if self.devices.is_empty() { vec![0] } else { self.devices.clone() };
         let shape = self.mesh_shape;
         let mut out: Vec<Event> = Vec::new();
@@ -340,6 +332,15 @@ impl State {
         }
     }
 
+    /// Links a live buffer to the mesh buffer `slot` names, if it is still the buffer the link
+    /// was made for (a freed buffer's address may hold another buffer since; ids are unique).
+    fn apply_link(&mut self, slot: &LinkSlot) {
+        let Some((backing, id, mesh)) = slot.read() else { return };
+        if let Some(live) = self.live.get_mut(&backing).filter(|l| l.id == id) {
+            live.mesh = Some(mesh);
+        }
+    }
+
     /// The chips a circular buffer or program of tt-metal's `IDevice*` is recorded on: always
     /// every chip (`None`). That is exact for the mesh device; a single device's chip id is not
     /// read, which is noted once.
@@ -354,6 +355,10 @@ impl State {
     /// The innermost open op of this thread, else the latest open op of any thread (a worker
     /// thread allocating on behalf of an op announced elsewhere).
     fn current_op(&self) -> Option<u64> {
+        if self.ops.is_empty() {
+            // Without open ops the thread's id (a thread-local read) is not needed.
+            return None;
+        }
         let tid = thread_id();
         self.ops.iter().rev().find(|o| o.thread == tid).or(self.ops.last()).map(|o| o.index)
     }
@@ -455,12 +460,18 @@ fn read(api: &tt::Api, b: *const c_void) -> Facts {
 }
 
 /// After the real allocation returned: records it (and guards it if selected).
-pub(crate) fn on_allocated(buffer: *const c_void) {
+pub(crate) fn on_allocated(buffer: *const c_void, entered: &Entered) {
     let cfg = config::get();
     let api = tt::api().ok();
     let facts = api.map(|a| read(a, buffer));
     let ips = stack::capture(cfg.stack_depth);
     let mut st = lock();
+    if let Some(slot) = entered.thread().link_if_any() {
+        // The link this thread published last, before it may publish the next one.
+        if slot.pending.swap(false, Ordering::Relaxed) {
+            st.apply_link(slot);
+        }
+    }
     if st.phase == Phase::Idle {
         st.start(Some(buffer));
     }
@@ -699,18 +710,112 @@ pub(crate) fn on_unsupported(why: &str) {
     }
 }
 
-/// `mesh_buffer` has its backing buffer (allocated just before) and its device.
-pub(crate) fn on_mesh_buffer(mesh_buffer: *const c_void) {
+/// `mesh_buffer` has its backing buffer (allocated just before, on this thread) and its device.
+///
+/// The link is published in the thread's [`LinkSlot`] without taking the state lock (one lock
+/// and unlock, two atomic read-modify-writes that wait for tt-metal's pending stores, per mesh
+/// buffer otherwise); it is applied at the thread's next allocation, or by whoever reads links
+/// first (guard digests). Only while a link is still pending, or while the mesh device is not
+/// known yet, does this take the lock.
+pub(crate) fn on_mesh_buffer(mesh_buffer: *const c_void, entered: &Entered) {
     let Ok(api) = tt::api() else { return };
     let (Some(backing_of), Some(device_of)) = (api.mesh_backing_buffer, api.mesh_buffer_device) else { return };
-    // SAFETY: a live MeshBuffer; const getters.
-    let (backing, device) = unsafe { (backing_of(mesh_buffer), device_of(mesh_buffer)) };
+    // SAFETY: a live MeshBuffer; a const getter.
+    let backing = unsafe { backing_of(mesh_buffer) };
+    // SAFETY: the mesh buffer's live backing buffer; a const getter.
+    let id = if backing.is_null() { u64::MAX } else { (unsafe { (api.unique_id)(backing) }) as u64 };
+    let slot = entered.thread().link();
+    if !backing.is_null() && MESH_DEVICE_KNOWN.load(Ordering::Relaxed) && !slot.pending.load(Ordering::Relaxed) {
+        slot.publish(backing as usize, id, mesh_buffer as usize);
+        slot.pending.store(true, Ordering::Relaxed);
+        return;
+    }
+    // Only until the mesh device is known: `MeshBuffer::device()` locks a weak_ptr (two atomic
+    // read-modify-writes), per buffer.
+    let device = if MESH_DEVICE_KNOWN.load(Ordering::Relaxed) {
+        std::ptr::null()
+    } else {
+        // SAFETY: as above.
+        unsafe { device_of(mesh_buffer) }
+    };
     let mut st = lock();
-    if let Some(live) = st.live.get_mut(&(backing as usize)) {
+    if slot.pending.swap(false, Ordering::Relaxed) {
+        st.apply_link(slot);
+    }
+    if let Some(live) = st.live.get_mut(&(backing as usize)).filter(|l| l.id == id) {
         live.mesh = Some(mesh_buffer as usize);
     }
     if st.mesh_device.is_none() && !device.is_null() {
         st.mesh_device = Some(device as usize);
+        MESH_DEVICE_KNOWN.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Whether the state's `mesh_device` is set (it never changes after), read without the lock.
+static MESH_DEVICE_KNOWN: AtomicBool = AtomicBool::new(false);
+
+/// One thread's latest link of a backing buffer to its mesh buffer, written by that thread
+/// without the state lock and read under it by any thread: a sequence lock over plain fields
+/// (stores and loads only, no read-modify-write on the owner's side).
+///
+/// A slot is made per thread that creates a mesh buffer and kept for the life of the process
+/// (a few dozen bytes per such thread): a link of a thread that exited may still be pending.
+pub(crate) struct LinkSlot {
+    /// Odd while the owner writes.
+    seq: AtomicU64,
+    backing: AtomicUsize,
+    id: AtomicU64,
+    mesh: AtomicUsize,
+    /// Published and not yet applied by the owner (only the owning thread touches it).
+    pending: AtomicBool,
+}
+
+/// Every thread's slot (see [`LinkSlot`]). Taken with the state lock held or with no lock;
+/// never the other way round.
+static LINKS: Mutex<Vec<&'static LinkSlot>> = Mutex::new(Vec::new());
+
+impl LinkSlot {
+    /// A new slot for the calling thread, registered for readers.
+    pub(crate) fn register() -> &'static LinkSlot {
+        let slot: &'static LinkSlot = Box::leak(Box::new(LinkSlot {
+            seq: AtomicU64::new(0),
+            backing: AtomicUsize::new(0),
+            id: AtomicU64::new(0),
+            mesh: AtomicUsize::new(0),
+            pending: AtomicBool::new(false),
+        }));
+        LINKS.lock().unwrap_or_else(|e| e.into_inner()).push(slot);
+        slot
+    }
+
+    /// Every registered slot.
+    fn all() -> Vec<&'static LinkSlot> {
+        LINKS.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The owner publishes a link (the writer's side of the sequence lock).
+    fn publish(&self, backing: usize, id: u64, mesh: usize) {
+        let s = self.seq.load(Ordering::Relaxed);
+        self.seq.store(s + 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.backing.store(backing, Ordering::Relaxed);
+        self.id.store(id, Ordering::Relaxed);
+        self.mesh.store(mesh, Ordering::Relaxed);
+        self.seq.store(s + 2, Ordering::Release);
+    }
+
+    /// The link last published, or `None` when there is none or the owner is writing one now
+    /// (then it is a newer link, published as the owner's mesh buffer is being created: no
+    /// reader under the lock could have been told of that buffer yet either way).
+    fn read(&self) -> Option<(usize, u64, usize)> {
+        let s = self.seq.load(Ordering::Acquire);
+        if s == 0 || s % 2 == 1 {
+            return None;
+        }
+        let link =
+            (self.backing.load(Ordering::Relaxed), self.id.load(Ordering::Relaxed), self.mesh.load(Ordering::Relaxed));
+        fence(Ordering::Acquire);
+        (self.seq.load(Ordering::Relaxed) == s).then_some(link)
     }
 }
 
