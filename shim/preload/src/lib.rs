@@ -37,6 +37,7 @@ mod guard;
 mod interpose;
 mod interrupts;
 mod lifecycle;
+mod lock;
 mod names;
 mod processor;
 mod reentry;

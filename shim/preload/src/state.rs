@@ -11,7 +11,8 @@ use crate::{config, digest, geometry, stack, status, tt};
 use crossbeam_channel::Sender;
 use std::ffi::c_void;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use crate::lock::{SpinGuard, SpinLock};
+use std::sync::Mutex;
 use ttsan_events::{CaptureStart, Declared, Event, OpBegin, Space};
 
 /// When a guarded buffer next needs a reference digest.
@@ -109,7 +110,7 @@ struct State {
     mesh_shape: (u32, u32),
 }
 
-static STATE: Mutex<State> = Mutex::new(State {
+static STATE: SpinLock<State> = SpinLock::new(State {
     phase: Phase::Idle,
     tx: None,
     producer: writer::Producer::new(),
@@ -149,8 +150,8 @@ pub(crate) fn enabled() -> bool {
     !forked() && config::get().trace.is_some()
 }
 
-fn lock() -> MutexGuard<'static, State> {
-    STATE.lock().unwrap_or_else(|e| e.into_inner())
+fn lock() -> SpinGuard<'static, State> {
+    STATE.lock()
 }
 
 /// [`writer::FlushStaged`]: the producers' staged entries are under the state lock, which is
@@ -159,10 +160,9 @@ fn lock() -> MutexGuard<'static, State> {
 fn flush_staged(retries: u32) -> bool {
     for attempt in 0..=retries {
         match STATE.try_lock() {
-            Ok(mut st) => return st.producer.try_flush(),
-            Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner().producer.try_flush(),
-            Err(std::sync::TryLockError::WouldBlock) if attempt < retries => writer::nap(1),
-            Err(std::sync::TryLockError::WouldBlock) => {}
+            Some(mut st) => return st.producer.try_flush(),
+            None if attempt < retries => writer::nap(1),
+            None => {}
         }
     }
     false
