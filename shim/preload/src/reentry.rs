@@ -7,23 +7,37 @@
 use crate::state::LinkSlot;
 use std::cell::Cell;
 
-/// The shim's per-thread state, in one thread-local: in the shim (a shared library) every
-/// thread-local access is a call to `__tls_get_addr`, so the interposed calls look it up once
-/// (at [`Entered::enter`]) and pass the reference on.
+/// The shim's per-thread state, in one block of initial-exec thread-local storage that the C++
+/// side provides (cpp/thread.cpp says why): the interposed calls look it up once (at
+/// [`Entered::enter`]) and pass the reference on.
+///
+/// All zeroes is its initial value (false, 0, `None`), which is what the block starts as.
+#[repr(C)]
 pub(crate) struct ThreadState {
     inside: Cell<bool>,
+    /// Whether this thread's graph processor list holds the shim's processor.
+    pushed: Cell<bool>,
     /// This thread's kernel id once asked for (gettid is a system call).
     tid: Cell<i64>,
     /// Where this thread publishes mesh-buffer links ([`crate::state::on_mesh_buffer`]).
     link: Cell<Option<&'static LinkSlot>>,
 }
 
-thread_local! {
-    // const-initialised and without a destructor: reading it never allocates, so it is safe
-    // from any context, including before the thread's TLS destructors are registered.
-    static THREAD: ThreadState = const {
-        ThreadState { inside: Cell::new(false), tid: Cell::new(0), link: Cell::new(None) }
-    };
+extern "C" {
+    /// This thread's zero-initialised block of 64 bytes, 16-byte aligned.
+    fn ttsan_preload_thread_block() -> *mut std::ffi::c_void;
+}
+
+/// The calling thread's state.
+///
+/// `'static` stands for "as long as this thread": the block lives until the thread ends, and
+/// a `&ThreadState` cannot leave its thread (`ThreadState` holds Cells: it is not Sync, so a
+/// reference to it is not Send, and no static can hold one).
+pub(crate) fn thread() -> &'static ThreadState {
+    const { assert!(std::mem::size_of::<ThreadState>() <= 64 && std::mem::align_of::<ThreadState>() <= 16) };
+    // SAFETY: the block is this thread's, large and aligned enough (checked above), starts as
+    // all zeroes (a valid ThreadState) and is only ever used as a ThreadState.
+    unsafe { &*(ttsan_preload_thread_block() as *const ThreadState) }
 }
 
 impl ThreadState {
@@ -46,15 +60,25 @@ impl ThreadState {
         slot
     }
 
+    /// Whether this thread registered the shim's graph processor.
+    pub(crate) fn pushed(&self) -> bool {
+        self.pushed.get()
+    }
+
+    /// This thread registered the shim's graph processor (or is about to).
+    pub(crate) fn set_pushed(&self) {
+        self.pushed.set(true);
+    }
+
     /// This thread's link slot if it has one.
     pub(crate) fn link_if_any(&self) -> Option<&'static LinkSlot> {
         self.link.get()
     }
 }
 
-/// This thread's kernel id (0 while the thread's storage is being torn down).
+/// This thread's kernel id.
 pub(crate) fn thread_id() -> i64 {
-    THREAD.try_with(ThreadState::tid).unwrap_or(0)
+    thread().tid()
 }
 
 /// Proof that this thread is inside the shim; leaving is tied to drop so that a C++ exception
@@ -67,20 +91,12 @@ pub(crate) struct Entered(&'static ThreadState);
 impl Entered {
     /// Enters the shim, or `None` when this thread is already inside it.
     pub(crate) fn enter() -> Option<Entered> {
-        THREAD
-            .try_with(|t| {
-                // SAFETY: the state lives as long as this thread, and an `Entered` never leaves
-                // the thread that made it (`ThreadState` holds Cells: it is not Sync, so a
-                // reference to it is not Send).
-                let t: &'static ThreadState = unsafe { &*(t as *const ThreadState) };
-                if t.inside.replace(true) {
-                    None
-                } else {
-                    Some(Entered(t))
-                }
-            })
-            .ok()
-            .flatten()
+        let t = thread();
+        if t.inside.replace(true) {
+            None
+        } else {
+            Some(Entered(t))
+        }
     }
 
     /// The state of the thread inside the shim.
