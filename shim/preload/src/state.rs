@@ -468,7 +468,7 @@ pub(crate) fn on_allocated(buffer: *const c_void, entered: &Entered) {
     let mut st = lock();
     if let Some(slot) = entered.thread().link_if_any() {
         // The link this thread published last, before it may publish the next one.
-        if slot.pending.swap(false, Ordering::Relaxed) {
+        if slot.take_pending() {
             st.apply_link(slot);
         }
     }
@@ -739,7 +739,7 @@ pub(crate) fn on_mesh_buffer(mesh_buffer: *const c_void, entered: &Entered) {
         unsafe { device_of(mesh_buffer) }
     };
     let mut st = lock();
-    if slot.pending.swap(false, Ordering::Relaxed) {
+    if slot.take_pending() {
         st.apply_link(slot);
     }
     if let Some(live) = st.live.get_mut(&(backing as usize)).filter(|l| l.id == id) {
@@ -791,6 +791,17 @@ impl LinkSlot {
     /// Every registered slot.
     fn all() -> Vec<&'static LinkSlot> {
         LINKS.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether the owner's last link is still to be applied by the owner, which it now will.
+    /// Only the owning thread calls this: a load and a store, not a swap (an atomic
+    /// read-modify-write costs as much as the lock this saves).
+    fn take_pending(&self) -> bool {
+        let pending = self.pending.load(Ordering::Relaxed);
+        if pending {
+            self.pending.store(false, Ordering::Relaxed);
+        }
+        pending
     }
 
     /// The owner publishes a link (the writer's side of the sequence lock).
