@@ -156,10 +156,10 @@ impl BlockBuilder {
     /// Room for one raw record of at most `max` bytes, written in place at the payload's end.
     ///
     /// Why in place: assembling the record in a zeroed stack array and appending it cost a
-    /// memset and a call to memmove per record, most of the shim's writer thread per event.
+    /// memset and a call to memmove per record, the largest part of the shim's writer thread
+    /// per event.
     fn raw(&mut self, max: usize) -> RawRecord<'_> {
-        self.payload.reserve(max);
-        RawRecord { payload: &mut self.payload, count: &mut self.count, at: 0 }
+        RawRecord::new(&mut self.payload, &mut self.count, max)
     }
 
     /// Appends any event, postcard-encoded (the raw kinds for allocations and frees that fit).
@@ -225,18 +225,32 @@ impl BlockBuilder {
 struct RawRecord<'a> {
     payload: &'a mut Vec<u8>,
     count: &'a mut u32,
+    /// Where the record starts: the payload's end, with `room` bytes reserved after it.
+    start: *mut u8,
+    room: usize,
     at: usize,
 }
 
-impl RawRecord<'_> {
+impl<'a> RawRecord<'a> {
+    fn new(payload: &'a mut Vec<u8>, count: &'a mut u32, room: usize) -> Self {
+        payload.reserve(room);
+        let start = payload.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+        RawRecord { payload, count, start, room, at: 0 }
+    }
+
+    #[inline(always)]
     fn byte(&mut self, b: u8) {
-        // Indexing checks the bound: a record longer than its reservation panics instead of
-        // writing past the allocation.
-        self.payload.spare_capacity_mut()[self.at].write(b);
+        // A bound that holds by construction (`room` is the longest record's length); checked
+        // anyway, as it is one compare against a register, and a record longer than its room
+        // must panic rather than write past the allocation.
+        assert!(self.at < self.room);
+        // SAFETY: within the `room` bytes reserved after the payload's end.
+        unsafe { self.start.add(self.at).write(b) };
         self.at += 1;
     }
 
     /// Unsigned LEB128, as `integer_encoding` writes and [`Varints`] reads it.
+    #[inline(always)]
     fn varint(&mut self, mut v: u64) {
         while v >= 0x80 {
             self.byte(v as u8 | 0x80);
