@@ -7,5 +7,11 @@ fn main() {
     for f in ["cpp/read.cpp", "cpp/processor.cpp", "cpp/thread.cpp", "cpp/guarded.hpp"] {
         println!("cargo:rerun-if-changed={f}");
     }
-    cc::Build::new().cpp(true).std("c++17").file("cpp/read.cpp").file("cpp/processor.cpp").file("cpp/thread.cpp").compile("ttsan_preload_cpp");
+    cc::Build::new()
+        .cpp(true)
+        .std("c++17")
+        .file("cpp/read.cpp")
+        .file("cpp/processor.cpp")
+        .file("cpp/thread.cpp")
+        .compile("ttsan_preload_cpp");
 }

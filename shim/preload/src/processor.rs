@@ -151,14 +151,20 @@ fn register_this_thread(tracker: *mut c_void) {
 pub unsafe extern "C-unwind" fn graph_tracker_instance() -> *mut c_void {
     let p = crate::interpose::real(&REAL_INSTANCE, INSTANCE);
     // SAFETY: the real GraphTracker::instance().
-    let tracker = unsafe { std::mem::transmute::<usize, unsafe extern "C-unwind" fn() -> *mut c_void>(p)() };
+    let real = unsafe { std::mem::transmute::<usize, unsafe extern "C-unwind" fn() -> *mut c_void>(p) };
+    if crate::reentry::thread().pushed() {
+        // The common case, a tail call: tt-metal asks for the instance four times per
+        // allocate/free pair.
+        // SAFETY: as above.
+        return unsafe { real() };
+    }
+    // SAFETY: as above.
+    let tracker = unsafe { real() };
     // Not behind the re-entrancy guard: tt-metal's own allocate_impl asks for the instance while
     // the shim's interposed allocate_impl is on the stack, and that is a thread's first chance to
     // register when the program calls the real functions directly. Registering calls nothing
     // the shim interposes, and `pushed` is set before anything else, so it cannot recurse.
-    if !crate::reentry::thread().pushed() {
-        let _ = catch_unwind(AssertUnwindSafe(|| register_this_thread(tracker)));
-    }
+    let _ = catch_unwind(AssertUnwindSafe(|| register_this_thread(tracker)));
     tracker
 }
 

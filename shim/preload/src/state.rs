@@ -4,6 +4,7 @@
 //! so the trace order is the order tt-metal's allocator saw (a free is recorded before the real
 //! free releases the address; an allocation after the real allocation returns).
 
+use crate::lock::{SpinGuard, SpinLock};
 use crate::reentry::{thread_id, Entered};
 use crate::stack::AddrMap;
 use crate::writer::{self, Alloc, Msg};
@@ -11,7 +12,6 @@ use crate::{config, digest, geometry, stack, status, tt};
 use crossbeam_channel::Sender;
 use std::ffi::c_void;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use crate::lock::{SpinGuard, SpinLock};
 use std::sync::Mutex;
 use ttsan_events::{CaptureStart, Declared, Event, OpBegin, Space};
 
@@ -39,7 +39,9 @@ struct Live {
     address: u64,
     size: u64,
     page_size: u64,
-    guard: Option<Guard>,
+    /// Boxed: few buffers are guarded, and every live buffer is moved into the map and out of
+    /// it again (a `Guard` inline made each entry 104 bytes instead of 80).
+    guard: Option<Box<Guard>>,
     /// The top-level op open when it was allocated.
     top_op: Option<u64>,
     /// The `MeshBuffer` whose backing buffer this is, once `MeshBuffer::create` returned it:
@@ -495,15 +497,22 @@ pub(crate) fn on_allocated(buffer: *const c_void, entered: &Entered) {
     let op = st.current_op();
     let top_op = st.current_top_op();
     let preloading = !st.preload_over;
-    let reason = cfg.guards.reason(f.size, space, preloading, || {
-        // SAFETY: on this thread, in the call that captured it.
-        ips.map(|c| stack::frames(unsafe { c.ips() }, cfg.stack_depth)).unwrap_or_default()
-    });
+    // Checked here first: without selection criteria (the usual case) not even a call.
+    let reason = cfg
+        .guards
+        .is_active()
+        .then(|| {
+            cfg.guards.reason(f.size, space, preloading, || {
+                // SAFETY: on this thread, in the call that captured it.
+                ips.map(|c| stack::frames(unsafe { c.ips() }, cfg.stack_depth)).unwrap_or_default()
+            })
+        })
+        .flatten();
     let alloc = Alloc { id: f.id, space, address: f.address, size: f.size, page_size: f.page_size, op };
     st.send(Msg::Alloc(alloc, ips));
     let guard = reason.map(|reason| {
         st.event(Event::GuardRegister { buffer: f.id, reason: reason.clone() });
-        Guard { reason, baseline: Baseline::First, selected: true }
+        Box::new(Guard { reason, baseline: Baseline::First, selected: true })
     });
     let live =
         Live { id: f.id, space, address: f.address, size: f.size, page_size: f.page_size, guard, top_op, mesh: None };
@@ -847,7 +856,7 @@ fn guard_where(pick: impl Fn(&usize, &Live) -> bool, name: String) -> bool {
     if live.guard.is_some() {
         return true;
     }
-    live.guard = Some(Guard { reason: reason.clone(), baseline: Baseline::First, selected: false });
+    live.guard = Some(Box::new(Guard { reason: reason.clone(), baseline: Baseline::First, selected: false }));
     let id = live.id;
     st.event(Event::GuardRegister { buffer: id, reason });
     true
@@ -904,4 +913,15 @@ pub(crate) fn finish() {
     st.tx = None;
     drop(st);
     writer::wait_done(std::time::Duration::from_secs(5));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_entry_stays_small() {
+        // Every allocation moves one into the live map and every free moves it out again.
+        assert!(std::mem::size_of::<Live>() <= 80, "{} bytes", std::mem::size_of::<Live>());
+    }
 }
