@@ -1,8 +1,9 @@
 //! The recorder: live buffers, the op stack, guards, and the channel to the writer.
 //!
-//! One mutex orders everything: an event is sent while the state change it describes is made,
-//! so the trace order is the order tt-metal's allocator saw (a free is recorded before the real
-//! free releases the address; an allocation after the real allocation returns).
+//! One lock ([`crate::lock::SpinLock`]) orders everything: an event is sent while the state
+//! change it describes is made, so the trace order is the order tt-metal's allocator saw (a
+//! free is recorded before the real free releases the address; an allocation after the real
+//! allocation returns).
 
 use crate::lock::{SpinGuard, SpinLock};
 use crate::reentry::{thread_id, Entered};
