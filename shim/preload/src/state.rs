@@ -920,6 +920,52 @@ pub(crate) fn finish() {
 mod tests {
     use super::*;
 
+    fn slot() -> &'static LinkSlot {
+        Box::leak(Box::new(LinkSlot {
+            seq: AtomicU64::new(0),
+            backing: AtomicUsize::new(0),
+            id: AtomicU64::new(0),
+            mesh: AtomicUsize::new(0),
+            pending: AtomicBool::new(false),
+        }))
+    }
+
+    #[test]
+    fn a_link_slot_reads_back_the_last_link_published() {
+        let s = slot();
+        assert_eq!(s.read(), None, "nothing published yet");
+        s.publish(0x1000, 7, 0x2000);
+        assert_eq!(s.read(), Some((0x1000, 7, 0x2000)));
+        s.publish(0x3000, 8, 0x4000);
+        assert_eq!(s.read(), Some((0x3000, 8, 0x4000)));
+        s.pending.store(true, Ordering::Relaxed);
+        assert!(s.take_pending());
+        assert!(!s.take_pending());
+    }
+
+    #[test]
+    fn a_link_is_never_read_torn_while_its_owner_writes() {
+        // The owner publishes links whose three fields agree; a reader on another thread sees
+        // either a whole link or none.
+        let s = slot();
+        let stop = &*Box::leak(Box::new(AtomicBool::new(false)));
+        let owner = std::thread::spawn(move || {
+            for i in 1..200_000usize {
+                s.publish(i, i as u64, i);
+            }
+            stop.store(true, Ordering::Release);
+        });
+        let mut whole = 0u64;
+        while !stop.load(Ordering::Acquire) {
+            if let Some((b, id, m)) = s.read() {
+                assert!(b == m && id == b as u64, "torn: {b} {id} {m}");
+                whole += 1;
+            }
+        }
+        owner.join().unwrap();
+        assert!(whole > 0 || s.read().is_some());
+    }
+
     #[test]
     fn a_live_entry_stays_small() {
         // Every allocation moves one into the live map and every free moves it out again.
