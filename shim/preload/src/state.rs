@@ -284,7 +284,7 @@ impl State {
         }
         // Every thread's latest mesh-buffer link, so that a buffer guarded now is read through
         // its mesh buffer even when the thread that created it has not taken the lock since.
-        for slot in LinkSlot::all() {
+        for slot in LINKS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             self.apply_link(slot);
         }
         let devices = if self.devices.is_empty() { vec![0] } else { self.devices.clone() };
@@ -796,11 +796,6 @@ impl LinkSlot {
         }));
         LINKS.lock().unwrap_or_else(|e| e.into_inner()).push(slot);
         slot
-    }
-
-    /// Every registered slot.
-    fn all() -> Vec<&'static LinkSlot> {
-        LINKS.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Whether the owner's last link is still to be applied by the owner, which it now will.
