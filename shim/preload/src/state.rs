@@ -282,11 +282,6 @@ impl State {
             // Inside a trace capture the ops are recorded, not run, and tt-metal refuses reads.
             return;
         }
-        // Every thread's latest mesh-buffer link, so that a buffer guarded now is read through
-        // its mesh buffer even when the thread that created it has not taken the lock since.
-        for slot in LINKS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            self.apply_link(slot);
-        }
         let devices = if self.devices.is_empty() { vec![0] } else { self.devices.clone() };
         let shape = self.mesh_shape;
         let mut out: Vec<Event> = Vec::new();
@@ -318,6 +313,15 @@ impl State {
         if todo.is_empty() {
             // Nothing to read, so nothing was re-registered either.
             return;
+        }
+        // Every thread's latest mesh-buffer link, so that a buffer guarded now is read through
+        // its mesh buffer even when the thread that created it has not taken the lock since
+        // (only here: a program without guards never pays for it).
+        for slot in LINKS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            self.apply_link(slot);
+        }
+        for (buffer, _) in &mut todo {
+            buffer.mesh = self.live.get(&(buffer.backing as usize)).and_then(|l| l.mesh);
         }
         let target = digest::Target { mesh_device: self.mesh_device, devices: &devices, shape };
         let synced = digest::synchronize(api, &target, &mut self.reads);
