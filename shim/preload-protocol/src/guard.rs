@@ -110,6 +110,7 @@ impl GuardSelection {
     }
 
     /// Whether any criterion is set.
+    #[inline]
     pub fn is_active(&self) -> bool {
         self.min_size.is_some() || self.spaces.is_some() || !self.stack_globs.is_empty() || self.preloaded
     }

@@ -70,8 +70,8 @@ pub unsafe extern "C-unwind" fn allocate_impl(this: *mut c_void, buffer: *mut c_
     let entered = if state::enabled() { Entered::enter() } else { None };
     // SAFETY: forwarding the caller's arguments unchanged.
     unsafe { f(this, buffer) };
-    if entered.is_some() {
-        quietly(|| state::on_allocated(buffer));
+    if let Some(entered) = &entered {
+        quietly(|| state::on_allocated(buffer, entered));
     }
 }
 
@@ -265,8 +265,8 @@ pub unsafe extern "C-unwind" fn initialize_device_buffers(this: *mut c_void) {
     // SAFETY: forwarding the caller's arguments unchanged.
     unsafe { f(this) };
     if state::enabled() {
-        if let Some(_entered) = Entered::enter() {
-            quietly(|| state::on_mesh_buffer(this));
+        if let Some(entered) = Entered::enter() {
+            quietly(|| state::on_mesh_buffer(this, &entered));
         }
     }
 }

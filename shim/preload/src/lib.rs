@@ -34,6 +34,7 @@ mod digest;
 mod geometry;
 mod interpose;
 mod lifecycle;
+mod lock;
 mod names;
 mod processor;
 mod reentry;

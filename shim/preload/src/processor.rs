@@ -21,7 +21,6 @@
 use crate::reentry::Entered;
 use crate::vtable::{self, Layout};
 use crate::{state, tt};
-use std::cell::Cell;
 use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicUsize;
@@ -78,11 +77,6 @@ static REGISTRATION: OnceLock<Result<Registration, String>> = OnceLock::new();
 /// The real `GraphTracker::instance()`.
 static REAL_INSTANCE: AtomicUsize = AtomicUsize::new(0);
 
-thread_local! {
-    /// Whether this thread's processor list holds the shim's object.
-    static PUSHED: Cell<bool> = const { Cell::new(false) };
-}
-
 /// The registration, discovering the layout on first use (tt-metal must be loaded).
 pub(crate) fn registration() -> &'static Result<Registration, String> {
     REGISTRATION.get_or_init(build)
@@ -131,7 +125,7 @@ fn register_this_thread(tracker: *mut c_void) {
     if !state::enabled() {
         return;
     }
-    let _ = PUSHED.try_with(|p| p.set(true));
+    crate::reentry::thread().set_pushed();
     let reg = match registration() {
         Ok(r) => r,
         Err(why) => return state::on_unsupported(why),
@@ -157,14 +151,20 @@ fn register_this_thread(tracker: *mut c_void) {
 pub unsafe extern "C-unwind" fn graph_tracker_instance() -> *mut c_void {
     let p = crate::interpose::real(&REAL_INSTANCE, INSTANCE);
     // SAFETY: the real GraphTracker::instance().
-    let tracker = unsafe { std::mem::transmute::<usize, unsafe extern "C-unwind" fn() -> *mut c_void>(p)() };
+    let real = unsafe { std::mem::transmute::<usize, unsafe extern "C-unwind" fn() -> *mut c_void>(p) };
+    if crate::reentry::thread().pushed() {
+        // The common case, a tail call: tt-metal asks for the instance four times per
+        // allocate/free pair.
+        // SAFETY: as above.
+        return unsafe { real() };
+    }
+    // SAFETY: as above.
+    let tracker = unsafe { real() };
     // Not behind the re-entrancy guard: tt-metal's own allocate_impl asks for the instance while
     // the shim's interposed allocate_impl is on the stack, and that is a thread's first chance to
     // register when the program calls the real functions directly. Registering calls nothing
-    // the shim interposes, and PUSHED is set before anything else, so it cannot recurse.
-    if !PUSHED.try_with(Cell::get).unwrap_or(true) {
-        let _ = catch_unwind(AssertUnwindSafe(|| register_this_thread(tracker)));
-    }
+    // the shim interposes, and `pushed` is set before anything else, so it cannot recurse.
+    let _ = catch_unwind(AssertUnwindSafe(|| register_this_thread(tracker)));
     tracker
 }
 

@@ -1,16 +1,19 @@
 //! The recorder: live buffers, the op stack, guards, and the channel to the writer.
 //!
-//! One mutex orders everything: an event is sent while the state change it describes is made,
-//! so the trace order is the order tt-metal's allocator saw (a free is recorded before the real
-//! free releases the address; an allocation after the real allocation returns).
+//! One lock ([`crate::lock::SpinLock`]) orders everything: an event is sent while the state
+//! change it describes is made, so the trace order is the order tt-metal's allocator saw (a
+//! free is recorded before the real free releases the address; an allocation after the real
+//! allocation returns).
 
+use crate::lock::{SpinGuard, SpinLock};
+use crate::reentry::{thread_id, Entered};
 use crate::stack::AddrMap;
 use crate::writer::{self, Alloc, Msg};
 use crate::{config, digest, geometry, stack, status, tt};
 use crossbeam_channel::Sender;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use ttsan_events::{CaptureStart, Declared, Event, OpBegin, Space};
 
 /// When a guarded buffer next needs a reference digest.
@@ -37,7 +40,9 @@ struct Live {
     address: u64,
     size: u64,
     page_size: u64,
-    guard: Option<Guard>,
+    /// Boxed: few buffers are guarded, and every live buffer is moved into the map and out of
+    /// it again (a `Guard` inline made each entry 104 bytes instead of 80).
+    guard: Option<Box<Guard>>,
     /// The top-level op open when it was allocated.
     top_op: Option<u64>,
     /// The `MeshBuffer` whose backing buffer this is, once `MeshBuffer::create` returned it:
@@ -58,22 +63,6 @@ struct OpenOp {
 enum OpLabel {
     Id(u32),
     Text(String),
-}
-
-thread_local! {
-    static TID: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
-}
-
-/// This thread's kernel id (cached: gettid is a system call).
-fn thread_id() -> i64 {
-    TID.try_with(|t| {
-        if t.get() == 0 {
-            // SAFETY: gettid has no preconditions.
-            t.set(i64::from(unsafe { libc::gettid() }));
-        }
-        t.get()
-    })
-    .unwrap_or(0)
 }
 
 /// Distinct notes per trace: each is one mark, and a run with many guards fails the same way
@@ -124,7 +113,7 @@ struct State {
     mesh_shape: (u32, u32),
 }
 
-static STATE: Mutex<State> = Mutex::new(State {
+static STATE: SpinLock<State> = SpinLock::new(State {
     phase: Phase::Idle,
     tx: None,
     producer: writer::Producer::new(),
@@ -164,8 +153,8 @@ pub(crate) fn enabled() -> bool {
     !forked() && config::get().trace.is_some()
 }
 
-fn lock() -> MutexGuard<'static, State> {
-    STATE.lock().unwrap_or_else(|e| e.into_inner())
+fn lock() -> SpinGuard<'static, State> {
+    STATE.lock()
 }
 
 /// [`writer::FlushStaged`]: the producers' staged entries are under the state lock, which is
@@ -174,16 +163,17 @@ fn lock() -> MutexGuard<'static, State> {
 fn flush_staged(retries: u32) -> bool {
     for attempt in 0..=retries {
         match STATE.try_lock() {
-            Ok(mut st) => return st.producer.try_flush(),
-            Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner().producer.try_flush(),
-            Err(std::sync::TryLockError::WouldBlock) if attempt < retries => writer::nap(1),
-            Err(std::sync::TryLockError::WouldBlock) => {}
+            Some(mut st) => return st.producer.try_flush(),
+            None if attempt < retries => writer::nap(1),
+            None => {}
         }
     }
     false
 }
 
 impl State {
+    /// Inlined, as [`writer::Producer::send`] is (see there).
+    #[inline(always)]
     fn send(&mut self, msg: Msg) {
         match (&self.tx, self.phase) {
             (Some(_), Phase::Started) => self.producer.send(msg),
@@ -324,6 +314,15 @@ impl State {
             // Nothing to read, so nothing was re-registered either.
             return;
         }
+        // Every thread's latest mesh-buffer link, so that a buffer guarded now is read through
+        // its mesh buffer even when the thread that created it has not taken the lock since
+        // (only here: a program without guards never pays for it).
+        for slot in LINKS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            self.apply_link(slot);
+        }
+        for (buffer, _) in &mut todo {
+            buffer.mesh = self.live.get(&(buffer.backing as usize)).and_then(|l| l.mesh);
+        }
         let target = digest::Target { mesh_device: self.mesh_device, devices: &devices, shape };
         let synced = digest::synchronize(api, &target, &mut self.reads);
         notes.extend(synced.err());
@@ -337,6 +336,15 @@ impl State {
         }
         for n in notes {
             self.note(n);
+        }
+    }
+
+    /// Links a live buffer to the mesh buffer `slot` names, if it is still the buffer the link
+    /// was made for (a freed buffer's address may hold another buffer since; ids are unique).
+    fn apply_link(&mut self, slot: &LinkSlot) {
+        let Some((backing, id, mesh)) = slot.read() else { return };
+        if let Some(live) = self.live.get_mut(&backing).filter(|l| l.id == id) {
+            live.mesh = Some(mesh);
         }
     }
 
@@ -354,6 +362,10 @@ impl State {
     /// The innermost open op of this thread, else the latest open op of any thread (a worker
     /// thread allocating on behalf of an op announced elsewhere).
     fn current_op(&self) -> Option<u64> {
+        if self.ops.is_empty() {
+            // Without open ops the thread's id (a thread-local read) is not needed.
+            return None;
+        }
         let tid = thread_id();
         self.ops.iter().rev().find(|o| o.thread == tid).or(self.ops.last()).map(|o| o.index)
     }
@@ -455,12 +467,18 @@ fn read(api: &tt::Api, b: *const c_void) -> Facts {
 }
 
 /// After the real allocation returned: records it (and guards it if selected).
-pub(crate) fn on_allocated(buffer: *const c_void) {
+pub(crate) fn on_allocated(buffer: *const c_void, entered: &Entered) {
     let cfg = config::get();
     let api = tt::api().ok();
     let facts = api.map(|a| read(a, buffer));
     let ips = stack::capture(cfg.stack_depth);
     let mut st = lock();
+    if let Some(slot) = entered.thread().link_if_any() {
+        // The link this thread published last, before it may publish the next one.
+        if slot.take_pending() {
+            st.apply_link(slot);
+        }
+    }
     if st.phase == Phase::Idle {
         st.start(Some(buffer));
     }
@@ -484,15 +502,22 @@ pub(crate) fn on_allocated(buffer: *const c_void) {
     let op = st.current_op();
     let top_op = st.current_top_op();
     let preloading = !st.preload_over;
-    let reason = cfg.guards.reason(f.size, space, preloading, || {
-        // SAFETY: on this thread, in the call that captured it.
-        ips.map(|c| stack::frames(unsafe { c.ips() }, cfg.stack_depth)).unwrap_or_default()
-    });
+    // Checked here first: without selection criteria (the usual case) not even a call.
+    let reason = cfg
+        .guards
+        .is_active()
+        .then(|| {
+            cfg.guards.reason(f.size, space, preloading, || {
+                // SAFETY: on this thread, in the call that captured it.
+                ips.map(|c| stack::frames(unsafe { c.ips() }, cfg.stack_depth)).unwrap_or_default()
+            })
+        })
+        .flatten();
     let alloc = Alloc { id: f.id, space, address: f.address, size: f.size, page_size: f.page_size, op };
     st.send(Msg::Alloc(alloc, ips));
     let guard = reason.map(|reason| {
         st.event(Event::GuardRegister { buffer: f.id, reason: reason.clone() });
-        Guard { reason, baseline: Baseline::First, selected: true }
+        Box::new(Guard { reason, baseline: Baseline::First, selected: true })
     });
     let live =
         Live { id: f.id, space, address: f.address, size: f.size, page_size: f.page_size, guard, top_op, mesh: None };
@@ -699,18 +724,118 @@ pub(crate) fn on_unsupported(why: &str) {
     }
 }
 
-/// `mesh_buffer` has its backing buffer (allocated just before) and its device.
-pub(crate) fn on_mesh_buffer(mesh_buffer: *const c_void) {
+/// `mesh_buffer` has its backing buffer (allocated just before, on this thread) and its device.
+///
+/// The link is published in the thread's [`LinkSlot`] without taking the state lock (one lock
+/// and unlock, two atomic read-modify-writes that wait for tt-metal's pending stores, per mesh
+/// buffer otherwise); it is applied at the thread's next allocation, or by whoever reads links
+/// first (guard digests). Only while a link is still pending, or while the mesh device is not
+/// known yet, does this take the lock.
+pub(crate) fn on_mesh_buffer(mesh_buffer: *const c_void, entered: &Entered) {
     let Ok(api) = tt::api() else { return };
     let (Some(backing_of), Some(device_of)) = (api.mesh_backing_buffer, api.mesh_buffer_device) else { return };
-    // SAFETY: a live MeshBuffer; const getters.
-    let (backing, device) = unsafe { (backing_of(mesh_buffer), device_of(mesh_buffer)) };
+    // SAFETY: a live MeshBuffer; a const getter.
+    let backing = unsafe { backing_of(mesh_buffer) };
+    // SAFETY: the mesh buffer's live backing buffer; a const getter.
+    let id = if backing.is_null() { u64::MAX } else { (unsafe { (api.unique_id)(backing) }) as u64 };
+    let slot = entered.thread().link();
+    if !backing.is_null() && MESH_DEVICE_KNOWN.load(Ordering::Relaxed) && !slot.pending.load(Ordering::Relaxed) {
+        slot.publish(backing as usize, id, mesh_buffer as usize);
+        slot.pending.store(true, Ordering::Relaxed);
+        return;
+    }
+    // Only until the mesh device is known: `MeshBuffer::device()` locks a weak_ptr (two atomic
+    // read-modify-writes), per buffer.
+    let device = if MESH_DEVICE_KNOWN.load(Ordering::Relaxed) {
+        std::ptr::null()
+    } else {
+        // SAFETY: as above.
+        unsafe { device_of(mesh_buffer) }
+    };
     let mut st = lock();
-    if let Some(live) = st.live.get_mut(&(backing as usize)) {
+    if slot.take_pending() {
+        st.apply_link(slot);
+    }
+    if let Some(live) = st.live.get_mut(&(backing as usize)).filter(|l| l.id == id) {
         live.mesh = Some(mesh_buffer as usize);
     }
     if st.mesh_device.is_none() && !device.is_null() {
         st.mesh_device = Some(device as usize);
+        MESH_DEVICE_KNOWN.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Whether the state's `mesh_device` is set (it never changes after), read without the lock.
+static MESH_DEVICE_KNOWN: AtomicBool = AtomicBool::new(false);
+
+/// One thread's latest link of a backing buffer to its mesh buffer, written by that thread
+/// without the state lock and read under it by any thread: a sequence lock over plain fields
+/// (stores and loads only, no read-modify-write on the owner's side).
+///
+/// A slot is made per thread that creates a mesh buffer and kept for the life of the process
+/// (a few dozen bytes per such thread): a link of a thread that exited may still be pending.
+pub(crate) struct LinkSlot {
+    /// Odd while the owner writes.
+    seq: AtomicU64,
+    backing: AtomicUsize,
+    id: AtomicU64,
+    mesh: AtomicUsize,
+    /// Published and not yet applied by the owner (only the owning thread touches it).
+    pending: AtomicBool,
+}
+
+/// Every thread's slot (see [`LinkSlot`]). Taken with the state lock held or with no lock;
+/// never the other way round.
+static LINKS: Mutex<Vec<&'static LinkSlot>> = Mutex::new(Vec::new());
+
+impl LinkSlot {
+    /// A new slot for the calling thread, registered for readers.
+    pub(crate) fn register() -> &'static LinkSlot {
+        let slot: &'static LinkSlot = Box::leak(Box::new(LinkSlot {
+            seq: AtomicU64::new(0),
+            backing: AtomicUsize::new(0),
+            id: AtomicU64::new(0),
+            mesh: AtomicUsize::new(0),
+            pending: AtomicBool::new(false),
+        }));
+        LINKS.lock().unwrap_or_else(|e| e.into_inner()).push(slot);
+        slot
+    }
+
+    /// Whether the owner's last link is still to be applied by the owner, which it now will.
+    /// Only the owning thread calls this: a load and a store, not a swap (an atomic
+    /// read-modify-write costs as much as the lock this saves).
+    fn take_pending(&self) -> bool {
+        let pending = self.pending.load(Ordering::Relaxed);
+        if pending {
+            self.pending.store(false, Ordering::Relaxed);
+        }
+        pending
+    }
+
+    /// The owner publishes a link (the writer's side of the sequence lock).
+    fn publish(&self, backing: usize, id: u64, mesh: usize) {
+        let s = self.seq.load(Ordering::Relaxed);
+        self.seq.store(s + 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.backing.store(backing, Ordering::Relaxed);
+        self.id.store(id, Ordering::Relaxed);
+        self.mesh.store(mesh, Ordering::Relaxed);
+        self.seq.store(s + 2, Ordering::Release);
+    }
+
+    /// The link last published, or `None` when there is none or the owner is writing one now
+    /// (then it is a newer link, published as the owner's mesh buffer is being created: no
+    /// reader under the lock could have been told of that buffer yet either way).
+    fn read(&self) -> Option<(usize, u64, usize)> {
+        let s = self.seq.load(Ordering::Acquire);
+        if s == 0 || s % 2 == 1 {
+            return None;
+        }
+        let link =
+            (self.backing.load(Ordering::Relaxed), self.id.load(Ordering::Relaxed), self.mesh.load(Ordering::Relaxed));
+        fence(Ordering::Acquire);
+        (self.seq.load(Ordering::Relaxed) == s).then_some(link)
     }
 }
 
@@ -731,7 +856,7 @@ fn guard_where(pick: impl Fn(&usize, &Live) -> bool, name: String) -> bool {
     if live.guard.is_some() {
         return true;
     }
-    live.guard = Some(Guard { reason: reason.clone(), baseline: Baseline::First, selected: false });
+    live.guard = Some(Box::new(Guard { reason: reason.clone(), baseline: Baseline::First, selected: false }));
     let id = live.id;
     st.event(Event::GuardRegister { buffer: id, reason });
     true
@@ -794,4 +919,61 @@ pub(crate) fn finish() {
     st.tx = None;
     drop(st);
     writer::wait_done(std::time::Duration::from_secs(5));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot() -> &'static LinkSlot {
+        Box::leak(Box::new(LinkSlot {
+            seq: AtomicU64::new(0),
+            backing: AtomicUsize::new(0),
+            id: AtomicU64::new(0),
+            mesh: AtomicUsize::new(0),
+            pending: AtomicBool::new(false),
+        }))
+    }
+
+    #[test]
+    fn a_link_slot_reads_back_the_last_link_published() {
+        let s = slot();
+        assert_eq!(s.read(), None, "nothing published yet");
+        s.publish(0x1000, 7, 0x2000);
+        assert_eq!(s.read(), Some((0x1000, 7, 0x2000)));
+        s.publish(0x3000, 8, 0x4000);
+        assert_eq!(s.read(), Some((0x3000, 8, 0x4000)));
+        s.pending.store(true, Ordering::Relaxed);
+        assert!(s.take_pending());
+        assert!(!s.take_pending());
+    }
+
+    #[test]
+    fn a_link_is_never_read_torn_while_its_owner_writes() {
+        // The owner publishes links whose three fields agree; a reader on another thread sees
+        // either a whole link or none.
+        let s = slot();
+        let stop = &*Box::leak(Box::new(AtomicBool::new(false)));
+        let owner = std::thread::spawn(move || {
+            for i in 1..200_000usize {
+                s.publish(i, i as u64, i);
+            }
+            stop.store(true, Ordering::Release);
+        });
+        let mut whole = 0u64;
+        while !stop.load(Ordering::Acquire) {
+            if let Some((b, id, m)) = s.read() {
+                assert!(b == m && id == b as u64, "torn: {b} {id} {m}");
+                whole += 1;
+            }
+        }
+        owner.join().unwrap();
+        assert!(whole > 0 || s.read().is_some());
+    }
+
+    #[test]
+    fn a_live_entry_stays_small() {
+        // Every allocation moves one into the live map and every free moves it out again.
+        assert!(std::mem::size_of::<Live>() <= 80, "{} bytes", std::mem::size_of::<Live>());
+    }
 }

@@ -127,33 +127,39 @@ impl BlockBuilder {
 
     /// Appends an allocation as a raw record.
     pub fn alloc(&mut self, a: &RawAlloc) {
-        let mut r = [0u8; ALLOC_MAX];
-        r[0] = TAG_ALLOC;
-        r[1] = space_code(a.space);
-        r[2] =
+        let flags =
             flag(a.device.is_some(), HAS_DEVICE) | flag(a.op.is_some(), HAS_OP) | flag(a.stack_id.is_some(), HAS_STACK);
-        let mut at = 3;
+        let mut r = self.raw(ALLOC_MAX);
+        r.byte(TAG_ALLOC);
+        r.byte(space_code(a.space));
+        r.byte(flags);
         for v in [a.id, a.address, a.size, a.page_size] {
-            at += v.encode_var(&mut r[at..]);
+            r.varint(v);
         }
         for v in [a.device.map(u64::from), a.op, a.stack_id].into_iter().flatten() {
-            at += v.encode_var(&mut r[at..]);
+            r.varint(v);
         }
-        self.payload.extend_from_slice(&r[..at]);
-        self.count += 1;
+        r.done();
     }
 
     /// Appends a free (no inline stack) as a raw record.
     pub fn free(&mut self, id: u64, op: Option<u64>, stack_id: Option<u64>) {
-        let mut r = [0u8; FREE_MAX];
-        r[0] = TAG_FREE;
-        r[1] = flag(op.is_some(), HAS_OP) | flag(stack_id.is_some(), HAS_STACK);
-        let mut at = 2;
+        let mut r = self.raw(FREE_MAX);
+        r.byte(TAG_FREE);
+        r.byte(flag(op.is_some(), HAS_OP) | flag(stack_id.is_some(), HAS_STACK));
         for v in [Some(id), op, stack_id].into_iter().flatten() {
-            at += v.encode_var(&mut r[at..]);
+            r.varint(v);
         }
-        self.payload.extend_from_slice(&r[..at]);
-        self.count += 1;
+        r.done();
+    }
+
+    /// Room for one raw record of at most `max` bytes, written in place at the payload's end.
+    ///
+    /// Why in place: assembling the record in a zeroed stack array and appending it cost a
+    /// memset and a call to memmove per record, the largest part of the shim's writer thread
+    /// per event.
+    fn raw(&mut self, max: usize) -> RawRecord<'_> {
+        RawRecord::new(&mut self.payload, &mut self.count, max)
     }
 
     /// Appends any event, postcard-encoded (the raw kinds for allocations and frees that fit).
@@ -211,6 +217,54 @@ impl BlockBuilder {
         out.extend_from_slice(&self.payload);
         self.payload.clear();
         self.count = 0;
+    }
+}
+
+/// A raw record being written into the spare capacity of a block's payload
+/// ([`BlockBuilder::raw`], which reserved room for the longest one).
+struct RawRecord<'a> {
+    payload: &'a mut Vec<u8>,
+    count: &'a mut u32,
+    /// Where the record starts: the payload's end, with `room` bytes reserved after it.
+    start: *mut u8,
+    room: usize,
+    at: usize,
+}
+
+impl<'a> RawRecord<'a> {
+    fn new(payload: &'a mut Vec<u8>, count: &'a mut u32, room: usize) -> Self {
+        payload.reserve(room);
+        let start = payload.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+        RawRecord { payload, count, start, room, at: 0 }
+    }
+
+    #[inline(always)]
+    fn byte(&mut self, b: u8) {
+        // A bound that holds by construction (`room` is the longest record's length); checked
+        // anyway, as it is one compare against a register, and a record longer than its room
+        // must panic rather than write past the allocation.
+        assert!(self.at < self.room);
+        // SAFETY: within the `room` bytes reserved after the payload's end.
+        unsafe { self.start.add(self.at).write(b) };
+        self.at += 1;
+    }
+
+    /// Unsigned LEB128, as `integer_encoding` writes and [`Varints`] reads it.
+    #[inline(always)]
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.byte(v as u8 | 0x80);
+            v >>= 7;
+        }
+        self.byte(v as u8);
+    }
+
+    /// The record's bytes become part of the payload.
+    fn done(self) {
+        let len = self.payload.len() + self.at;
+        // SAFETY: `byte` initialised the first `at` bytes of the spare capacity, in order.
+        unsafe { self.payload.set_len(len) };
+        *self.count += 1;
     }
 }
 
@@ -510,6 +564,25 @@ mod tests {
             let expect: Vec<Event> = want[..lost.start].iter().chain(&want[lost.end..]).cloned().collect();
             assert_eq!(got, expect, "byte {at}");
             file[at] = keep;
+        }
+    }
+
+    #[test]
+    fn raw_varints_are_the_leb128_of_integer_encoding() {
+        // Traces written before raw records were written in place used integer_encoding; both
+        // must give the same bytes.
+        let mut values = vec![0, 1, 0x7f, 0x80, 0x3fff, 0x4000, u64::from(u32::MAX), u64::MAX - 1, u64::MAX];
+        values.extend((0..64).map(|s| 1u64 << s).chain((1..64).map(|s| (1u64 << s) - 1)));
+        for v in values {
+            let mut b = BlockBuilder::new();
+            b.free(v, Some(v), None);
+            let mut want = vec![TAG_FREE, HAS_OP];
+            let mut tmp = [0u8; 10];
+            for _ in 0..2 {
+                let n = v.encode_var(&mut tmp);
+                want.extend_from_slice(&tmp[..n]);
+            }
+            assert_eq!(b.payload, want, "{v:#x}");
         }
     }
 
