@@ -308,7 +308,7 @@ helper_path, ttsan_bin = sys.argv[1], sys.argv[2]
 if not ttsan.active():
     print("SHIM absent", _abi.next_op is None, _abi.flush is None, ttsan.guard(1, "x"))
     sys.exit(0)
-helper = ctypes.CDLL(helper_path, mode=ctypes.RTLD_GLOBAL)
+helper = ctypes.CDLL(helper_path)  # RTLD_LOCAL, as `import ttnn` loads tt-metal
 helper.mm_alloc.restype = ctypes.c_void_p
 helper.mm_alloc.argtypes = [ctypes.c_uint64, ctypes.c_uint64, ctypes.c_int]
 helper.mm_address.restype = ctypes.c_uint64

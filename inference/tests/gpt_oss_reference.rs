@@ -4,7 +4,8 @@
 use ttsan_inference::common::pcc::{max_abs_diff, pcc};
 use ttsan_inference::common::rng::SplitMix64;
 use ttsan_inference::gpt_oss::config::GptOssConfig;
-use ttsan_inference::gpt_oss::naive;
+mod gpt_oss_naive;
+use gpt_oss_naive as naive;
 use ttsan_inference::gpt_oss::reference::{self, LayerCache, Reference, Routing};
 use ttsan_inference::gpt_oss::rope::Rope;
 use ttsan_inference::gpt_oss::{random_weights, ModelWeights};

@@ -2,7 +2,7 @@
 //! the order effect of the sink-corruption case, analysed by the sanitizer.
 
 use std::sync::Arc;
-use ttsan_inference::gpt_oss::run::{run, Mode, Module, RunOptions, RunOutcome};
+use ttsan_inference::gpt_oss::run::{run, Case, Mode, Module, RunOptions, RunOutcome};
 use ttsan_inference::sim::{Canaries, DetectMode};
 use ttsan_sanitizer::finding::Relation;
 use ttsan_sanitizer::{AnalysisOptions, Analyzer, Finding, FindingKind};
@@ -173,7 +173,7 @@ fn stale_runtime_arg_is_caught_on_the_cache_hit_in_both_modes() {
 #[test]
 fn cases_run_in_sequence_on_one_mesh() {
     let mut o = opts((1, 8), 1, &[Module::Experts, Module::Attention]);
-    o.cases = ttsan_inference::gpt_oss::run::parse_cases("prefill:32,prefill:64").unwrap();
+    o.cases = [32, 64].map(|tokens| Case { mode: Mode::Prefill, tokens }).to_vec();
     let (out, findings, events) = go_traced(&o);
     assert!(findings.is_empty(), "{findings:?}");
     let labels: Vec<Option<&str>> = out.modules.iter().map(|m| m.case.as_deref()).collect();

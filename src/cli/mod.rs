@@ -9,6 +9,7 @@ pub mod doctor_workload;
 pub mod exit;
 pub mod export;
 pub mod gpt_oss;
+pub mod gpt_oss_args;
 pub mod import;
 pub mod options;
 pub mod report;

@@ -7,6 +7,7 @@
 
 use super::analyze::{analyze_trace, emit, emit_with, incomplete};
 use super::exit::{plain_verdict, verdict_code, Failure, Outcome, ACCURACY};
+use super::gpt_oss_args::{parse_cases, parse_ids, parse_layers, parse_mesh};
 use super::options::EnvOptions;
 use super::settings::{Format, ReportArgs, Settings};
 use anyhow::{anyhow, Context as _};
@@ -17,8 +18,7 @@ use std::sync::Arc;
 use ttsan_inference::common::npy;
 use ttsan_inference::gpt_oss::config::GptOssConfig;
 use ttsan_inference::gpt_oss::run::{
-    parse_cases, parse_ids, parse_layers, parse_mesh, plan, run as run_model, Mode, ModelSource, Module, PlanOptions,
-    Progress, RunError, RunOptions, RunOutcome,
+    plan, run as run_model, Mode, ModelSource, Module, PlanOptions, Progress, RunError, RunOptions, RunOutcome,
 };
 use ttsan_inference::sim::{Canaries, DetectMode};
 use ttsan_sanitizer::ci::{Check, Verdict};

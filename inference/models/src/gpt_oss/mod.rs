@@ -1,6 +1,6 @@
 //! GPT-OSS (gpt-oss-20b / gpt-oss-120b and tiny variants): HF configs and checkpoints, an f32 CPU
-//! reference of the Hugging Face semantics, an independent naive formulation to check it, and
-//! the device path and runs on the simulated mesh; the comparison tools (PCC, `.npy`) it is
+//! reference of the Hugging Face semantics (checked against an independent naive formulation in
+//! the tests, `inference/tests/gpt_oss_naive/`), and the device path and runs on the simulated mesh; the comparison tools (PCC, `.npy`) it is
 //! measured with are [`crate::common`]'s.
 
 pub mod ccl;
@@ -10,7 +10,6 @@ pub mod device;
 pub mod error;
 pub mod init;
 pub mod mxfp4;
-pub mod naive;
 pub mod reference;
 pub mod rope;
 pub mod run;

@@ -23,7 +23,7 @@ pub use decode::ModelDecode;
 pub use error::RunError;
 pub use faults::{resolve, FaultContext, NamedFault, NAMED_FAULTS};
 pub use module::{Module, ModuleResult};
-pub use options::{parse_cases, parse_ids, parse_layers, parse_mesh, Case, Mode, ModelSource, RunOptions};
+pub use options::{Case, Mode, ModelSource, RunOptions};
 pub use plan::{model_passes, plan, L1Peak, PlanOptions, PlanOutcome};
 pub use scenario::{load_model, run, Progress, RunOutcome};
 pub use session::Session;

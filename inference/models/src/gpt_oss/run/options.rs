@@ -1,6 +1,5 @@
 //! What a run is: mesh, mode, model, module tests, faults, detection.
 
-use super::error::RunError;
 use super::module::Module;
 use std::path::PathBuf;
 use ttsan_events::{Arch, Role};
@@ -50,28 +49,6 @@ impl std::fmt::Display for Case {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}", self.mode, self.tokens)
     }
-}
-
-/// Parses `prefill:128,prefill:2048` (`MODE:TOKENS`, comma separated).
-pub fn parse_cases(text: &str) -> Result<Vec<Case>, RunError> {
-    let bad = |p: &str| {
-        RunError::Usage(format!("bad case `{p}` in --cases {text}: expected MODE:TOKENS (prefill:128, decode:32)"))
-    };
-    let mut out = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (mode, tokens) = part.split_once(':').ok_or_else(|| bad(part))?;
-        let mode = match mode.trim() {
-            "prefill" => Mode::Prefill,
-            "decode" => Mode::Decode,
-            _ => return Err(bad(part)),
-        };
-        let tokens: usize = tokens.trim().parse().map_err(|_| bad(part))?;
-        out.push(Case { mode, tokens });
-    }
-    if out.is_empty() {
-        return Err(RunError::Usage("--cases names no case".into()));
-    }
-    Ok(out)
 }
 
 /// Where the weights come from.
@@ -157,47 +134,4 @@ impl Default for RunOptions {
             command: String::new(),
         }
     }
-}
-
-/// Parses `RxC` (`1x8`, `4x8`).
-pub fn parse_mesh(text: &str) -> Result<(u32, u32), RunError> {
-    let bad = || RunError::Usage(format!("bad mesh `{text}`: expected RxC with R, C >= 1, e.g. 1x8 or 4x8"));
-    let (r, c) = text.split_once(['x', 'X']).ok_or_else(bad)?;
-    let (r, c): (u32, u32) = (r.trim().parse().map_err(|_| bad())?, c.trim().parse().map_err(|_| bad())?);
-    if r == 0 || c == 0 || r * c > 64 {
-        return Err(bad());
-    }
-    Ok((r, c))
-}
-
-/// Parses `0,1` or `0-3`.
-pub fn parse_layers(text: &str) -> Result<Vec<usize>, RunError> {
-    let bad =
-        |p: &str| RunError::Usage(format!("bad layer `{p}` in --layers {text}: expected N, N-M, comma separated"));
-    let mut out = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b): (usize, usize) = (a.parse().map_err(|_| bad(part))?, b.parse().map_err(|_| bad(part))?);
-                if a > b {
-                    return Err(bad(part));
-                }
-                out.extend(a..=b);
-            }
-            None => out.push(part.parse().map_err(|_| bad(part))?),
-        }
-    }
-    if out.is_empty() {
-        return Err(RunError::Usage("--layers names no layer".into()));
-    }
-    Ok(out)
-}
-
-/// Parses `1,2,3`.
-pub fn parse_ids(text: &str) -> Result<Vec<u32>, RunError> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| p.parse().map_err(|_| RunError::Usage(format!("bad token id `{p}` in --input-ids"))))
-        .collect()
 }

@@ -1,8 +1,8 @@
 //! Eager attention with sinks, literally: mask matrix, `repeat_kv`, a concatenated sink column.
 
 use super::linear_t;
-use crate::gpt_oss::config::GptOssConfig;
-use crate::gpt_oss::weights::AttentionWeights;
+use ttsan_inference::gpt_oss::config::GptOssConfig;
+use ttsan_inference::gpt_oss::weights::AttentionWeights;
 
 fn rotate_half(x: &[f64]) -> Vec<f64> {
     let half = x.len() / 2;

@@ -1,6 +1,6 @@
 //! YaRN cos/sin recomputed from the formulas (f64), in the `cat(freqs, freqs)` layout.
 
-use crate::gpt_oss::config::GptOssConfig;
+use ttsan_inference::gpt_oss::config::GptOssConfig;
 
 /// cos and sin tables `[positions, head_dim]` (each half repeated), scaled by YaRN's mscale.
 pub fn yarn_cos_sin(config: &GptOssConfig, positions: usize) -> (Vec<f64>, Vec<f64>) {

@@ -2,8 +2,8 @@
 //! every expert applied to every token.
 
 use super::linear_t;
-use crate::gpt_oss::config::GptOssConfig;
-use crate::gpt_oss::weights::{ExpertWeights, LayerWeights, RouterWeights};
+use ttsan_inference::gpt_oss::config::GptOssConfig;
+use ttsan_inference::gpt_oss::weights::{ExpertWeights, LayerWeights, RouterWeights};
 
 /// The dense `[T, E]` router scores: softmax over the top-k logits scattered into zeros.
 pub fn router_scores(config: &GptOssConfig, w: &RouterWeights, x: &[f64]) -> Vec<f64> {

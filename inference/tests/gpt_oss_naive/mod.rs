@@ -1,5 +1,5 @@
 //! A second, deliberately different formulation of HF's GPT-OSS forward, used only to check
-//! [`crate::gpt_oss::reference`].
+//! [`ttsan_inference::gpt_oss::reference`].
 //!
 //! It follows the pseudo-code of the HF modeling file literally and shares no code with the
 //! reference: f64 throughout, YaRN derived again from the paper's formulas, RoPE in the
@@ -16,7 +16,7 @@ mod yarn;
 
 pub use attention::attention;
 pub use model::{decoder_layer, forward};
-pub use moe::{experts_dense, moe, router_scores};
+pub use moe::{experts_dense, router_scores};
 pub use yarn::yarn_cos_sin;
 
 /// `[rows, cols]` row-major f64 matrix product helpers used across the naive modules.

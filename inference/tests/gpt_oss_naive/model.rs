@@ -4,9 +4,9 @@ use super::attention::attention;
 use super::moe::moe;
 use super::yarn::yarn_cos_sin;
 use super::{linear_t, rms_norm};
-use crate::gpt_oss::config::GptOssConfig;
-use crate::gpt_oss::error::{GptOssError, Result};
-use crate::gpt_oss::weights::{LayerWeights, ModelWeights};
+use ttsan_inference::gpt_oss::config::GptOssConfig;
+use ttsan_inference::gpt_oss::error::{GptOssError, Result};
+use ttsan_inference::gpt_oss::weights::{LayerWeights, ModelWeights};
 
 /// One decoder layer on the residual stream `x` (`[S, H]`, positions 0..S).
 pub fn decoder_layer(config: &GptOssConfig, layer: usize, w: &LayerWeights, x: &[f64]) -> Vec<f64> {
