@@ -38,7 +38,7 @@ impl ChipMemory {
     }
 
     /// Copies `data` to `address` of `unit`. Bounds are the caller's business (see
-    /// [`super::mesh`]), because only it knows the geometry.
+    /// [`crate::Mesh`]), because only it knows the geometry.
     pub fn write(&mut self, space: Space, unit: Unit, address: u64, data: &[u8]) {
         let (p, u) = (plane(space), unit.key());
         let mut done = 0usize;

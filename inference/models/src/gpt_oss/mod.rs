@@ -4,16 +4,16 @@
 //! measured with are [`crate::common`]'s.
 
 pub mod ccl;
-pub mod checkpoint;
+mod checkpoint;
 pub mod config;
 pub mod device;
 pub mod error;
-pub mod init;
+mod init;
 pub mod mxfp4;
 pub mod reference;
 pub mod rope;
 pub mod run;
-pub mod tensor;
+mod tensor;
 pub mod weights;
 
 pub use crate::common::pcc::pcc;
@@ -22,4 +22,5 @@ pub use config::{GptOssConfig, LayerType};
 pub use error::GptOssError;
 pub use init::random_weights;
 pub use reference::Reference;
+pub use tensor::Tensor;
 pub use weights::ModelWeights;
