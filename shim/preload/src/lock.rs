@@ -40,10 +40,12 @@ impl<T> SpinLock<T> {
     /// The lock if nobody holds it.
     #[inline]
     pub(crate) fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
+        // `then`, not `then_some`: a guard built eagerly for a failed attempt would be dropped,
+        // and its drop would release the lock of whoever holds it.
         self.locked
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
-            .then_some(SpinGuard { lock: self })
+            .then(|| SpinGuard { lock: self })
     }
 
     /// Waits for the lock.

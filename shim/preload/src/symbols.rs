@@ -89,7 +89,8 @@ impl Mapped {
         // SAFETY: mapping a file we opened read-only; the mapping outlives the descriptor.
         let ptr =
             unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, file.as_raw_fd(), 0) };
-        (ptr != libc::MAP_FAILED).then_some(Mapped { ptr, len })
+        // `then`: a `Mapped` built for a failed map would be dropped, unmapping MAP_FAILED.
+        (ptr != libc::MAP_FAILED).then(|| Mapped { ptr, len })
     }
 
     fn bytes(&self) -> &[u8] {
