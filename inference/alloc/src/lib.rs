@@ -6,6 +6,8 @@
 //! [`script`] the way `ttsan tt-metal replay` answers it from the real library.
 //! `docs/fidelity.md` says how closely the two agree.
 
+#![deny(missing_docs)]
+
 mod allocator;
 pub mod bank_manager;
 mod config;

@@ -21,6 +21,8 @@
 //! # Ok::<(), ttsan_sim::SimError>(())
 //! ```
 
+#![deny(missing_docs)]
+
 mod cache;
 mod canary;
 pub mod ccl;
