@@ -5,7 +5,7 @@ use super::{scale_dim, Groups};
 use crate::error::SimResult;
 use crate::host::norm_dim;
 use crate::mesh::Mesh;
-use crate::ops::{args_of, default_cbs, Out};
+use crate::ops::{args_of, place_default_cbs, Out};
 use crate::tensor::Tensor;
 use ttsan_events::Role;
 
@@ -28,10 +28,7 @@ pub fn mesh_partition(
     let args = args_of(&[("dim", dim.to_string()), ("cluster_axis", format!("{cluster_axis:?}"))]);
     let mut op = mesh.begin_op(name, args, &[x], &[], &[])?;
     let output = op.alloc_output(&spec, &out.name_for(name), out.role.unwrap_or(Role::Activation))?;
-    let cbs = default_cbs(&[x], &spec);
-    let refs: Vec<(&str, u64)> = cbs.iter().map(|(n, s)| (n.as_str(), *s)).collect();
-    let grid = op.compute_grid();
-    op.circular_buffers(grid, &refs)?;
+    place_default_cbs(&mut op, &[x], &spec)?;
     op.compute(|op| {
         op.run(|chip| {
             let p = groups.of[chip.device() as usize].1;

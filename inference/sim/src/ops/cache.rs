@@ -8,7 +8,7 @@
 //! paged, `[blocks, kv_heads, block_size, d]` with a page table `[users, blocks_per_user]`
 //! (uint32, row-major) mapping a user's logical block to a physical one.
 
-use super::{args_of, default_cbs};
+use super::{args_of, place_default_cbs};
 use crate::chip::Chip;
 use crate::dtype::PageLayout;
 use crate::error::{SimError, SimResult};
@@ -101,10 +101,7 @@ fn cache_op(
     kernel: impl Fn(&[HostTensor]) -> SimResult<Vec<(usize, usize, Vec<f32>)>> + Sync,
 ) -> SimResult<()> {
     let mut op = mesh.begin_op(name, args, inputs, &[cache], &[])?;
-    let cbs = default_cbs(inputs, cache.spec());
-    let refs: Vec<(&str, u64)> = cbs.iter().map(|(n, s)| (n.as_str(), *s)).collect();
-    let grid = op.compute_grid();
-    op.circular_buffers(grid, &refs)?;
+    place_default_cbs(&mut op, inputs, cache.spec())?;
     op.compute(|op| {
         op.run(|chip| {
             let ins: Vec<HostTensor> = inputs.iter().map(|t| chip.read(t)).collect();

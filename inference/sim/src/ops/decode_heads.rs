@@ -4,7 +4,7 @@
 //!
 //! The fused QKV row of a chip is `[Q heads | K heads | V heads]`, `head_dim` values each.
 
-use super::{args_of, default_cbs, local_op, Out};
+use super::{args_of, local_op, place_default_cbs, Out};
 use crate::error::{SimError, SimResult};
 use crate::host::HostTensor;
 use crate::mesh::Mesh;
@@ -49,10 +49,7 @@ fn three_outputs(
     let q = op.alloc_output(&specs[0], &format!("{base}.q"), role)?;
     let k = op.alloc_output(&specs[1], &format!("{base}.k"), role)?;
     let v = op.alloc_output(&specs[2], &format!("{base}.v"), role)?;
-    let cbs = default_cbs(&[x], &specs[0]);
-    let refs: Vec<(&str, u64)> = cbs.iter().map(|(n, s)| (n.as_str(), *s)).collect();
-    let grid = op.compute_grid();
-    op.circular_buffers(grid, &refs)?;
+    place_default_cbs(&mut op, &[x], &specs[0])?;
     op.compute(|op| {
         op.run(|chip| {
             let [hq, hk, hv] = kernel(&chip.read(x))?;

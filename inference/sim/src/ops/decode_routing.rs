@@ -2,7 +2,7 @@
 //! top-k into dense per-expert weights, and `ttnn.moe_routing_remap`, which keeps the experts
 //! of this chip's expert-parallel rank.
 
-use super::{args_of, default_cbs, local_op, Out};
+use super::{args_of, local_op, place_default_cbs, Out};
 use crate::error::{SimError, SimResult};
 use crate::host::HostTensor;
 use crate::mesh::Mesh;
@@ -76,10 +76,7 @@ pub fn moe_routing_remap(
     ]);
     let mut op = mesh.begin_op(name, args, &[routing], &[], &[])?;
     let output = op.alloc_output(&spec, &out.name_for(name), out.role.unwrap_or(Role::Activation))?;
-    let cbs = default_cbs(&[routing], &spec);
-    let refs: Vec<(&str, u64)> = cbs.iter().map(|(n, s)| (n.as_str(), *s)).collect();
-    let grid = op.compute_grid();
-    op.circular_buffers(grid, &refs)?;
+    place_default_cbs(&mut op, &[routing], &spec)?;
     op.compute(|op| {
         op.run(|chip| {
             let d = chip.device() as usize;

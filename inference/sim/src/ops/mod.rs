@@ -124,16 +124,16 @@ impl Out {
 }
 
 /// The usual double-buffered circular buffers: two pages per input and two for the output.
-pub fn default_cbs(inputs: &[&Tensor], out: &TensorSpec) -> Vec<(String, u64)> {
+fn default_cbs(inputs: &[&Tensor], out: &TensorSpec) -> Vec<(String, u64)> {
     let mut cbs: Vec<(String, u64)> =
         inputs.iter().enumerate().map(|(i, t)| (format!("cb_in{i}"), 2 * t.placement().page_size)).collect();
     cbs.push(("cb_out".to_string(), 2 * out.format().page_size()));
     cbs
 }
 
-/// Places the [`default_cbs`] of a program reading `inputs` and writing `out` on the whole
-/// compute grid; returns where the region ends. Plan mode's op stand-ins place theirs through
-/// this too, so a plan's circular buffers are the data path's.
+/// Places the usual double-buffered circular buffers (two pages per input, two for the output)
+/// of a program reading `inputs` and writing `out` on the whole compute grid; returns where the
+/// region ends. Every op with that layout places its buffers here, in data and plan mode alike.
 pub fn place_default_cbs(op: &mut OpRun<'_>, inputs: &[&Tensor], out: &TensorSpec) -> SimResult<u64> {
     let cbs = default_cbs(inputs, out);
     let refs: Vec<(&str, u64)> = cbs.iter().map(|(n, s)| (n.as_str(), *s)).collect();

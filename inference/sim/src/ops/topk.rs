@@ -1,6 +1,6 @@
 //! `ttnn.topk`: the k largest values along the last dim and their indices.
 
-use super::{args_of, default_cbs, Out};
+use super::{args_of, place_default_cbs, Out};
 use crate::dtype::DType;
 use crate::error::{SimError, SimResult};
 use crate::host::HostTensor;
@@ -45,10 +45,7 @@ pub fn topk(mesh: &mut Mesh, x: &Tensor, k: usize, out: &Out) -> SimResult<(Tens
     let mut op = mesh.begin_op(name, args_of(&[("k", k.to_string())]), &[x], &[], &[])?;
     let values = op.alloc_output(&vspec, &format!("{base}.values"), Role::Activation)?;
     let indices = op.alloc_output(&ispec, &format!("{base}.indices"), Role::Activation)?;
-    let cbs = default_cbs(&[x], &vspec);
-    let refs: Vec<(&str, u64)> = cbs.iter().map(|(n, s)| (n.as_str(), *s)).collect();
-    let grid = op.compute_grid();
-    op.circular_buffers(grid, &refs)?;
+    place_default_cbs(&mut op, &[x], &vspec)?;
     op.compute(|op| {
         op.run(|chip| {
             let (v, i) = topk_host(&chip.read(x), k);
