@@ -357,36 +357,15 @@ fn compare_maps(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{BufferAlloc, GuardDigest, Layout, OpBegin, OutputDigest, Role, Write};
+    use crate::events::{GuardDigest, OpBegin, OutputDigest, Role, Write};
+    use ttsan_test_support::events::{interleaved, op_begin};
 
     fn alloc(id: u64, name: &str) -> Event {
-        Event::BufferAlloc(BufferAlloc {
-            id,
-            device: None,
-            space: Space::Dram,
-            address: 0,
-            size: 4096,
-            page_size: 2048,
-            layout: Layout::Interleaved,
-            name: name.into(),
-            role: Role::Activation,
-            op: None,
-            stack: None,
-            stack_id: None,
-        })
+        Event::BufferAlloc(interleaved(id, Space::Dram, 0, 4096, 2048, name, Role::Activation, None))
     }
 
     fn op(index: u64, name: &str) -> Event {
-        Event::OpBegin(OpBegin {
-            index,
-            name: name.into(),
-            devices: Vec::new(),
-            args: String::new(),
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-            scratch: Vec::new(),
-            parent: None,
-        })
+        Event::OpBegin(op_begin(index, name))
     }
 
     fn out(op: u64, buffer: u64, device: u32, pages: &[u8]) -> Event {
@@ -481,14 +460,10 @@ mod tests {
             let mut next = 2;
             if late {
                 e.push(Event::OpBegin(OpBegin {
-                    index: 2,
-                    name: "ttnn.rs".into(),
                     devices: vec![4],
-                    args: String::new(),
-                    inputs: Vec::new(),
-                    outputs: Vec::new(),
                     scratch: vec![7],
                     parent: Some(0),
+                    ..op_begin(2, "ttnn.rs")
                 }));
                 e.push(guard(Some(2), 7, 5, &[1, 9]));
                 next = 3;

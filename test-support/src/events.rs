@@ -6,7 +6,7 @@ use ttsan_events::{BufferAlloc, BufferFree, Event, Layout, OpBegin, Role, Space}
 /// An interleaved buffer on every chip of the mesh, without a stack; callers override `device`
 /// or `stack` with struct update syntax.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn interleaved(
+pub fn interleaved(
     id: u64,
     space: Space,
     address: u64,
@@ -33,7 +33,7 @@ pub(crate) fn interleaved(
 }
 
 /// A top-level op on every chip that declares nothing; callers add what it declares.
-pub(crate) fn op_begin(index: u64, name: impl Into<String>) -> OpBegin {
+pub fn op_begin(index: u64, name: impl Into<String>) -> OpBegin {
     OpBegin {
         index,
         name: name.into(),
@@ -47,6 +47,6 @@ pub(crate) fn op_begin(index: u64, name: impl Into<String>) -> OpBegin {
 }
 
 /// Frees buffer `id`, inside `op` if given, without a stack.
-pub(crate) fn free(id: u64, op: Option<u64>) -> Event {
+pub fn free(id: u64, op: Option<u64>) -> Event {
     Event::BufferFree(BufferFree { id, op, stack: None, stack_id: None })
 }
