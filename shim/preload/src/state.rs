@@ -774,6 +774,8 @@ static MESH_DEVICE_KNOWN: AtomicBool = AtomicBool::new(false);
 ///
 /// A slot is made per thread that creates a mesh buffer and kept for the life of the process
 /// (a few dozen bytes per such thread): a link of a thread that exited may still be pending.
+/// The default is a slot with nothing published.
+#[derive(Default)]
 pub(crate) struct LinkSlot {
     /// Odd while the owner writes.
     seq: AtomicU64,
@@ -791,13 +793,7 @@ static LINKS: Mutex<Vec<&'static LinkSlot>> = Mutex::new(Vec::new());
 impl LinkSlot {
     /// A new slot for the calling thread, registered for readers.
     pub(crate) fn register() -> &'static LinkSlot {
-        let slot: &'static LinkSlot = Box::leak(Box::new(LinkSlot {
-            seq: AtomicU64::new(0),
-            backing: AtomicUsize::new(0),
-            id: AtomicU64::new(0),
-            mesh: AtomicUsize::new(0),
-            pending: AtomicBool::new(false),
-        }));
+        let slot: &'static LinkSlot = Box::leak(Box::default());
         LINKS.lock().unwrap_or_else(|e| e.into_inner()).push(slot);
         slot
     }
@@ -926,13 +922,7 @@ mod tests {
     use super::*;
 
     fn slot() -> &'static LinkSlot {
-        Box::leak(Box::new(LinkSlot {
-            seq: AtomicU64::new(0),
-            backing: AtomicUsize::new(0),
-            id: AtomicU64::new(0),
-            mesh: AtomicUsize::new(0),
-            pending: AtomicBool::new(false),
-        }))
+        Box::leak(Box::default())
     }
 
     #[test]
