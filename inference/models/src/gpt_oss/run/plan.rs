@@ -129,7 +129,7 @@ pub fn plan(
     // of L1 before anything else is placed.
     let mut ccl = crate::gpt_oss::ccl::manager(&mut mesh, Topology::Ring, 1)?;
     let weights = ModelWeights::shapes(c.clone());
-    let result = walk(&mut mesh, &mut ccl, &weights, opts, progress);
+    let result = model_passes(&mut mesh, &mut ccl, &weights, opts.seq_len, opts.decode_steps, progress);
     let (out_of_memory, program_error) = match result {
         Ok(()) => (None, None),
         Err(e) => match (oom(&e), cb_error(&e)) {
@@ -145,24 +145,14 @@ pub fn plan(
         },
     };
     let stats = mesh.finish()?;
-    let total = c.num_hidden_layers * passes(opts);
+    let total = c.num_hidden_layers * passes(opts.seq_len, opts.decode_steps);
     progress(Progress { done: total, total, step: "" });
     Ok(PlanOutcome { ops: stats.ops, allocations: stats.buffers, out_of_memory, program_error, l1: watch.peak() })
 }
 
-/// Passes of a plan: the prefill (if any) and each decode step.
-fn passes(opts: &PlanOptions) -> usize {
-    usize::from(opts.seq_len > 0) + opts.decode_steps
-}
-
-fn walk(
-    mesh: &mut Mesh,
-    ccl: &mut CclManager,
-    weights: &ModelWeights,
-    opts: &PlanOptions,
-    progress: &dyn Fn(Progress<'_>),
-) -> Result<(), RunError> {
-    model_passes(mesh, ccl, weights, opts.seq_len, opts.decode_steps, progress)
+/// Passes over the layers: the prefill (if any) and each decode step.
+fn passes(seq_len: usize, decode_steps: usize) -> usize {
+    usize::from(seq_len > 0) + decode_steps
 }
 
 /// The model as the plan runs it, on any mesh: every weight of `weights` uploaded with one
@@ -181,7 +171,7 @@ pub fn model_passes(
 ) -> Result<(), RunError> {
     let c = &weights.config;
     let layers = c.num_hidden_layers;
-    let total = layers * (usize::from(seq_len > 0) + decode_steps);
+    let total = layers * passes(seq_len, decode_steps);
     mesh.mark("plan: weights");
     let model = DecodeModel::upload_with(mesh, weights, ExpertsPlacement::Single)?;
     let positions = (seq_len + decode_steps).div_ceil(KV_BLOCK).max(1) * KV_BLOCK;
