@@ -246,6 +246,17 @@ fn analyze_writes_the_html_map_too() {
         &page[..60.min(page.len())]
     );
     assert!(page.len() > 1000);
+    // The report is the one `analyze` prints without the map (the map's pass analyses for it).
+    let plain = ttsan().arg("analyze").arg(&trace).output().unwrap();
+    assert_eq!(plain.status.code(), Some(1), "{}", stderr(&plain));
+    assert!(stdout(&out).contains("use-after-free"), "{}", stdout(&out));
+    assert_eq!(stdout(&out), stdout(&plain));
+    let json = |extra: &[&str]| {
+        let mut cmd = ttsan();
+        cmd.arg("analyze").arg(&trace).args(["--format", "json"]).args(extra);
+        stdout(&cmd.output().unwrap())
+    };
+    assert_eq!(json(&["--html", &html.display().to_string()]), json(&[]));
     // An unwritable map path is a usage error, and the report is not claimed clean.
     let out = ttsan().arg("analyze").arg(&trace).args(["--html", "/nonexistent/dir/map.html"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));

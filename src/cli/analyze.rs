@@ -10,9 +10,9 @@ use super::settings::{Format, ReportArgs, Settings};
 use anyhow::Context as _;
 use clap::Args;
 use std::path::{Path, PathBuf};
-use ttsan_sanitizer::analyze_file;
 use ttsan_sanitizer::ci::{self, Check};
 use ttsan_sanitizer::report::{render_text, Report};
+use ttsan_sanitizer::{analyze_file, Analysis};
 
 /// Arguments of `ttsan analyze`.
 #[derive(Debug, Args)]
@@ -33,21 +33,27 @@ pub fn run(args: &AnalyzeArgs) -> Outcome {
         Some(path) => Some(path.clone()),
         None => EnvOptions::from_env().map_err(Failure::usage)?.string("html").map(PathBuf::from),
     };
-    if let Some(path) = &html {
-        write_map(&args.trace, path, &settings)?;
-    }
+    let mapped = match &html {
+        Some(path) => Some(write_map(&args.trace, path, &settings)?),
+        None => None,
+    };
     match &settings.ci {
         // The gate reads the trace itself: it sees every reader fact and survives a panic.
         Some(ci) => super::ci::gate_trace(&args.trace, &settings, ci),
         None => {
-            let report = analyze_trace(&args.trace, &settings)?;
+            // The map's pass analysed the trace already, with the same options.
+            let report = match mapped {
+                Some(analysis) => Report::new(analysis),
+                None => analyze_trace(&args.trace, &settings)?,
+            };
             emit(&report, &settings)
         }
     }
 }
 
-/// Writes the HTML allocation map of `trace` (a separate streaming pass over the file).
-fn write_map(trace: &Path, path: &Path, settings: &Settings) -> Result<(), Failure> {
+/// Writes the HTML allocation map of `trace` in one streaming pass over the file, which also
+/// analyses it; returns that analysis.
+fn write_map(trace: &Path, path: &Path, settings: &Settings) -> Result<Analysis, Failure> {
     let (map, analysis) = ttsan_viz::map_trace_file(trace, settings.analysis.clone())
         .with_context(|| trace.display().to_string())
         .map_err(Failure::usage)?;
@@ -55,7 +61,7 @@ fn write_map(trace: &Path, path: &Path, settings: &Settings) -> Result<(), Failu
         .with_context(|| format!("writing HTML map {}", path.display()))
         .map_err(Failure::usage)?;
     eprintln!("ttsan: allocation map written to {}", path.display());
-    Ok(())
+    Ok(analysis)
 }
 
 /// Analyses a trace file into a report; an unreadable trace is a usage error (exit 2).
