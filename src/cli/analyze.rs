@@ -33,35 +33,51 @@ pub fn run(args: &AnalyzeArgs) -> Outcome {
         Some(path) => Some(path.clone()),
         None => EnvOptions::from_env().map_err(Failure::usage)?.string("html").map(PathBuf::from),
     };
-    let mapped = match &html {
-        Some(path) => Some(write_map(&args.trace, path, &settings)?),
-        None => None,
-    };
     match &settings.ci {
         // The gate reads the trace itself: it sees every reader fact and survives a panic.
-        Some(ci) => super::ci::gate_trace(&args.trace, &settings, ci),
+        Some(ci) => {
+            if let Some(path) = &html {
+                write_map(&args.trace, path, &settings)?;
+            }
+            super::ci::gate_trace(&args.trace, &settings, ci)
+        }
         None => {
-            // The map's pass analysed the trace already, with the same options.
-            let report = match mapped {
-                Some(analysis) => Report::new(analysis),
-                None => analyze_trace(&args.trace, &settings)?,
-            };
+            let report = analyze_with_map(&args.trace, html.as_deref(), &settings)?;
             emit(&report, &settings)
         }
     }
 }
 
 /// Writes the HTML allocation map of `trace` in one streaming pass over the file, which also
-/// analyses it; returns that analysis.
-fn write_map(trace: &Path, path: &Path, settings: &Settings) -> Result<Analysis, Failure> {
+/// analyses it; returns that analysis. A map that cannot be written is the user's to fix (exit
+/// 2), one that cannot be encoded ttsan's (exit 3).
+pub fn write_map(trace: &Path, path: &Path, settings: &Settings) -> Result<Analysis, Failure> {
     let (map, analysis) = ttsan_viz::map_trace_file(trace, settings.analysis.clone())
         .with_context(|| trace.display().to_string())
         .map_err(Failure::usage)?;
-    ttsan_viz::write_html_file(&map, &analysis, path)
-        .with_context(|| format!("writing HTML map {}", path.display()))
-        .map_err(Failure::usage)?;
-    eprintln!("ttsan: allocation map written to {}", path.display());
+    ttsan_viz::write_html_file(&map, &analysis, path).map_err(|e| super::report::output_failure(e, path))?;
+    eprintln!(
+        "ttsan: wrote {} ({} allocations, {} ops, {} findings)",
+        path.display(),
+        map.allocs().len(),
+        map.ops().len(),
+        analysis.findings.len()
+    );
     Ok(analysis)
+}
+
+/// [`analyze_trace`], writing the HTML map to `html` too when given: outside CI mode in the
+/// same pass (the map's pass analyses the trace with the same options); in CI mode the report
+/// needs the reader's facts, so the trace is read again.
+pub fn analyze_with_map(trace: &Path, html: Option<&Path>, settings: &Settings) -> Result<Report, Failure> {
+    match (html, &settings.ci) {
+        (Some(path), None) => Ok(Report::new(write_map(trace, path, settings)?)),
+        (Some(path), Some(_)) => {
+            write_map(trace, path, settings)?;
+            analyze_trace(trace, settings)
+        }
+        (None, _) => analyze_trace(trace, settings),
+    }
 }
 
 /// Analyses a trace file into a report; an unreadable trace is a usage error (exit 2).

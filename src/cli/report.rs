@@ -63,10 +63,11 @@ pub fn run(args: &VizArgs) -> Outcome {
     Ok(CLEAN)
 }
 
-/// An output that cannot be written (a missing directory, a full disk) is the user's to fix
-/// (exit 2); failing to encode or draw is ttsan's (exit 3).
-fn output_failure(e: VizError, path: &Path) -> Failure {
-    let usage = matches!(e, VizError::Io(_));
+/// An output that cannot be written (a missing directory, a full disk) or a trace without the
+/// capture record a map is drawn against is the user's to fix (exit 2); failing to encode or draw
+/// is ttsan's (exit 3).
+pub(super) fn output_failure(e: VizError, path: &Path) -> Failure {
+    let usage = matches!(e, VizError::Io(_) | VizError::NoCapture);
     let error = anyhow::Error::new(e).context(format!("cannot write {}", path.display()));
     if usage {
         Failure::usage(error)

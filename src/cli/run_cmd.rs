@@ -6,7 +6,7 @@
 //! file written by every shim instance tells "tt-metal was never loaded" (nothing to check, the
 //! command's exit code stands) from "the shim never loaded" and "the shim failed" (never clean).
 
-use super::analyze::{analyze_trace, emit};
+use super::analyze::{analyze_with_map, emit};
 use super::exit::{Failure, Outcome, CLEAN, INTERNAL};
 use super::options::EnvOptions;
 use super::settings::{ReportArgs, Settings};
@@ -267,17 +267,7 @@ fn report_one(trace: &Path, s: &Settings, html: Option<&Path>) -> Outcome {
             stats.records
         );
     }
-    let report = analyze_trace(trace, s)?;
-    if let Some(path) = html {
-        let viz = super::report::VizArgs {
-            trace: trace.to_path_buf(),
-            html: Some(path.to_path_buf()),
-            png: None,
-            svg: None,
-            leaks: s.analysis.leaks,
-        };
-        super::report::run(&viz)?;
-    }
+    let report = analyze_with_map(trace, html, s)?;
     emit(&report, s)
 }
 

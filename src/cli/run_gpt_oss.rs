@@ -5,7 +5,7 @@
 //! but a module missed its PCC threshold), prints the module PCCs, adds them to the JSON report
 //! as `modules[]` (and to JUnit as test cases), and writes the HTML allocation map on request.
 
-use super::analyze::{analyze_trace, emit, emit_with, incomplete};
+use super::analyze::{analyze_trace, analyze_with_map, emit, emit_with, incomplete};
 use super::exit::{plain_verdict, verdict_code, Failure, Outcome, ACCURACY};
 use super::gpt_oss_args::{parse_cases, parse_ids, parse_layers, parse_mesh};
 use super::options::EnvOptions;
@@ -13,7 +13,7 @@ use super::settings::{Format, ReportArgs, Settings};
 use anyhow::{anyhow, Context as _};
 use clap::Args;
 use std::io::IsTerminal as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use ttsan_inference::common::npy;
 use ttsan_inference::gpt_oss::config::GptOssConfig;
@@ -303,10 +303,7 @@ pub fn run(args: &GptOssArgs) -> Outcome {
         // tt-metal throws here; the trace up to the throw says who and what.
         eprintln!("ttsan: the run stopped with the device's error: {e}");
     }
-    let report = analyze_trace(&trace.path, &settings)?;
-    if let Some(html) = &args.html {
-        write_html(&trace.path, html, &settings)?;
-    }
+    let report = analyze_with_map(&trace.path, args.html.as_deref(), &settings)?;
     let checks = || {
         print_modules(&outcome, &mut std::io::stderr());
         module_checks(&outcome)
@@ -363,15 +360,6 @@ fn run_plan(args: &GptOssArgs, opts: &RunOptions, settings: &Settings) -> Outcom
         return Err(Failure { code: super::exit::FINDINGS, error: anyhow!(error) });
     }
     emit(&report, settings)
-}
-
-fn write_html(trace: &Path, html: &Path, settings: &Settings) -> Result<(), Failure> {
-    let (map, analysis) = ttsan_viz::map_trace_file(trace, settings.analysis.clone())
-        .with_context(|| trace.display().to_string())
-        .map_err(Failure::usage)?;
-    ttsan_viz::write_html_file(&map, &analysis, html)
-        .with_context(|| format!("writing {}", html.display()))
-        .map_err(Failure::usage)
 }
 
 /// The module results as CI checks (one JUnit test case each).
