@@ -55,14 +55,7 @@ pub fn write_map(trace: &Path, path: &Path, settings: &Settings) -> Result<Analy
     let (map, analysis) = ttsan_viz::map_trace_file(trace, settings.analysis.clone())
         .with_context(|| trace.display().to_string())
         .map_err(Failure::usage)?;
-    ttsan_viz::write_html_file(&map, &analysis, path).map_err(|e| super::report::output_failure(e, path))?;
-    eprintln!(
-        "ttsan: wrote {} ({} allocations, {} ops, {} findings)",
-        path.display(),
-        map.allocs().len(),
-        map.ops().len(),
-        analysis.findings.len()
-    );
+    super::report::write_html(&map, &analysis, path)?;
     Ok(analysis)
 }
 

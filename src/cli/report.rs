@@ -5,8 +5,8 @@ use anyhow::anyhow;
 use clap::Args;
 use std::path::Path;
 use std::path::PathBuf;
-use ttsan_sanitizer::AnalysisOptions;
-use ttsan_viz::VizError;
+use ttsan_sanitizer::{Analysis, AnalysisOptions};
+use ttsan_viz::{MapData, VizError};
 
 /// Arguments of `ttsan report`.
 #[derive(Debug, Args)]
@@ -43,14 +43,7 @@ pub fn run(args: &VizArgs) -> Outcome {
         return Err(Failure::usage(anyhow!("{}: the trace has no capture_start record", args.trace.display())));
     }
     if let Some(path) = &args.html {
-        ttsan_viz::write_html_file(&map, &analysis, path).map_err(|e| output_failure(e, path))?;
-        eprintln!(
-            "ttsan: wrote {} ({} allocations, {} ops, {} findings)",
-            path.display(),
-            map.allocs().len(),
-            map.ops().len(),
-            analysis.findings.len()
-        );
+        write_html(&map, &analysis, path)?;
     }
     if let Some(path) = &args.png {
         ttsan_viz::write_png(&map, path).map_err(|e| output_failure(e, path))?;
@@ -61,6 +54,19 @@ pub fn run(args: &VizArgs) -> Outcome {
         eprintln!("ttsan: wrote {}", path.display());
     }
     Ok(CLEAN)
+}
+
+/// Writes the HTML allocation map and says so on stderr.
+pub(super) fn write_html(map: &MapData, analysis: &Analysis, path: &Path) -> Result<(), Failure> {
+    ttsan_viz::write_html_file(map, analysis, path).map_err(|e| output_failure(e, path))?;
+    eprintln!(
+        "ttsan: wrote {} ({} allocations, {} ops, {} findings)",
+        path.display(),
+        map.allocs().len(),
+        map.ops().len(),
+        analysis.findings.len()
+    );
+    Ok(())
 }
 
 /// An output that cannot be written (a missing directory, a full disk) or a trace without the
